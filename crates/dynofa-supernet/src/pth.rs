@@ -1,0 +1,160 @@
+//! Writing PyTorch checkpoints in torch's zip format (what `torch.save` writes since 1.6),
+//! readable by `torch.load` and by our own importer.
+//!
+//! The pickle is protocol 2 and names only allow-listed globals (`OrderedDict`,
+//! `_rebuild_tensor_v2`, `FloatStorage`); each tensor is one little-endian f32 storage.
+
+use std::io::Write;
+use std::path::Path;
+
+use zip::write::SimpleFileOptions;
+
+use crate::error::{Error, Result};
+use crate::tensor_io::write_atomically;
+
+/// A named f32 tensor, as in a PyTorch state dict.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedTensor {
+    /// State-dict key.
+    pub name: String,
+    /// Dimensions.
+    pub shape: Vec<usize>,
+    /// Values, row-major.
+    pub data: Vec<f32>,
+}
+
+/// Writes `tensors` as `{'state_dict': OrderedDict}` (or a bare `OrderedDict` when
+/// `wrapped` is false) to `path`, atomically.
+pub fn write_state_dict(path: &Path, tensors: &[NamedTensor], wrapped: bool) -> Result<()> {
+    let storages: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|t| t.data.iter().flat_map(|v| v.to_le_bytes()).collect())
+        .collect();
+    write_zip_checkpoint(path, &state_dict_pickle(tensors, wrapped), &storages)
+}
+
+/// Writes a zip-format checkpoint from its pickle and its storages (`data/0`, `data/1`, …).
+pub fn write_zip_checkpoint(path: &Path, pickle: &[u8], storages: &[Vec<u8>]) -> Result<()> {
+    let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("archive").to_string();
+    write_atomically(path, |file| {
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let stored = SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored)
+            .with_alignment(64);
+        let entry = |zip: &mut zip::ZipWriter<_>, entry: &str, bytes: &[u8]| {
+            zip.start_file(format!("{name}/{entry}"), stored)?;
+            zip.write_all(bytes).map_err(zip::result::ZipError::from)
+        };
+        let result = (|| {
+            entry(&mut zip, "data.pkl", pickle)?;
+            entry(&mut zip, "byteorder", b"little")?;
+            for (i, storage) in storages.iter().enumerate() {
+                entry(&mut zip, &format!("data/{i}"), storage)?;
+            }
+            entry(&mut zip, "version", b"3\n")?;
+            zip.finish()
+        })();
+        let bytes = result.map_err(std::io::Error::other)?.into_inner();
+        file.write_all(&bytes)
+    })
+    .map_err(|e| match e {
+        Error::Io { .. } => e,
+        other => Error::Checkpoint { detail: other.to_string() }.in_file(path),
+    })
+}
+
+/// Pickle opcodes used below (protocol 2).
+mod op {
+    pub const PROTO: u8 = 0x80;
+    pub const EMPTY_DICT: u8 = b'}';
+    pub const EMPTY_TUPLE: u8 = b')';
+    pub const MARK: u8 = b'(';
+    pub const TUPLE: u8 = b't';
+    pub const REDUCE: u8 = b'R';
+    pub const BINPERSID: u8 = b'Q';
+    pub const SETITEM: u8 = b's';
+    pub const SETITEMS: u8 = b'u';
+    pub const NEWFALSE: u8 = 0x89;
+    pub const STOP: u8 = b'.';
+}
+
+/// A protocol-2 pickle under construction.
+#[derive(Default)]
+pub struct Pickle(Vec<u8>);
+
+impl Pickle {
+    /// Starts a protocol-2 pickle.
+    pub fn new() -> Self {
+        Pickle(vec![op::PROTO, 2])
+    }
+
+    /// Appends raw opcodes.
+    pub fn op(&mut self, opcode: u8) -> &mut Self {
+        self.0.push(opcode);
+        self
+    }
+
+    /// `GLOBAL module name`.
+    pub fn global(&mut self, module: &str, name: &str) -> &mut Self {
+        self.0.push(b'c');
+        self.0.extend_from_slice(format!("{module}\n{name}\n").as_bytes());
+        self
+    }
+
+    /// A string (`BINUNICODE`).
+    pub fn string(&mut self, text: &str) -> &mut Self {
+        self.0.push(b'X');
+        self.0.extend_from_slice(&(text.len() as u32).to_le_bytes());
+        self.0.extend_from_slice(text.as_bytes());
+        self
+    }
+
+    /// An int (`BININT`).
+    pub fn int(&mut self, value: usize) -> &mut Self {
+        self.0.push(b'J');
+        self.0.extend_from_slice(&(value as i32).to_le_bytes());
+        self
+    }
+
+    /// A tuple of ints.
+    pub fn int_tuple(&mut self, values: &[usize]) -> &mut Self {
+        self.op(op::MARK);
+        values.iter().for_each(|&v| {
+            self.int(v);
+        });
+        self.op(op::TUPLE)
+    }
+
+    /// An empty `OrderedDict()`.
+    pub fn ordered_dict(&mut self) -> &mut Self {
+        self.global("collections", "OrderedDict").op(op::EMPTY_TUPLE).op(op::REDUCE)
+    }
+
+    /// Ends the pickle.
+    pub fn finish(mut self) -> Vec<u8> {
+        self.0.push(op::STOP);
+        self.0
+    }
+}
+
+fn state_dict_pickle(tensors: &[NamedTensor], wrapped: bool) -> Vec<u8> {
+    let mut p = Pickle::new();
+    if wrapped {
+        p.op(op::EMPTY_DICT).string("state_dict");
+    }
+    p.ordered_dict().op(op::MARK);
+    for (i, t) in tensors.iter().enumerate() {
+        let strides: Vec<usize> = (0..t.shape.len()).map(|d| t.shape[d + 1..].iter().product()).collect();
+        p.string(&t.name).global("torch._utils", "_rebuild_tensor_v2").op(op::MARK);
+        // Persistent id of the storage: ('storage', FloatStorage, key, location, numel).
+        p.op(op::MARK).string("storage").global("torch", "FloatStorage");
+        p.string(&i.to_string()).string("cpu").int(t.data.len()).op(op::TUPLE).op(op::BINPERSID);
+        p.int(0).int_tuple(&t.shape).int_tuple(&strides).op(op::NEWFALSE).ordered_dict();
+        p.op(op::TUPLE).op(op::REDUCE);
+    }
+    p.op(op::SETITEMS);
+    if wrapped {
+        p.op(op::SETITEM);
+    }
+    p.finish()
+}
