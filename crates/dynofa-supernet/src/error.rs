@@ -24,20 +24,20 @@ pub enum Error {
         detail: String,
     },
     /// A file could not be read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error (part of the message, not a separate cause).
+        error: std::io::Error,
     },
     /// An error inside a named file.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {inner}", path.display())]
     InFile {
         /// The file.
         path: PathBuf,
         /// What is wrong in it.
-        source: Box<Error>,
+        inner: Box<Error>,
     },
     /// A checkpoint lacks a tensor the supernet needs.
     #[error("missing tensor `{key}` (the supernet needs it; found {found} tensors)")]
@@ -87,15 +87,15 @@ pub enum Error {
 
 impl Error {
     /// An I/O error on `path`.
-    pub fn io(path: &Path, source: std::io::Error) -> Self {
-        Error::Io { path: path.to_path_buf(), source }
+    pub fn io(path: &Path, error: std::io::Error) -> Self {
+        Error::Io { path: path.to_path_buf(), error }
     }
 
     /// Attaches the file this error happened in (once).
     pub fn in_file(self, path: &Path) -> Self {
         match self {
             Error::Io { .. } | Error::InFile { .. } => self,
-            other => Error::InFile { path: path.to_path_buf(), source: Box::new(other) },
+            other => Error::InFile { path: path.to_path_buf(), inner: Box::new(other) },
         }
     }
 }

@@ -42,16 +42,25 @@ pub fn check_checkpoint(path: &Path) -> Result<()> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06") {
         check_zip(&bytes)
+    } else if bytes.get(257..262) == Some(b"ustar") {
+        Err(Error::Checkpoint { detail: "TAR checkpoints (PyTorch before 0.1.10) are not supported".into() })
     } else {
-        // Legacy stream: magic, protocol, system info, the object, the storage keys.
+        // A plain pickle, or the legacy stream: magic, protocol, system info, the object and
+        // the storage keys as five pickles, then raw storage bytes.
         let mut rest = &bytes[..];
-        for _ in 0..5 {
+        for _ in 0..LEGACY_PICKLES {
             let used = check_pickle(rest)?;
             rest = &rest[used..];
+            if rest.is_empty() {
+                break;
+            }
         }
         Ok(())
     }
 }
+
+/// Pickles at the start of a legacy (pre-1.6) checkpoint.
+const LEGACY_PICKLES: usize = 5;
 
 fn check_zip(bytes: &[u8]) -> Result<()> {
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))

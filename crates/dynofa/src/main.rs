@@ -1,0 +1,52 @@
+//! # dynofa
+//!
+//! The command-line tool: `dynofa infer`, `dynofa describe`, `dynofa convert`. Thin: each
+//! command parses its arguments and calls the library crates (`dynofa-supernet`, …);
+//! errors are reported with `anyhow` context naming the file or value at fault.
+
+mod commands;
+mod preprocess;
+mod weights;
+
+use clap::{Parser, Subcommand};
+
+/// Dynamic-OFA in Rust: once-for-all sub-networks, switched at run time.
+#[derive(Parser)]
+#[command(name = "dynofa", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a sub-network on an .npy batch or on images.
+    Infer(commands::infer::Args),
+    /// Print a sub-network's facts (parameters, MFLOPs, …) as JSON.
+    Describe(commands::describe::Args),
+    /// Convert supernet weights (e.g. the official .pth) to Burn's record format (.bpk).
+    Convert(commands::convert::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DYNOFA_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Infer(args) => commands::infer::run(args),
+        Command::Describe(args) => commands::describe::run(args),
+        Command::Convert(args) => commands::convert::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

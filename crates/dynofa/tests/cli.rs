@@ -1,0 +1,141 @@
+//! The `dynofa` binary as a user runs it: golden logits from the command line (both
+//! checkpoint files), `describe`, `convert`, and clear errors with a non-zero exit.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use burn::prelude::*;
+use dynofa_golden::check_parity;
+use dynofa_supernet::tensor_io::{read_npy, Array};
+use dynofa_supernet::{load_checkpoint, load_checkpoint_in, Precision};
+
+fn dynofa(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dynofa")).args(args).output().expect("dynofa runs")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn infer_reproduces_every_golden_case_from_the_command_line() {
+    let (cases, tol) = dynofa_golden::cases();
+    let dir = tempfile::tempdir().unwrap();
+    let device = Device::flex();
+    let mut files = std::collections::BTreeSet::new();
+    for case in &cases {
+        let out = dir.path().join(format!("{}.npy", case.id));
+        let cfg = case.cfg.to_json();
+        let run = dynofa(&[
+            "infer", "--weights", s(&case.checkpoint_path()), "--subnet", &cfg,
+            "--input", s(&dynofa_golden::path(&case.input)), "--output", s(&out),
+        ]);
+        assert!(run.status.success(), "{}: {}", case.id, stderr(&run));
+        let got = read_npy(&out).unwrap();
+        // The command computes exactly what the library does…
+        let net = load_checkpoint(&case.checkpoint_path(), &device).unwrap();
+        let lib = Array::from_tensor(&net.forward(case.input().to_tensor(&device).unwrap(), &case.cfg).unwrap());
+        assert_eq!(got, lib, "{}: CLI and library agree", case.id);
+        // …and what the reference does (see `dynofa_golden::Parity`).
+        let exact_net = load_checkpoint_in(&case.checkpoint_path(), &device, Precision::F64).unwrap();
+        let x64 = case.input().to_tensor_in(&device, Precision::F64).unwrap();
+        let exact = Array::from_tensor(&exact_net.forward(x64, &case.cfg).unwrap());
+        check_parity(&got, &case.expected_logits(), &exact, tol).unwrap_or_else(|e| panic!("{}: {e}", case.id));
+        files.insert(case.checkpoint.clone());
+    }
+    assert_eq!(files.len(), 2, "both checkpoint files");
+}
+
+#[test]
+fn describe_prints_exact_counts() {
+    let (cases, _) = dynofa_golden::cases();
+    for case in cases.iter().take(3).chain(cases.iter().filter(|c| c.net == "w10").take(1)) {
+        let width = if case.net == "w12" { "1.2" } else { "1.0" };
+        let run = dynofa(&["describe", "--subnet", &case.cfg.to_json(), "--width", width]);
+        assert!(run.status.success(), "{}", stderr(&run));
+        let json: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+        assert_eq!(json["params"].as_u64(), Some(case.params), "{}", case.id);
+        assert!((json["mflops"].as_f64().unwrap() - case.mflops).abs() <= 1e-6 * case.mflops);
+        assert_eq!(json["width"], width);
+    }
+    // The width comes from the weights when they are given.
+    let w10 = cases.iter().find(|c| c.net == "w10").unwrap();
+    let run = dynofa(&["describe", "--subnet", &w10.cfg.to_json(), "--weights", s(&w10.checkpoint_path())]);
+    let json: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(json["params"].as_u64(), Some(w10.params));
+}
+
+#[test]
+fn convert_then_infer_from_the_record() {
+    let (cases, _) = dynofa_golden::cases();
+    let case = cases.iter().find(|c| c.net == "w10").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("w10.bpk");
+    let run = dynofa(&["convert", "--weights", s(&case.checkpoint_path()), "--out", s(&record)]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let json: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert!(json["record_load_ms"].as_f64().unwrap() > 0.0);
+    let (a, b) = (dir.path().join("a.npy"), dir.path().join("b.npy"));
+    for (weights, out) in [(case.checkpoint_path(), &a), (record.clone(), &b)] {
+        let run = dynofa(&[
+            "infer", "--weights", s(&weights), "--subnet", &case.cfg.to_json(),
+            "--input", s(&dynofa_golden::path(&case.input)), "--output", s(out),
+        ]);
+        assert!(run.status.success(), "{}", stderr(&run));
+    }
+    assert_eq!(read_npy(&a).unwrap(), read_npy(&b).unwrap());
+}
+
+#[test]
+fn images_get_top5_classes_and_the_default_weights_say_untrained() {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/sample.png");
+    let run = dynofa(&["infer", "--subnet", r#"{"ks":[3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3],"e":[3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3],"d":[2,2,2,2,2],"r":[128]}"#, "--image", s(&sample)]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(stderr(&run).contains("UNTRAINED"));
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(stdout.lines().filter(|l| l.contains('%')).count(), 5, "{stdout}");
+}
+
+#[test]
+fn bad_input_is_a_clear_error() {
+    let (cases, _) = dynofa_golden::cases();
+    let case = &cases[0];
+    let dir = tempfile::tempdir().unwrap();
+    let input = dynofa_golden::path(&case.input);
+    let checkpoint = case.checkpoint_path();
+    let out = dir.path().join("y.npy");
+    let fails_with = |args: &[&str], needle: &str| {
+        let run = dynofa(args);
+        assert!(!run.status.success(), "{args:?} succeeded");
+        let err = stderr(&run);
+        assert!(err.contains(needle), "{args:?}: expected `{needle}` in: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    };
+    let mut bad = case.cfg.clone();
+    bad.ks[2] = 9;
+    fails_with(&["describe", "--subnet", &bad.to_json()], "ks[2]");
+    fails_with(&["describe", "--subnet", "missing_file.json"], "missing_file.json");
+    fails_with(&["describe", "--subnet", "{not json"], "sub-network config");
+    fails_with(
+        &["infer", "--weights", "nope.pth", "--subnet", &case.cfg.to_json(), "--input", s(&input), "--output", s(&out)],
+        "nope.pth",
+    );
+    let mut other_r = case.cfg.clone();
+    other_r.r = vec![224];
+    fails_with(
+        &["infer", "--weights", s(&checkpoint), "--subnet", &other_r.to_json(), "--input", s(&input), "--output", s(&out)],
+        "needs [B, 3, 224, 224]",
+    );
+    let unwritable = dir.path().join("no/such/dir/y.npy");
+    fails_with(
+        &["infer", "--weights", s(&checkpoint), "--subnet", &case.cfg.to_json(), "--input", s(&input), "--output", s(&unwritable)],
+        "no/such/dir",
+    );
+    assert!(!out.exists(), "nothing is written on failure");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no partial files");
+    fails_with(&["infer", "--subnet", &case.cfg.to_json(), "--image", "absent.jpg"], "absent.jpg");
+}
