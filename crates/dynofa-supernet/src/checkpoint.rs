@@ -28,7 +28,7 @@ pub fn load_checkpoint(path: &Path, device: &Device) -> Result<Supernet> {
 
 /// [`load_checkpoint`] in the given precision.
 pub fn load_checkpoint_in(path: &Path, device: &Device, precision: Precision) -> Result<Supernet> {
-    let mut checkpoint = Checkpoint::open(path)?;
+    let mut checkpoint = Checkpoint::open(path, &supernet_names())?;
     let config = SupernetConfig::ofa_mbv3(checkpoint.width().map_err(|e| e.in_file(path))?);
     build_supernet_in(&config, &mut checkpoint, device, precision).map_err(|e| e.in_file(path))
 }
@@ -40,8 +40,9 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// Opens `path`, checks its pickle against the allow-list and maps its keys.
-    pub fn open(path: &Path) -> Result<Self> {
+    /// Opens `path`, checks its pickle against the allow-list and maps its keys onto
+    /// `known`, the state-dict names of the network it should hold.
+    pub fn open(path: &Path, known: &HashSet<String>) -> Result<Self> {
         if !path.is_file() {
             let e = std::io::Error::new(std::io::ErrorKind::NotFound, "no such checkpoint file");
             return Err(Error::io(path, e));
@@ -54,7 +55,7 @@ impl Checkpoint {
         .map_err(|e| Error::Checkpoint { detail: e.to_string() }.in_file(path))?;
         let raw = reader.into_tensors();
         let found = raw.len();
-        let tensors = canonical_names(raw).map_err(|e| e.in_file(path))?;
+        let tensors = canonical_names(raw, known).map_err(|e| e.in_file(path))?;
         Ok(Checkpoint { tensors, found })
     }
 
@@ -112,10 +113,7 @@ fn to_f32(key: &str, dtype: DType, bytes: &[u8]) -> Result<Vec<f32>> {
 /// Maps each key of a checkpoint onto the supernet's canonical name (OFA's
 /// `OFAMobileNetV3.load_state_dict` rule); keys with no such name are an error, and
 /// `num_batches_tracked` entries are dropped.
-fn canonical_names<T>(raw: HashMap<String, T>) -> Result<HashMap<String, T>> {
-    // Both widths have the same key set.
-    let known: HashSet<String> =
-        tensor_names(&SupernetConfig::ofa_mbv3(Width::W12)).into_iter().map(|(k, _)| k).collect();
+fn canonical_names<T>(raw: HashMap<String, T>, known: &HashSet<String>) -> Result<HashMap<String, T>> {
     let mut out = HashMap::with_capacity(raw.len());
     for (key, value) in raw {
         if key.ends_with("num_batches_tracked") {
@@ -129,6 +127,11 @@ fn canonical_names<T>(raw: HashMap<String, T>) -> Result<HashMap<String, T>> {
         out.insert(canonical, value);
     }
     Ok(out)
+}
+
+/// The supernet's state-dict names (both widths have the same).
+fn supernet_names() -> HashSet<String> {
+    tensor_names(&SupernetConfig::ofa_mbv3(Width::W12)).into_iter().map(|(k, _)| k).collect()
 }
 
 /// The names a key may stand for, in the order OFA's loader tries them.
@@ -162,7 +165,7 @@ mod tests {
         .into_iter()
         .map(|k| (k.to_string(), ()))
         .collect();
-        let mut mapped: Vec<_> = canonical_names(raw).unwrap().into_keys().collect();
+        let mut mapped: Vec<_> = canonical_names(raw, &supernet_names()).unwrap().into_keys().collect();
         mapped.sort();
         assert_eq!(
             mapped,
@@ -174,7 +177,7 @@ mod tests {
             ]
         );
         let raw: HashMap<String, ()> = [("blocks.3.conv.bogus.weight".to_string(), ())].into();
-        let err = canonical_names(raw).unwrap_err().to_string();
+        let err = canonical_names(raw, &supernet_names()).unwrap_err().to_string();
         assert!(err.contains("blocks.3.conv.bogus.weight"), "{err}");
     }
 }

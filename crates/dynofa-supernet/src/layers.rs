@@ -75,6 +75,17 @@ impl BatchNorm {
         self.weight.dims()[0]
     }
 
+    /// The first `channels` channels, as a BatchNorm of its own.
+    pub fn narrow(&self, channels: usize) -> BatchNorm {
+        let first = |p: &Param<Tensor<1>>| param(p.val().slice(0..channels));
+        BatchNorm {
+            weight: first(&self.weight),
+            bias: first(&self.bias),
+            running_mean: first(&self.running_mean),
+            running_var: first(&self.running_var),
+        }
+    }
+
     /// Per-channel `(scale, shift)` of the first `channels` entries, so that the layer is
     /// `x × scale + shift`.
     pub fn scale_shift(&self, channels: usize) -> (Tensor<1>, Tensor<1>) {
@@ -108,6 +119,12 @@ impl Conv {
     /// Stored output channels.
     pub fn out_channels(&self) -> usize {
         self.weight.dims()[0]
+    }
+
+    /// The first `out` output and `inp` input channels, as a convolution of its own.
+    pub fn narrow(&self, out: usize, inp: usize) -> Conv {
+        let [_, _, k, _] = self.weight.dims();
+        Conv { weight: param(self.weight.val().slice([0..out, 0..inp, 0..k, 0..k])) }
     }
 
     /// Full 2-D convolution with the weight's first `out` output and `in` input channels.
@@ -159,6 +176,14 @@ pub struct ConvBias {
 }
 
 impl ConvBias {
+    /// The first `out` × `inp` block, as a layer of its own.
+    pub fn narrow(&self, out: usize, inp: usize) -> ConvBias {
+        ConvBias {
+            weight: param(self.weight.val().slice([0..out, 0..inp, 0..1, 0..1])),
+            bias: param(self.bias.val().slice(0..out)),
+        }
+    }
+
     /// The first `out` × `in` block of the weight with its bias.
     pub fn forward(&self, x: Tensor<4>, out: usize) -> Tensor<4> {
         let c_in = x.dims()[1];

@@ -23,14 +23,66 @@ pub struct NamedTensor {
     pub data: Vec<f32>,
 }
 
+/// The values of one state-dict entry.
+#[derive(Debug, Clone, Copy)]
+pub enum Values<'a> {
+    /// `torch.float32`.
+    F32(&'a [f32]),
+    /// `torch.int64` (e.g. BatchNorm's `num_batches_tracked`).
+    I64(&'a [i64]),
+}
+
+impl Values<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Values::F32(v) => v.len(),
+            Values::I64(v) => v.len(),
+        }
+    }
+
+    fn storage_type(&self) -> &'static str {
+        match self {
+            Values::F32(_) => "FloatStorage",
+            Values::I64(_) => "LongStorage",
+        }
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        match self {
+            Values::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            Values::I64(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        }
+    }
+}
+
+/// One entry of a state dict to write.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    /// Key.
+    pub name: &'a str,
+    /// Dimensions (empty for a scalar).
+    pub shape: &'a [usize],
+    /// Values, row-major.
+    pub values: Values<'a>,
+}
+
+impl<'a> From<&'a NamedTensor> for Entry<'a> {
+    fn from(t: &'a NamedTensor) -> Self {
+        Entry { name: &t.name, shape: &t.shape, values: Values::F32(&t.data) }
+    }
+}
+
 /// Writes `tensors` as `{'state_dict': OrderedDict}` (or a bare `OrderedDict` when
 /// `wrapped` is false) to `path`, atomically.
 pub fn write_state_dict(path: &Path, tensors: &[NamedTensor], wrapped: bool) -> Result<()> {
-    let storages: Vec<Vec<u8>> = tensors
-        .iter()
-        .map(|t| t.data.iter().flat_map(|v| v.to_le_bytes()).collect())
-        .collect();
-    write_zip_checkpoint(path, &state_dict_pickle(tensors, wrapped), &storages)
+    let entries: Vec<Entry> = tensors.iter().map(Entry::from).collect();
+    write_entries(path, &entries, wrapped)
+}
+
+/// [`write_state_dict`] for entries of any supported dtype.
+pub fn write_entries(path: &Path, entries: &[Entry], wrapped: bool) -> Result<()> {
+    let storages: Vec<Vec<u8>> = entries.iter().map(|e| e.values.bytes()).collect();
+    write_zip_checkpoint(path, &state_dict_pickle(entries, wrapped), &storages)
 }
 
 /// Writes a zip-format checkpoint from its pickle and its storages (`data/0`, `data/1`, …).
@@ -137,7 +189,7 @@ impl Pickle {
     }
 }
 
-fn state_dict_pickle(tensors: &[NamedTensor], wrapped: bool) -> Vec<u8> {
+fn state_dict_pickle(tensors: &[Entry], wrapped: bool) -> Vec<u8> {
     let mut p = Pickle::new();
     if wrapped {
         p.op(op::EMPTY_DICT).string("state_dict");
@@ -145,11 +197,11 @@ fn state_dict_pickle(tensors: &[NamedTensor], wrapped: bool) -> Vec<u8> {
     p.ordered_dict().op(op::MARK);
     for (i, t) in tensors.iter().enumerate() {
         let strides: Vec<usize> = (0..t.shape.len()).map(|d| t.shape[d + 1..].iter().product()).collect();
-        p.string(&t.name).global("torch._utils", "_rebuild_tensor_v2").op(op::MARK);
+        p.string(t.name).global("torch._utils", "_rebuild_tensor_v2").op(op::MARK);
         // Persistent id of the storage: ('storage', FloatStorage, key, location, numel).
-        p.op(op::MARK).string("storage").global("torch", "FloatStorage");
-        p.string(&i.to_string()).string("cpu").int(t.data.len()).op(op::TUPLE).op(op::BINPERSID);
-        p.int(0).int_tuple(&t.shape).int_tuple(&strides).op(op::NEWFALSE).ordered_dict();
+        p.op(op::MARK).string("storage").global("torch", t.values.storage_type());
+        p.string(&i.to_string()).string("cpu").int(t.values.len()).op(op::TUPLE).op(op::BINPERSID);
+        p.int(0).int_tuple(t.shape).int_tuple(&strides).op(op::NEWFALSE).ordered_dict();
         p.op(op::TUPLE).op(op::REDUCE);
     }
     p.op(op::SETITEMS);

@@ -71,7 +71,7 @@ pub fn build_supernet_in(
 ) -> Result<Supernet> {
     let widths = config.widths();
     let stem = widths.stem;
-    let mut walk = Walk { source, device, precision };
+    let mut walk = Walk::new(source, device, precision);
     let first_conv = walk.conv_bn("first_conv.conv.weight", "first_conv.bn", [stem, 3, 3, 3])?;
     let first_block = FirstBlock {
         depth_conv: walk.conv_bn(
@@ -121,6 +121,42 @@ pub fn build_supernet_in(
 
 /// Every tensor name of the supernet with its shape, in build order.
 pub fn tensor_names(config: &SupernetConfig) -> Vec<(String, Vec<usize>)> {
+    list_names(|source| build_supernet(config, source, &Device::flex()))
+}
+
+impl Supernet {
+    /// Every tensor under OFA's canonical name, in build order (a state dict without
+    /// `num_batches_tracked`), as f32.
+    pub fn state_dict(&self) -> Vec<NamedTensor> {
+        named_tensors(self, tensor_names(&self.config))
+    }
+}
+
+/// Pairs a module's float parameters, in field order, with `names` (name and shape, in
+/// the order its build walk asked for them). A module whose fields are declared in walk
+/// order gets its state dict this way; a mismatch is a programming error and panics.
+pub fn named_tensors<M: Module>(module: &M, names: Vec<(String, Vec<usize>)>) -> Vec<NamedTensor> {
+    struct Collect(Vec<Array>);
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0.push(Array::from_tensor(&param.val()));
+        }
+    }
+    let mut collect = Collect(Vec::new());
+    module.visit(&mut collect);
+    assert_eq!(names.len(), collect.0.len(), "module fields follow the build walk");
+    names
+        .into_iter()
+        .zip(collect.0)
+        .map(|((name, shape), array)| {
+            assert_eq!(shape, array.shape, "`{name}` is visited in build order");
+            NamedTensor { name, shape, data: array.data }
+        })
+        .collect()
+}
+
+/// The names and shapes a build walk asks for, in order (`build` is run on placeholders).
+pub fn list_names<T>(build: impl FnOnce(&mut dyn TensorSource) -> Result<T>) -> Vec<(String, Vec<usize>)> {
     struct Lister(Vec<(String, Vec<usize>)>);
     impl TensorSource for Lister {
         fn tensor(&mut self, key: &str, shape: &[usize]) -> Result<Vec<f32>> {
@@ -129,50 +165,31 @@ pub fn tensor_names(config: &SupernetConfig) -> Vec<(String, Vec<usize>)> {
         }
     }
     let mut lister = Lister(Vec::new());
-    build_supernet(config, &mut lister, &Device::flex())
-        .expect("listing tensor names cannot fail");
+    build(&mut lister).map(|_| ()).expect("listing tensor names cannot fail");
     lister.0
 }
 
-impl Supernet {
-    /// Every tensor under OFA's canonical name, in build order (a state dict without
-    /// `num_batches_tracked`), as f32.
-    pub fn state_dict(&self) -> Vec<NamedTensor> {
-        struct Collect(Vec<Array>);
-        impl ModuleVisitor for Collect {
-            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-                self.0.push(Array::from_tensor(&param.val()));
-            }
-        }
-        let mut collect = Collect(Vec::new());
-        self.visit(&mut collect);
-        let names = tensor_names(&self.config);
-        assert_eq!(names.len(), collect.0.len(), "module fields follow the build walk");
-        names
-            .into_iter()
-            .zip(collect.0)
-            .map(|((name, shape), array)| {
-                assert_eq!(shape, array.shape, "`{name}` is visited in build order");
-                NamedTensor { name, shape, data: array.data }
-            })
-            .collect()
-    }
-}
-
-/// One walk over the architecture, pulling tensors from the source.
-struct Walk<'a> {
+/// One walk over an architecture, pulling each layer's tensors from a source by name.
+pub struct Walk<'a> {
     source: &'a mut dyn TensorSource,
     device: &'a Device,
     precision: Precision,
 }
 
-impl Walk<'_> {
-    fn tensor<const D: usize>(&mut self, key: &str, shape: [usize; D]) -> Result<Tensor<D>> {
+impl<'a> Walk<'a> {
+    /// A walk building tensors on `device` in `precision`.
+    pub fn new(source: &'a mut dyn TensorSource, device: &'a Device, precision: Precision) -> Self {
+        Walk { source, device, precision }
+    }
+
+    /// Tensor `key` of `shape`.
+    pub fn tensor<const D: usize>(&mut self, key: &str, shape: [usize; D]) -> Result<Tensor<D>> {
         let values = self.source.tensor(key, &shape)?;
         Ok(self.precision.tensor(values, shape, self.device))
     }
 
-    fn bn(&mut self, prefix: &str, channels: usize) -> Result<BatchNorm> {
+    /// BatchNorm `{prefix}.{weight,bias,running_mean,running_var}`.
+    pub fn bn(&mut self, prefix: &str, channels: usize) -> Result<BatchNorm> {
         let [weight, bias, running_mean, running_var] = BN_FIELDS
             .map(|field| self.tensor(&format!("{prefix}.{field}"), [channels]));
         Ok(BatchNorm {
@@ -183,12 +200,14 @@ impl Walk<'_> {
         })
     }
 
-    fn conv_bn(&mut self, weight_key: &str, bn_prefix: &str, shape: [usize; 4]) -> Result<ConvBn> {
+    /// A conv weight and its BatchNorm.
+    pub fn conv_bn(&mut self, weight_key: &str, bn_prefix: &str, shape: [usize; 4]) -> Result<ConvBn> {
         let conv = Conv { weight: param(self.tensor(weight_key, shape)?) };
         Ok(ConvBn { conv, bn: self.bn(bn_prefix, shape[0])? })
     }
 
-    fn conv_bias(&mut self, prefix: &str, out: usize, inp: usize) -> Result<ConvBias> {
+    /// A 1×1 conv with bias, `{prefix}.{weight,bias}`.
+    pub fn conv_bias(&mut self, prefix: &str, out: usize, inp: usize) -> Result<ConvBias> {
         Ok(ConvBias {
             weight: param(self.tensor(&format!("{prefix}.weight"), [out, inp, 1, 1])?),
             bias: param(self.tensor(&format!("{prefix}.bias"), [out])?),

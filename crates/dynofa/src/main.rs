@@ -1,6 +1,6 @@
 //! # dynofa
 //!
-//! The command-line tool: `dynofa infer`, `dynofa describe`, `dynofa convert`. Thin: each
+//! The command-line tool: `dynofa infer | describe | convert | extract | calibrate`. Thin: each
 //! command parses its arguments and calls the library crates (`dynofa-supernet`, …);
 //! errors are reported with `anyhow` context naming the file or value at fault.
 
@@ -26,6 +26,10 @@ enum Command {
     Describe(commands::describe::Args),
     /// Convert supernet weights (e.g. the official .pth) to Burn's record format (.bpk).
     Convert(commands::convert::Args),
+    /// Cut a sub-network out as a standalone network (OFA's folder format or ONNX).
+    Extract(commands::extract::Args),
+    /// Re-estimate a sub-network's BatchNorm statistics on calibration data.
+    Calibrate(commands::calibrate::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -41,6 +45,8 @@ fn main() -> std::process::ExitCode {
         Command::Infer(args) => commands::infer::run(args),
         Command::Describe(args) => commands::describe::run(args),
         Command::Convert(args) => commands::convert::run(args),
+        Command::Extract(args) => commands::extract::run(args),
+        Command::Calibrate(args) => commands::calibrate::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -139,3 +139,84 @@ fn bad_input_is_a_clear_error() {
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no partial files");
     fails_with(&["infer", "--subnet", &case.cfg.to_json(), "--image", "absent.jpg"], "absent.jpg");
 }
+
+#[test]
+fn extract_then_infer_the_standalone_network() {
+    let (cases, tol) = dynofa_golden::cases();
+    let case = cases.iter().find(|c| c.net == "w12").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("net");
+    let cfg = case.cfg.to_json();
+    let ckpt = case.checkpoint_path();
+    let run = dynofa(&["extract", "--weights", s(&ckpt), "--subnet", &cfg, "--out", s(&model)]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    for f in ["net.config", "run.config", "init"] {
+        assert!(model.join(f).is_file(), "{f}");
+    }
+    let input = dynofa_golden::path(&case.input);
+    let (a, b) = (dir.path().join("a.npy"), dir.path().join("b.npy"));
+    let run = dynofa(&["infer", "--model", s(&model), "--input", s(&input), "--output", s(&a)]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let run = dynofa(&["infer", "--weights", s(&ckpt), "--subnet", &cfg, "--input", s(&input), "--output", s(&b)]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    dynofa_golden::compare(&read_npy(&a).unwrap(), &read_npy(&b).unwrap(), tol).unwrap();
+    dynofa_golden::compare(&read_npy(&a).unwrap(), &case.expected_logits(), tol).unwrap();
+
+    let onnx = dir.path().join("net.onnx");
+    let run = dynofa(&["extract", "--weights", s(&ckpt), "--subnet", &cfg, "--out", s(&onnx), "--format", "onnx"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(std::fs::metadata(&onnx).unwrap().len() > 1_000_000);
+    // A folder that is not empty is refused.
+    let run = dynofa(&["extract", "--weights", s(&ckpt), "--subnet", &cfg, "--out", s(&model)]);
+    assert!(!run.status.success() && stderr(&run).contains("not empty"), "{}", stderr(&run));
+}
+
+#[test]
+fn calibrate_from_npy_batches_and_from_an_image_folder() {
+    let text = std::fs::read_to_string(dynofa_golden::path("cases.json")).unwrap();
+    let all: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let (_, tol) = dynofa_golden::cases();
+    let spec = &all["bn_recalib"][0];
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("calibrated");
+    let cfg = spec["cfg"].to_string();
+    let ckpt = dynofa_golden::path(spec["checkpoint"].as_str().unwrap());
+    let batches: Vec<std::path::PathBuf> =
+        spec["calibration_batches"].as_array().unwrap().iter().map(|p| dynofa_golden::path(p.as_str().unwrap())).collect();
+    let mut args = vec!["calibrate", "--weights", s(&ckpt), "--subnet", &cfg, "--out", s(&out), "--data"];
+    args.extend(batches.iter().map(|p| s(p)));
+    let run = dynofa(&args);
+    assert!(run.status.success(), "{}", stderr(&run));
+    // Eval logits of the calibrated network on the first two calibration images.
+    let first_two = dir.path().join("x.npy");
+    dynofa_supernet::tensor_io::write_npy(&first_two, &read_npy(&batches[0]).unwrap().first(2)).unwrap();
+    let logits = dir.path().join("y.npy");
+    let run = dynofa(&["infer", "--model", s(&out), "--input", s(&first_two), "--output", s(&logits)]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let want = read_npy(&dynofa_golden::path(spec["logits"].as_str().unwrap())).unwrap();
+    dynofa_golden::compare(&read_npy(&logits).unwrap(), &want, tol).unwrap();
+
+    // An ImageFolder tree of pictures (decoded in parallel, OFA's preprocessing).
+    let images = dir.path().join("images");
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/sample.png");
+    for class in ["a", "b"] {
+        std::fs::create_dir_all(images.join(class)).unwrap();
+        for i in 0..3 {
+            std::fs::copy(&sample, images.join(class).join(format!("{i}.png"))).unwrap();
+        }
+    }
+    let out2 = dir.path().join("from_images");
+    let run = dynofa(&[
+        "calibrate", "--subnet", &cfg, "--data", s(&images), "--batch-size", "4", "--out", s(&out2),
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(stderr(&run).contains("6 images"), "{}", stderr(&run));
+
+    // An empty folder is a clear error, and nothing is written.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let out3 = dir.path().join("never");
+    let run = dynofa(&["calibrate", "--subnet", &cfg, "--data", s(&empty), "--out", s(&out3)]);
+    assert!(!run.status.success() && stderr(&run).contains("no images"), "{}", stderr(&run));
+    assert!(!out3.exists());
+}

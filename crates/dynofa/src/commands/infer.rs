@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use burn::prelude::*;
 use dynofa_supernet::tensor_io::{read_npy, write_npy, Array};
-use dynofa_supernet::SubnetConfig;
+use dynofa_slice::{ofa_dir, StaticNet};
+use dynofa_supernet::{SubnetConfig, Supernet};
 
 use crate::preprocess::{class_names, load_image, softmax, top_k};
 use crate::weights::WeightsArgs;
@@ -15,9 +16,14 @@ use crate::weights::WeightsArgs;
 pub struct Args {
     #[command(flatten)]
     weights: WeightsArgs,
-    /// Sub-network: a JSON/RON file or inline JSON in OFA's format {"ks","e","d","r"}.
-    #[arg(long, value_name = "SPEC")]
-    subnet: String,
+    /// Sub-network of the supernet: a JSON/RON file or inline JSON in OFA's format
+    /// {"ks","e","d","r"}.
+    #[arg(long, value_name = "SPEC", required_unless_present = "model", conflicts_with = "model")]
+    subnet: Option<String>,
+    /// A standalone network instead: a folder in OFA's specialised-network format
+    /// (`net.config`, `run.config`, `init`), e.g. written by `dynofa extract`.
+    #[arg(long, value_name = "DIR", conflicts_with = "weights")]
+    model: Option<PathBuf>,
     /// Input batch: NCHW float32 .npy of shape [B, 3, r, r] (already normalised).
     #[arg(long, value_name = "X.npy", conflicts_with = "image", requires = "output")]
     input: Option<PathBuf>,
@@ -29,11 +35,40 @@ pub struct Args {
     image: Vec<PathBuf>,
 }
 
-/// Runs the sub-network.
+/// What runs: a sub-network of the supernet, or a standalone network.
+enum Network {
+    Sub(Supernet, SubnetConfig),
+    Standalone(StaticNet),
+}
+
+impl Network {
+    fn resolution(&self) -> usize {
+        match self {
+            Network::Sub(_, subnet) => subnet.resolution(),
+            Network::Standalone(net) => net.arch.resolution,
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Result<Tensor<2>> {
+        match self {
+            Network::Sub(supernet, subnet) => Ok(supernet.forward(x, subnet)?),
+            Network::Standalone(net) => Ok(net.forward(x)),
+        }
+    }
+}
+
+/// Runs the network.
 pub fn run(args: Args) -> Result<()> {
-    let subnet = SubnetConfig::from_spec(&args.subnet).context("invalid --subnet")?;
     let device = Device::flex();
-    let r = subnet.resolution();
+    let network = match (&args.subnet, &args.model) {
+        (Some(spec), None) => {
+            let subnet = SubnetConfig::from_spec(spec).context("invalid --subnet")?;
+            Network::Sub(args.weights.load(&device)?, subnet)
+        }
+        (None, Some(dir)) => Network::Standalone(ofa_dir::load(dir, &device)?),
+        _ => bail!("give either --subnet SPEC (with --weights) or --model DIR"),
+    };
+    let r = network.resolution();
     let batch = match (&args.input, args.image.is_empty()) {
         (Some(path), true) => read_npy(path)?,
         (None, false) => {
@@ -51,9 +86,8 @@ pub fn run(args: Args) -> Result<()> {
             batch.shape
         );
     }
-    let net = args.weights.load(&device)?;
     let x = batch.to_tensor::<4>(&device)?; // [B, 3, r, r]
-    let logits = Array::from_tensor(&net.forward(x, &subnet)?); // [B, classes]
+    let logits = Array::from_tensor(&network.forward(x)?); // [B, classes]
     if let Some(out) = &args.output {
         write_npy(out, &logits)?;
         eprintln!("wrote logits {:?} to {}", logits.shape, out.display());

@@ -1,5 +1,7 @@
 //! One module per subcommand.
 
+pub mod calibrate;
 pub mod convert;
 pub mod describe;
+pub mod extract;
 pub mod infer;

@@ -1,0 +1,25 @@
+//! # dynofa-slice
+//!
+//! Static sub-networks cut out of the supernet, and what people do with them:
+//!
+//! - [`arch`]: the concrete layer sizes of a static MobileNetV3.
+//! - [`static_net`]: the static network as a Burn module (OFA's `MobileNetV3`).
+//! - [`extract`]: OFA's `get_active_subnet(preserve_weight=True)`.
+//! - [`net_config`] and [`ofa_dir`]: OFA's specialised-network format (`net.config`,
+//!   `run.config`, `init`), read and written.
+//! - [`onnx`]: ONNX export (opset 13, dynamic batch).
+//! - [`calibrate`]: BatchNorm re-calibration (OFA's `set_running_statistics`).
+//!
+//! Depends on `dynofa-supernet`; the runtime and the CLI depend on this crate.
+
+pub mod arch;
+pub mod calibrate;
+pub mod extract;
+pub mod net_config;
+pub mod ofa_dir;
+pub mod onnx;
+pub mod static_net;
+
+pub use arch::{BlockArch, NetArch};
+pub use extract::extract;
+pub use static_net::StaticNet;
