@@ -8,6 +8,7 @@
 //! - [`net_config`] and [`ofa_dir`]: OFA's specialised-network format (`net.config`,
 //!   `run.config`, `init`), read and written.
 //! - [`onnx`]: ONNX export (opset 13, dynamic batch).
+//! - [`family`]: the shared-weight family store that the runtime switches between.
 //! - [`calibrate`]: BatchNorm re-calibration (OFA's `set_running_statistics`).
 //!
 //! Depends on `dynofa-supernet`; the runtime and the CLI depend on this crate.
@@ -15,6 +16,7 @@
 pub mod arch;
 pub mod calibrate;
 pub mod extract;
+pub mod family;
 pub mod net_config;
 pub mod ofa_dir;
 pub mod onnx;
@@ -22,4 +24,5 @@ pub mod static_net;
 
 pub use arch::{BlockArch, NetArch};
 pub use extract::extract;
+pub use family::FamilyStore;
 pub use static_net::StaticNet;

@@ -1,0 +1,125 @@
+//! The shared-weight family store: every golden case through it, each level equal to its
+//! static extraction, switching back and forth, per-level BN, and the memory it holds.
+
+use std::collections::BTreeMap;
+
+use burn::prelude::*;
+use dynofa_golden::check_parity;
+use dynofa_supernet::tensor_io::Array;
+use dynofa_supernet::{load_checkpoint_in, Precision, SubnetConfig, Supernet};
+use dynofa_slice::calibrate::recalibrate;
+use dynofa_slice::{extract, FamilyStore};
+
+fn paper_family() -> Vec<SubnetConfig> {
+    let text = std::fs::read_to_string(dynofa_golden::path("paper/dynamic_ofa_gpu_family.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["levels"].as_array().unwrap().iter().map(|l| serde_json::from_value(l["cfg"].clone()).unwrap()).collect()
+}
+
+fn w12(precision: Precision) -> Supernet {
+    let (cases, _) = dynofa_golden::cases();
+    let case = cases.iter().find(|c| c.net == "w12").unwrap();
+    load_checkpoint_in(&case.checkpoint_path(), &Device::flex(), precision).unwrap()
+}
+
+#[test]
+fn every_golden_case_runs_through_the_store() {
+    let device = Device::flex();
+    let (cases, tol) = dynofa_golden::cases();
+    let mut by_checkpoint: BTreeMap<String, Vec<&dynofa_golden::Case>> = BTreeMap::new();
+    for case in &cases {
+        by_checkpoint.entry(case.checkpoint.clone()).or_default().push(case);
+    }
+    let mut failures = Vec::new();
+    for (checkpoint, cases) in by_checkpoint {
+        let path = dynofa_golden::path(&checkpoint);
+        let net = load_checkpoint_in(&path, &device, Precision::F32).unwrap();
+        let net64 = load_checkpoint_in(&path, &device, Precision::F64).unwrap();
+        let levels: Vec<SubnetConfig> = cases.iter().map(|c| c.cfg.clone()).collect();
+        let mut store = FamilyStore::new(&net, &levels, 2).unwrap();
+        for (i, case) in cases.iter().enumerate() {
+            store.switch_to(i).unwrap();
+            let ours = store.forward(&case.input()).unwrap();
+            let x64 = case.input().to_tensor_in::<4>(&device, Precision::F64).unwrap();
+            let exact = Array::from_tensor(&net64.forward(x64, &case.cfg).unwrap());
+            if let Err(e) = check_parity(&ours, &case.expected_logits(), &exact, tol) {
+                failures.push(format!("{}: {e}", case.id));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn each_level_equals_its_static_extraction_and_switching_is_stateless() {
+    let device = Device::flex();
+    let (cases, tol) = dynofa_golden::cases();
+    let net = w12(Precision::F32);
+    let family = paper_family();
+    let mut store = FamilyStore::new(&net, &family, 2).unwrap();
+    let mut first_pass = Vec::new();
+    for (i, level) in family.iter().enumerate() {
+        let input = cases.iter().find(|c| c.cfg.resolution() == level.resolution()).unwrap().input();
+        store.switch_to(i).unwrap();
+        let ours = store.forward(&input).unwrap();
+        let reference = Array::from_tensor(&extract(&net, level).unwrap().forward(input.to_tensor(&device).unwrap()));
+        dynofa_golden::compare(&ours, &reference, tol).unwrap_or_else(|e| panic!("level {i}: {e}"));
+        first_pass.push((input, ours));
+    }
+    // Back and forth: the same outputs, bit for bit.
+    for i in [5, 0, 3, 3, 1, 5, 2, 4] {
+        store.switch_to(i).unwrap();
+        assert_eq!(store.forward(&first_pass[i].0).unwrap(), first_pass[i].1, "level {i} after switching");
+    }
+    assert!(store.switch_to(6).is_err());
+    // The wrong resolution for the active level is an error, not a panic.
+    store.switch_to(0).unwrap();
+    assert!(store.forward(&first_pass[5].0).unwrap_err().to_string().contains("[B, 3, 176, 176]"));
+}
+
+#[test]
+fn per_level_bn_after_recalibration() {
+    let device = Device::flex();
+    let (_, tol) = dynofa_golden::cases();
+    let net = w12(Precision::F32);
+    let family = paper_family();
+    let mut store = FamilyStore::new(&net, &family, 1).unwrap();
+    let level = 1;
+    let r = family[level].resolution();
+    let calib = Array { shape: vec![4, 3, r, r], data: (0..4 * 3 * r * r).map(|i| ((i * 7 % 23) as f32 - 11.0) / 7.0).collect() };
+    let mut calibrated = extract(&net, &family[level]).unwrap();
+    recalibrate(&mut calibrated, [calib.to_tensor::<4>(&device).unwrap()], |_| {});
+    let before = {
+        store.switch_to(level).unwrap();
+        store.forward(&calib.first(1)).unwrap()
+    };
+    store.set_level_bn(level, &calibrated).unwrap();
+    let after = store.forward(&calib.first(1)).unwrap();
+    assert_ne!(before, after, "the level now uses its own statistics");
+    let want = Array::from_tensor(&calibrated.forward(calib.first(1).to_tensor(&device).unwrap()));
+    dynofa_golden::compare(&after, &want, tol).unwrap();
+    // Other levels keep the shared statistics.
+    assert!(store.set_level_bn(0, &calibrated).is_err(), "a network of another level is refused");
+}
+
+#[test]
+fn memory_is_about_the_largest_member() {
+    let net = w12(Precision::F32);
+    let family = paper_family();
+    let store = FamilyStore::new(&net, &family, 1).unwrap();
+    let member_bytes: Vec<usize> = family
+        .iter()
+        .map(|l| extract(&net, l).unwrap().state_dict().iter().map(|t| 4 * t.data.len()).sum())
+        .collect();
+    let largest = *member_bytes.iter().max().unwrap();
+    let total: usize = member_bytes.iter().sum();
+    let ratio = store.memory_bytes() as f64 / largest as f64;
+    eprintln!(
+        "family of {}: store {:.2} MB, largest member {:.2} MB (ratio {ratio:.3}), independent copies {:.2} MB",
+        family.len(),
+        store.memory_bytes() as f64 / 1e6,
+        largest as f64 / 1e6,
+        total as f64 / 1e6
+    );
+    assert!(ratio <= 1.15, "store holds {ratio:.3}× its largest member");
+}
