@@ -1,7 +1,7 @@
 //! `cargo xtask`: the project's automation as one plain Rust binary (no shell scripts).
 //!
 //! - `cargo xtask demo`: README's main job (on the embedded default weights).
-//! - `cargo xtask test`: README's test command.
+//! - `cargo xtask test`: README's test command (installs ONNX Runtime for Python when missing).
 //! - `cargo xtask bench`: the criterion benchmarks.
 //! - `cargo xtask build`: a release build of the `dynofa` binary.
 
@@ -55,7 +55,10 @@ fn main() -> Result<()> {
             ]))?;
             run(&root, Command::new(&dynofa).args(["describe", "--subnet", "assets/subnets/middle_r192.json"]))
         }
-        Task::Test => cargo(&root, &["test", "--workspace", "--all-targets"]),
+        Task::Test => {
+            ensure_python_packages(&root)?;
+            cargo(&root, &["test", "--workspace", "--all-targets"])
+        }
         Task::Bench { filter } => {
             let mut args = vec!["bench", "-p", "dynofa-benches"];
             if let Some(f) = filter.as_deref() {
@@ -64,6 +67,16 @@ fn main() -> Result<()> {
             cargo(&root, &args)
         }
     }
+}
+
+/// ONNX Runtime (and numpy) for the ONNX export test, installed with pip when missing.
+fn ensure_python_packages(root: &Path) -> Result<()> {
+    let present = Command::new("python3").args(["-c", "import onnxruntime, numpy"]).status();
+    if present.map(|s| s.success()).unwrap_or(false) {
+        return Ok(());
+    }
+    eprintln!("installing onnxruntime and numpy with pip (for the ONNX export test)");
+    run(root, Command::new("python3").args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "onnxruntime", "numpy"]))
 }
 
 fn workspace_root() -> PathBuf {

@@ -305,8 +305,33 @@ impl FamilyStore {
             bn.push(Affine::of(&block.point_linear.bn));
         }
         bn.push(Affine::of(&calibrated.final_expand_layer.bn));
-        self.levels[i].bn = Some(bn);
+        self.set_level_affines(i, bn)
+    }
+
+    /// Sets level `i`'s own folded BatchNorm, one per BN layer in
+    /// [`crate::static_net::bn_layers`] order.
+    pub fn set_level_affines(&mut self, i: usize, affines: Vec<Affine>) -> Result<()> {
+        let arch = crate::arch::NetArch::of_subnet(&self.config, &self.levels[i].config)?;
+        let layers = crate::static_net::bn_layers(&arch).len();
+        if affines.len() != layers {
+            return Err(Error::InvalidValue {
+                field: format!("BatchNorm layers of level {i}"),
+                value: affines.len().to_string(),
+                expected: layers.to_string(),
+            });
+        }
+        self.levels[i].bn = Some(affines);
         Ok(())
+    }
+
+    /// Level `i`'s own folded BatchNorm, if it has been re-calibrated.
+    pub fn level_bn(&self, i: usize) -> Option<&[Affine]> {
+        self.levels[i].bn.as_deref()
+    }
+
+    /// The supernet's configuration.
+    pub fn config(&self) -> &SupernetConfig {
+        &self.config
     }
 
     /// Bytes held: shared weights plus every level's own tensors.

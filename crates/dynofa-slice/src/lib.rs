@@ -9,6 +9,7 @@
 //!   `run.config`, `init`), read and written.
 //! - [`onnx`]: ONNX export (opset 13, dynamic batch).
 //! - [`family`]: the shared-weight family store that the runtime switches between.
+//! - [`family_file`]: saving and loading a family (RON + per-level weights).
 //! - [`calibrate`]: BatchNorm re-calibration (OFA's `set_running_statistics`).
 //!
 //! Depends on `dynofa-supernet`; the runtime and the CLI depend on this crate.
@@ -17,6 +18,7 @@ pub mod arch;
 pub mod calibrate;
 pub mod extract;
 pub mod family;
+pub mod family_file;
 pub mod net_config;
 pub mod ofa_dir;
 pub mod onnx;

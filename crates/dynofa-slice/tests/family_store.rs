@@ -123,3 +123,50 @@ fn memory_is_about_the_largest_member() {
     );
     assert!(ratio <= 1.15, "store holds {ratio:.3}× its largest member");
 }
+
+#[test]
+fn family_files_round_trip_and_refuse_other_weights() {
+    use dynofa_slice::family_file::{load_family, save_family, FamilyFile};
+    let device = Device::flex();
+    let net = w12(Precision::F32);
+    let family = paper_family();
+    let mut store = FamilyStore::new(&net, &family, 1).unwrap();
+    let r = family[2].resolution();
+    let calib = Array { shape: vec![2, 3, r, r], data: (0..2 * 3 * r * r).map(|i| ((i * 13 % 29) as f32 - 14.0) / 9.0).collect() };
+    let mut calibrated = extract(&net, &family[2]).unwrap();
+    recalibrate(&mut calibrated, [calib.to_tensor::<4>(&device).unwrap()], |_| {});
+    store.set_level_bn(2, &calibrated).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("family.ron");
+    let mut file = FamilyFile::describe(&net, &family).unwrap();
+    file.supernet = Some("ofa_mbv3_w12_seed0.pth".into());
+    save_family(&store, file, &path).unwrap();
+    let (mut loaded, read) = load_family(&path, &net, 1).unwrap();
+    assert_eq!(read.levels.len(), 6);
+    assert!(read.levels[2].calibrated && !read.levels[0].calibrated);
+    assert_eq!(read.levels[5].params, extract(&net, &family[5]).unwrap().num_params() as u64);
+    for i in 0..family.len() {
+        let r = family[i].resolution();
+        let x = Array { shape: vec![1, 3, r, r], data: (0..3 * r * r).map(|v| ((v % 17) as f32 - 8.0) / 5.0).collect() };
+        store.switch_to(i).unwrap();
+        loaded.switch_to(i).unwrap();
+        assert_eq!(store.forward(&x).unwrap(), loaded.forward(&x).unwrap(), "level {i}");
+    }
+
+    // A w1.0 supernet cannot run a w1.2 family.
+    let (cases, _) = dynofa_golden::cases();
+    let w10 = cases.iter().find(|c| c.net == "w10").unwrap();
+    let w10 = dynofa_supernet::load_checkpoint(&w10.checkpoint_path(), &device).unwrap();
+    let err = load_family(&path, &w10, 1).err().unwrap().to_string();
+    assert!(err.contains("width") && err.contains("family.ron"), "{err}");
+    // A file that is not a family.
+    std::fs::write(&path, "not ron at all (").unwrap();
+    assert!(load_family(&path, &net, 1).err().unwrap().to_string().contains("family.ron"));
+    // A level that does not fit the supernet.
+    let mut bad = FamilyFile::describe(&net, &family).unwrap();
+    bad.levels[1].config.ks[0] = 9;
+    bad.write(&path).unwrap();
+    let err = load_family(&path, &net, 1).err().unwrap().to_string();
+    assert!(err.contains("levels[1]") && err.contains("ks[0]"), "{err}");
+}
