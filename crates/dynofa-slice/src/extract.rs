@@ -4,7 +4,7 @@
 //! Channels are the first ones of each layer, the depthwise kernel is the supernet's
 //! transformed centre (see `dynofa_supernet::kernel`), SE and BN are sliced to match.
 
-use dynofa_supernet::layers::{ConvBn, SeFc, SqueezeExcite};
+use dynofa_supernet::layers::{param, Conv, ConvBn, SeFc, SqueezeExcite};
 use dynofa_supernet::supernet::ElasticBlock;
 use dynofa_supernet::{Result, SubnetConfig, Supernet};
 
@@ -49,10 +49,7 @@ fn extract_block(elastic: &ElasticBlock, arch: &BlockArch) -> StaticBlock {
     });
     StaticBlock {
         inverted_bottleneck: Some(ConvBn { conv: ib.conv.narrow(mid, arch.in_channels), bn: ib.bn.narrow(mid) }),
-        depth_conv: ConvBn {
-            conv: dynofa_supernet::layers::Conv { weight: dynofa_supernet::layers::param(filter) },
-            bn: dc.bn.narrow(mid),
-        },
+        depth_conv: ConvBn { conv: Conv { weight: param(filter) }, bn: dc.bn.narrow(mid) },
         se,
         point_linear: ConvBn { conv: pl.conv.narrow(arch.out_channels, mid), bn: pl.bn.narrow(arch.out_channels) },
         arch: *arch,

@@ -85,6 +85,7 @@ pub fn save(net: &StaticNet, dir: &Path) -> Result<()> {
     if dir.exists() {
         std::fs::remove_dir(dir).map_err(|e| Error::io(dir, e))?;
     }
+    dynofa_supernet::tensor_io::publish_permissions(tmp.path(), true).map_err(|e| Error::io(dir, e))?;
     let tmp_path = tmp.keep();
     std::fs::rename(&tmp_path, dir).map_err(|e| {
         let _ = std::fs::remove_dir_all(&tmp_path);

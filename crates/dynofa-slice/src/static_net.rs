@@ -6,7 +6,7 @@
 //! `depth_conv.se.fc.{reduce,expand}`), so the weights can be read and written by name.
 
 use burn::prelude::*;
-use dynofa_supernet::layers::{conv, global_mean, Act, BatchNorm, Conv, ConvBn, Linear, SqueezeExcite};
+use dynofa_supernet::layers::{conv, global_mean, param, Act, BatchNorm, Conv, ConvBn, Linear, SqueezeExcite};
 use dynofa_supernet::pth::NamedTensor;
 use dynofa_supernet::state_dict::{list_names, named_tensors, Precision, TensorSource, Walk};
 use dynofa_supernet::Result;
@@ -144,11 +144,10 @@ pub fn build_static(
         "final_expand_layer.bn",
         [fe, arch.last_channels(), 1, 1],
     )?;
-    let feature_mix_layer =
-        Conv { weight: dynofa_supernet::layers::param(walk.tensor("feature_mix_layer.conv.weight", [arch.feature_mix, fe, 1, 1])?) };
+    let feature_mix_layer = Conv { weight: param(walk.tensor("feature_mix_layer.conv.weight", [arch.feature_mix, fe, 1, 1])?) };
     let classifier = Linear {
-        weight: dynofa_supernet::layers::param(walk.tensor("classifier.linear.weight", [arch.num_classes, arch.feature_mix])?),
-        bias: dynofa_supernet::layers::param(walk.tensor("classifier.linear.bias", [arch.num_classes])?),
+        weight: param(walk.tensor("classifier.linear.weight", [arch.num_classes, arch.feature_mix])?),
+        bias: param(walk.tensor("classifier.linear.bias", [arch.num_classes])?),
     };
     Ok(StaticNet { first_conv, blocks, final_expand_layer, feature_mix_layer, classifier, arch: arch.clone() })
 }
@@ -168,17 +167,7 @@ fn build_block(walk: &mut Walk, p: &str, b: &BlockArch) -> Result<StaticBlock> {
         &format!("{p}.depth_conv.bn"),
         [mid, 1, b.kernel, b.kernel],
     )?;
-    let se = if b.se {
-        let reduced = SqueezeExcite::reduced(mid);
-        Some(SqueezeExcite {
-            fc: dynofa_supernet::layers::SeFc {
-                reduce: walk.conv_bias(&format!("{p}.depth_conv.se.fc.reduce"), reduced, mid)?,
-                expand: walk.conv_bias(&format!("{p}.depth_conv.se.fc.expand"), mid, reduced)?,
-            },
-        })
-    } else {
-        None
-    };
+    let se = if b.se { Some(walk.squeeze_excite(&format!("{p}.depth_conv.se"), mid)?) } else { None };
     let point_linear = walk.conv_bn(
         &format!("{p}.point_linear.conv.weight"),
         &format!("{p}.point_linear.bn"),

@@ -31,6 +31,7 @@ pub fn save_record(net: &Supernet, path: &Path) -> Result<()> {
         .metadata("dynofa.width", net.config.width.to_string());
     net.save_into(&mut store)
         .map_err(|e| Error::Checkpoint { detail: format!("cannot write record: {e}") }.in_file(path))?;
+    crate::tensor_io::publish_permissions(tmp.path(), false).map_err(|e| Error::io(path, e))?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())
 }

@@ -214,6 +214,17 @@ impl<'a> Walk<'a> {
         })
     }
 
+    /// Squeeze-and-excitation over `channels` channels, `{prefix}.fc.{reduce,expand}`.
+    pub fn squeeze_excite(&mut self, prefix: &str, channels: usize) -> Result<SqueezeExcite> {
+        let reduced = SqueezeExcite::reduced(channels);
+        Ok(SqueezeExcite {
+            fc: SeFc {
+                reduce: self.conv_bias(&format!("{prefix}.fc.reduce"), reduced, channels)?,
+                expand: self.conv_bias(&format!("{prefix}.fc.expand"), channels, reduced)?,
+            },
+        })
+    }
+
     fn elastic_block(&mut self, spec: &BlockSpec, config: &SupernetConfig) -> Result<ElasticBlock> {
         let p = format!("blocks.{}.conv", spec.slot + 1);
         let mid = spec.mid_channels(config.max_expand());
@@ -231,17 +242,7 @@ impl<'a> Walk<'a> {
             m5to3: param(self.tensor(&format!("{p}.depth_conv.conv.5to3_matrix"), [9, 9])?),
         };
         let bn = self.bn(&format!("{p}.depth_conv.bn.bn"), mid)?;
-        let se = if spec.se {
-            let reduced = SqueezeExcite::reduced(mid);
-            Some(SqueezeExcite {
-                fc: SeFc {
-                    reduce: self.conv_bias(&format!("{p}.depth_conv.se.fc.reduce"), reduced, mid)?,
-                    expand: self.conv_bias(&format!("{p}.depth_conv.se.fc.expand"), mid, reduced)?,
-                },
-            })
-        } else {
-            None
-        };
+        let se = if spec.se { Some(self.squeeze_excite(&format!("{p}.depth_conv.se"), mid)?) } else { None };
         let point_linear = self.conv_bn(
             &format!("{p}.point_linear.conv.conv.weight"),
             &format!("{p}.point_linear.bn.bn"),

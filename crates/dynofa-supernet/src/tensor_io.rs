@@ -130,6 +130,22 @@ pub fn write_atomically(
         let mut buffered = std::io::BufWriter::new(tmp.as_file_mut());
         write(&mut buffered).and_then(|_| buffered.flush()).map_err(|e| Error::io(path, e))?;
     }
+    publish_permissions(tmp.path(), false).map_err(|e| Error::io(path, e))?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
+}
+
+/// Gives a finished temporary file (or folder) the usual permissions, `rw-r--r--`
+/// (`rwxr-xr-x` for a folder), before it is renamed into place: temporary files are
+/// created private to the user.
+pub fn publish_permissions(path: &Path, folder: bool) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = if folder { 0o755 } else { 0o644 };
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    #[cfg(not(unix))]
+    let _ = (path, folder);
     Ok(())
 }

@@ -87,6 +87,12 @@ fn burn_record_round_trip() {
     assert_eq!(logits(&loaded, &probe_subnet()), logits(&net, &probe_subnet()));
     let via_dispatch = load_weights(&path, &Device::flex()).unwrap();
     assert_eq!(logits(&via_dispatch, &probe_subnet()), logits(&net, &probe_subnet()));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644, "written with the usual permissions");
+    }
     // No temporary file is left beside it.
     let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names, [std::ffi::OsString::from("supernet.bpk")]);

@@ -1,6 +1,6 @@
 //! # dynofa
 //!
-//! The command-line tool: `dynofa infer | describe | convert | extract | calibrate`. Thin: each
+//! The command-line tool: `dynofa infer | describe | convert | extract | calibrate | bench`. Thin: each
 //! command parses its arguments and calls the library crates (`dynofa-supernet`, …);
 //! errors are reported with `anyhow` context naming the file or value at fault.
 
@@ -30,6 +30,8 @@ enum Command {
     Extract(commands::extract::Args),
     /// Re-estimate a sub-network's BatchNorm statistics on calibration data.
     Calibrate(commands::calibrate::Args),
+    /// Time the fast path on one sub-network (JSON: median_ms, …).
+    Bench(commands::bench::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -47,6 +49,7 @@ fn main() -> std::process::ExitCode {
         Command::Convert(args) => commands::convert::run(args),
         Command::Extract(args) => commands::extract::run(args),
         Command::Calibrate(args) => commands::calibrate::run(args),
+        Command::Bench(args) => commands::bench::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

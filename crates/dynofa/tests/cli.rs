@@ -220,3 +220,15 @@ fn calibrate_from_npy_batches_and_from_an_image_folder() {
     assert!(!run.status.success() && stderr(&run).contains("no images"), "{}", stderr(&run));
     assert!(!out3.exists());
 }
+
+#[test]
+fn bench_prints_timings_as_json() {
+    let run = dynofa(&["bench", "--subnet", r#"{"ks":[3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3],"e":[3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3],"d":[2,2,2,2,2],"r":[128]}"#, "--iters", "3", "--threads", "1", "--batch", "2"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let json: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let median = json["median_ms"].as_f64().unwrap();
+    assert!(median > 0.0 && json["min_ms"].as_f64().unwrap() <= median && median <= json["p95_ms"].as_f64().unwrap());
+    assert_eq!((json["batch"].as_u64(), json["threads"].as_u64()), (Some(2), Some(1)));
+    let bad = dynofa(&["bench", "--subnet", "assets/none.json"]);
+    assert!(!bad.status.success() && stderr(&bad).contains("none.json"));
+}

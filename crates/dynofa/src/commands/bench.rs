@@ -1,0 +1,67 @@
+//! `dynofa bench`: time the fast path (the family store's forward) on one sub-network.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use burn::prelude::*;
+use dynofa_slice::FamilyStore;
+use dynofa_supernet::tensor_io::Array;
+use dynofa_supernet::SubnetConfig;
+use serde_json::json;
+
+use crate::weights::WeightsArgs;
+
+/// Arguments of `dynofa bench`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    weights: WeightsArgs,
+    /// Sub-network: a JSON/RON file or inline JSON in OFA's format {"ks","e","d","r"}.
+    #[arg(long, value_name = "SPEC")]
+    subnet: String,
+    /// Images per batch.
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// Threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Timed iterations (after 5 warm-up ones).
+    #[arg(long, default_value_t = 30)]
+    iters: usize,
+}
+
+/// Prints `{median_ms, mean_ms, p95_ms, min_ms, mflops, gflops, …}` per batch.
+pub fn run(args: Args) -> Result<()> {
+    let subnet = SubnetConfig::from_spec(&args.subnet).context("invalid --subnet")?;
+    anyhow::ensure!(args.batch > 0 && args.iters > 0, "--batch and --iters must be positive");
+    let device = Device::flex();
+    let supernet = args.weights.load(&device)?;
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let mut store = FamilyStore::new(&supernet, std::slice::from_ref(&subnet), threads)?;
+    let r = subnet.resolution();
+    let n = args.batch * 3 * r * r;
+    let input = Array { shape: vec![args.batch, 3, r, r], data: (0..n).map(|i| ((i % 251) as f32 - 125.0) / 60.0).collect() };
+    for _ in 0..5 {
+        store.forward(&input)?;
+    }
+    let mut times: Vec<f64> = (0..args.iters)
+        .map(|_| {
+            let start = Instant::now();
+            store.forward(&input).map(|_| start.elapsed().as_secs_f64() * 1e3)
+        })
+        .collect::<Result<_, _>>()?;
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    let mflops = supernet.config.counts(&subnet)?.mflops * args.batch as f64;
+    let out = json!({
+        "subnet": subnet, "batch": args.batch, "threads": threads, "iters": args.iters,
+        "median_ms": median,
+        "mean_ms": times.iter().sum::<f64>() / times.len() as f64,
+        "p95_ms": times[(times.len() * 95 / 100).min(times.len() - 1)],
+        "min_ms": times[0],
+        "mflops": mflops,
+        "gflops": mflops / median,
+    });
+    println!("{out}");
+    Ok(())
+}
