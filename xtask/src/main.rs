@@ -3,6 +3,7 @@
 //! - `cargo xtask demo`: README's main job (on the embedded default weights).
 //! - `cargo xtask test`: README's test command (installs ONNX Runtime for Python when missing).
 //! - `cargo xtask bench`: the criterion benchmarks.
+//! - `cargo xtask ort-compare`: the fast path against ONNX Runtime, as a table.
 //! - `cargo xtask build`: a release build of the `dynofa` binary.
 
 use std::path::{Path, PathBuf};
@@ -30,6 +31,16 @@ enum Task {
     Demo,
     /// Run the test suite (what CI runs).
     Test,
+    /// Compare the fast path with ONNX Runtime on the smallest, a middle and the largest
+    /// sub-network (batch 1 and 8, 1 and 2 threads). Needs `python3 -m pip install onnxruntime numpy`.
+    OrtCompare {
+        /// Supernet weights (default: the embedded seeded supernet; timing does not depend on values).
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        /// Timed iterations per measurement.
+        #[arg(long, default_value_t = 30)]
+        iters: usize,
+    },
     /// Run the criterion benchmarks.
     Bench {
         /// Only benchmarks whose name matches.
@@ -59,6 +70,7 @@ fn main() -> Result<()> {
             ensure_python_packages(&root)?;
             cargo(&root, &["test", "--workspace", "--all-targets"])
         }
+        Task::OrtCompare { weights, iters } => ort_compare(&root, weights.as_deref(), iters),
         Task::Bench { filter } => {
             let mut args = vec!["bench", "-p", "dynofa-benches"];
             if let Some(f) = filter.as_deref() {
@@ -67,6 +79,52 @@ fn main() -> Result<()> {
             cargo(&root, &args)
         }
     }
+}
+
+/// Runs a command and parses the JSON object it prints last.
+fn json_of(root: &Path, command: &mut Command) -> Result<serde_json::Value> {
+    let out = command.current_dir(root).output().with_context(|| format!("cannot start {command:?}"))?;
+    if !out.status.success() {
+        bail!("{command:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text.lines().last().unwrap_or_default();
+    serde_json::from_str(last).with_context(|| format!("{command:?} printed {last:?}"))
+}
+
+fn ort_compare(root: &Path, weights: Option<&Path>, iters: usize) -> Result<()> {
+    ensure_python_packages(root)?;
+    cargo(root, &["build", "--release", "-p", "dynofa"])?;
+    let dynofa = root.join("target/release/dynofa");
+    let dir = root.join("target/ort-compare");
+    std::fs::create_dir_all(&dir)?;
+    let weight_args: Vec<String> = weights.map(|w| vec!["--weights".into(), w.display().to_string()]).unwrap_or_default();
+    println!("| network | batch | threads | dynofa ms | ORT ms | ratio | dynofa GFLOP/s | ORT GFLOP/s |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for name in ["smallest_r160", "middle_r192", "largest_r224"] {
+        let subnet = format!("assets/subnets/{name}.json");
+        let onnx = dir.join(format!("{name}.onnx"));
+        let _ = std::fs::remove_file(&onnx);
+        run(root, Command::new(&dynofa).args(&weight_args).args(["extract", "--subnet", &subnet, "--format", "onnx", "--out"]).arg(&onnx))?;
+        for batch in [1, 8] {
+            for threads in [1, 2] {
+                let (b, t, n) = (batch.to_string(), threads.to_string(), iters.to_string());
+                let ours = json_of(root, Command::new(&dynofa).arg("bench").args(&weight_args).args([
+                    "--subnet", &subnet, "--batch", &b, "--threads", &t, "--iters", &n,
+                ]))?;
+                let ort = json_of(root, Command::new("python3").arg(root.join("xtask/ort_bench.py")).arg(&onnx).args([&b, &t, &n]))?;
+                let (ours_ms, ort_ms) = (ours["median_ms"].as_f64().unwrap_or(f64::NAN), ort["median_ms"].as_f64().unwrap_or(f64::NAN));
+                let mflops = ours["mflops"].as_f64().unwrap_or(f64::NAN);
+                println!(
+                    "| {name} | {batch} | {threads} | {ours_ms:.2} | {ort_ms:.2} | {:.2} | {:.1} | {:.1} |",
+                    ours_ms / ort_ms,
+                    mflops / ours_ms,
+                    mflops / ort_ms
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// ONNX Runtime (and numpy) for the ONNX export test, installed with pip when missing.

@@ -89,7 +89,24 @@ pub fn matmul(dst: &mut [f32], lhs: MatRef, rhs: MatRef, threads: usize) {
 pub fn matvec(y: &mut [f32], a: MatRef, x: &[f32], bias: Option<&[f32]>) {
     assert_eq!(x.len(), a.cols);
     for (r, out) in y[..a.rows].iter_mut().enumerate() {
-        let dot: f32 = a.row(r).iter().zip(x).map(|(w, v)| w * v).sum();
-        *out = dot + bias.map_or(0.0, |b| b[r]);
+        *out = dot(a.row(r), x) + bias.map_or(0.0, |b| b[r]);
     }
+}
+
+/// Lanes of independent partial sums in [`dot`], so that the compiler vectorises it
+/// (one running sum is a serial dependency chain).
+const DOT_LANES: usize = 16;
+
+/// `Σ a[i] · b[i]`, accumulated in [`DOT_LANES`] partial sums.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; DOT_LANES];
+    let (a_body, a_tail) = a.split_at(a.len() - a.len() % DOT_LANES);
+    let (b_body, b_tail) = b[..a.len()].split_at(a_body.len());
+    for (ca, cb) in a_body.chunks_exact(DOT_LANES).zip(b_body.chunks_exact(DOT_LANES)) {
+        for i in 0..DOT_LANES {
+            lanes[i] += ca[i] * cb[i];
+        }
+    }
+    let tail: f32 = a_tail.iter().zip(b_tail).map(|(x, y)| x * y).sum();
+    lanes.iter().sum::<f32>() + tail
 }
