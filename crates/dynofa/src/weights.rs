@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use burn::prelude::*;
-use dynofa_supernet::{load_weights, Supernet, SupernetConfig, Width};
+use dynofa_supernet::{load_weights, SubnetConfig, Supernet, SupernetConfig, Width};
 
 /// Text printed whenever the embedded default weights are used.
 pub const UNTRAINED_NOTICE: &str = "note: no --weights given: using the embedded default supernet \
@@ -23,6 +23,23 @@ pub struct WeightsArgs {
     /// carries its own.
     #[arg(long, default_value = "1.2", value_parser = parse_width)]
     pub width: Width,
+}
+
+/// `--weights` / `--width` and `--subnet`: one sub-network of a supernet.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SubnetArgs {
+    #[command(flatten)]
+    pub weights: WeightsArgs,
+    /// Sub-network: a JSON/RON file or inline JSON in OFA's format {"ks","e","d","r"}.
+    #[arg(long, value_name = "SPEC")]
+    pub subnet: String,
+}
+
+impl SubnetArgs {
+    /// The parsed `--subnet`.
+    pub fn config(&self) -> Result<SubnetConfig> {
+        SubnetConfig::from_spec(&self.subnet).context("invalid --subnet")
+    }
 }
 
 /// Parses `--width`.

@@ -2,23 +2,19 @@
 
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use burn::prelude::*;
 use dynofa_slice::FamilyStore;
 use dynofa_supernet::tensor_io::Array;
-use dynofa_supernet::SubnetConfig;
 use serde_json::json;
 
-use crate::weights::WeightsArgs;
+use crate::weights::SubnetArgs;
 
 /// Arguments of `dynofa bench`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
-    weights: WeightsArgs,
-    /// Sub-network: a JSON/RON file or inline JSON in OFA's format {"ks","e","d","r"}.
-    #[arg(long, value_name = "SPEC")]
-    subnet: String,
+    net: SubnetArgs,
     /// Images per batch.
     #[arg(long, default_value_t = 1)]
     batch: usize,
@@ -32,10 +28,10 @@ pub struct Args {
 
 /// Prints `{median_ms, mean_ms, p95_ms, min_ms, mflops, gflops, …}` per batch.
 pub fn run(args: Args) -> Result<()> {
-    let subnet = SubnetConfig::from_spec(&args.subnet).context("invalid --subnet")?;
+    let subnet = args.net.config()?;
     anyhow::ensure!(args.batch > 0 && args.iters > 0, "--batch and --iters must be positive");
     let device = Device::flex();
-    let supernet = args.weights.load(&device)?;
+    let supernet = args.net.weights.load(&device)?;
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let mut store = FamilyStore::new(&supernet, std::slice::from_ref(&subnet), threads)?;
     let r = subnet.resolution();

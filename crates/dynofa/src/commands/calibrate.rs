@@ -8,21 +8,17 @@ use burn::prelude::*;
 use dynofa_slice::calibrate::recalibrate;
 use dynofa_slice::{extract, ofa_dir};
 use dynofa_supernet::tensor_io::{read_npy, Array};
-use dynofa_supernet::SubnetConfig;
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
 use crate::preprocess::load_image;
-use crate::weights::WeightsArgs;
+use crate::weights::SubnetArgs;
 
 /// Arguments of `dynofa calibrate`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
-    weights: WeightsArgs,
-    /// Sub-network: a JSON/RON file or inline JSON in OFA's format {"ks","e","d","r"}.
-    #[arg(long, value_name = "SPEC")]
-    subnet: String,
+    net: SubnetArgs,
     /// Calibration data: `.npy` batches [B, 3, r, r], or one folder of images in
     /// ImageFolder layout (class sub-folders), decoded with OFA's preprocessing.
     #[arg(long, value_name = "PATH", num_args = 1.., required = true)]
@@ -102,9 +98,9 @@ fn batches(args: &Args, r: usize) -> Result<Vec<Array>> {
 
 /// Extracts, re-calibrates and writes the sub-network.
 pub fn run(args: Args) -> Result<()> {
-    let subnet = SubnetConfig::from_spec(&args.subnet).context("invalid --subnet")?;
+    let subnet = args.net.config()?;
     let device = Device::flex();
-    let supernet = args.weights.load(&device)?;
+    let supernet = args.net.weights.load(&device)?;
     let mut net = extract(&supernet, &subnet)?;
     let batches = batches(&args, subnet.resolution())?;
     let images: usize = batches.iter().map(|b| b.shape[0]).sum();

@@ -2,28 +2,25 @@
 
 use anyhow::{Context, Result};
 use burn::prelude::*;
-use dynofa_supernet::{SubnetConfig, SupernetConfig};
+use dynofa_supernet::SupernetConfig;
 use serde_json::json;
 
-use crate::weights::WeightsArgs;
+use crate::weights::SubnetArgs;
 
 /// Arguments of `dynofa describe`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Sub-network: a JSON/RON file or inline JSON in OFA's format {"ks","e","d","r"}.
-    #[arg(long, value_name = "SPEC")]
-    subnet: String,
     #[command(flatten)]
-    weights: WeightsArgs,
+    net: SubnetArgs,
 }
 
 /// Prints `{width, resolution, params, mflops, subnet}`.
 pub fn run(args: Args) -> Result<()> {
-    let subnet = SubnetConfig::from_spec(&args.subnet).context("invalid --subnet")?;
-    let width = match &args.weights.weights {
+    let subnet = args.net.config()?;
+    let width = match &args.net.weights.weights {
         // The width is read off the weights: load them (this also validates the file).
         Some(path) => crate::weights::load_file(path, &Device::flex())?.config.width,
-        None => args.weights.width,
+        None => args.net.weights.width,
     };
     let supernet = SupernetConfig::ofa_mbv3(width);
     let counts = supernet.counts(&subnet).context("the sub-network does not fit the supernet")?;

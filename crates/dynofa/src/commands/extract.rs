@@ -2,12 +2,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use burn::prelude::*;
 use dynofa_slice::{extract, ofa_dir, onnx};
-use dynofa_supernet::SubnetConfig;
 
-use crate::weights::WeightsArgs;
+use crate::weights::SubnetArgs;
 
 /// Output formats of `dynofa extract`.
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -22,10 +21,7 @@ pub enum Format {
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
-    weights: WeightsArgs,
-    /// Sub-network: a JSON/RON file or inline JSON in OFA's format {"ks","e","d","r"}.
-    #[arg(long, value_name = "SPEC")]
-    subnet: String,
+    net: SubnetArgs,
     /// Output: a folder (ofa; must not exist or be empty) or a file (onnx).
     #[arg(long, value_name = "PATH")]
     out: PathBuf,
@@ -36,9 +32,9 @@ pub struct Args {
 
 /// Extracts and writes the sub-network.
 pub fn run(args: Args) -> Result<()> {
-    let subnet = SubnetConfig::from_spec(&args.subnet).context("invalid --subnet")?;
+    let subnet = args.net.config()?;
     let device = Device::flex();
-    let supernet = args.weights.load(&device)?;
+    let supernet = args.net.weights.load(&device)?;
     let net = extract(&supernet, &subnet)?;
     match args.format {
         Format::Ofa => ofa_dir::save(&net, &args.out)?,
