@@ -47,21 +47,11 @@ pub fn recalibrate(net: &mut StaticNet, batches: impl IntoIterator<Item = Tensor
         let _ = net.forward_with(batch, &mut recorder);
         progress(i + 1);
     }
-    let mut stats = recorder.sums;
-    let mut update = |name: String, bn: &mut BatchNorm| {
-        if let Some((sum_mean, sum_var, count)) = stats.remove(&name) {
+    let names = crate::static_net::bn_layers(&net.arch);
+    for ((name, _), bn) in names.iter().zip(net.batch_norms_mut()) {
+        if let Some((sum_mean, sum_var, count)) = recorder.sums.remove(name) {
             bn.running_mean = param(sum_mean / count as f64);
             bn.running_var = param(sum_var / count as f64);
         }
-    };
-    update("first_conv.bn".into(), &mut net.first_conv.bn);
-    for (i, block) in net.blocks.iter_mut().enumerate() {
-        let p = format!("blocks.{i}.conv");
-        if let Some(ib) = block.inverted_bottleneck.as_mut() {
-            update(format!("{p}.inverted_bottleneck.bn"), &mut ib.bn);
-        }
-        update(format!("{p}.depth_conv.bn"), &mut block.depth_conv.bn);
-        update(format!("{p}.point_linear.bn"), &mut block.point_linear.bn);
     }
-    update("final_expand_layer.bn".into(), &mut net.final_expand_layer.bn);
 }

@@ -298,26 +298,21 @@ impl FamilyStore {
                 expected: self.levels[i].config.to_json(),
             });
         }
-        let mut bn = vec![Affine::of(&calibrated.first_conv.bn)];
-        for block in &calibrated.blocks {
-            bn.extend(block.inverted_bottleneck.as_ref().map(|ib| Affine::of(&ib.bn)));
-            bn.push(Affine::of(&block.depth_conv.bn));
-            bn.push(Affine::of(&block.point_linear.bn));
-        }
-        bn.push(Affine::of(&calibrated.final_expand_layer.bn));
-        self.set_level_affines(i, bn)
+        self.set_level_affines(i, calibrated.batch_norms().into_iter().map(Affine::of).collect())
     }
 
     /// Sets level `i`'s own folded BatchNorm, one per BN layer in
     /// [`crate::static_net::bn_layers`] order.
     pub fn set_level_affines(&mut self, i: usize, affines: Vec<Affine>) -> Result<()> {
         let arch = crate::arch::NetArch::of_subnet(&self.config, &self.levels[i].config)?;
-        let layers = crate::static_net::bn_layers(&arch).len();
-        if affines.len() != layers {
+        let layers = crate::static_net::bn_layers(&arch);
+        let fits = affines.len() == layers.len()
+            && affines.iter().zip(&layers).all(|(a, (_, c))| a.scale.len() == *c && a.shift.len() == *c);
+        if !fits {
             return Err(Error::InvalidValue {
                 field: format!("BatchNorm layers of level {i}"),
-                value: affines.len().to_string(),
-                expected: layers.to_string(),
+                value: format!("{} layers", affines.len()),
+                expected: format!("{} layers of the level's widths", layers.len()),
             });
         }
         self.levels[i].bn = Some(affines);

@@ -121,7 +121,7 @@ pub fn save_family(store: &FamilyStore, mut file: FamilyFile, path: &Path) -> Re
         if let Some(affines) = store.level_bn(i) {
             level.calibrated = true;
             let arch = NetArch::of_subnet(store.config(), &level.config)?;
-            for (name, affine) in bn_layers(&arch).iter().zip(affines) {
+            for ((name, _), affine) in bn_layers(&arch).iter().zip(affines) {
                 for (part, values) in [("scale", &affine.scale), ("shift", &affine.shift)] {
                     tensors.push(NamedTensor { name: tensor_name(i, name, part), shape: vec![values.len()], data: values.clone() });
                 }
@@ -154,7 +154,7 @@ pub fn load_family(path: &Path, supernet: &Supernet, threads: usize) -> Result<(
     let mut expected = Vec::new();
     for &i in &calibrated {
         let arch = NetArch::of_subnet(&supernet.config, &file.levels[i].config)?;
-        for name in bn_layers(&arch) {
+        for (name, _) in bn_layers(&arch) {
             expected.push((i, name));
         }
     }
@@ -166,7 +166,7 @@ pub fn load_family(path: &Path, supernet: &Supernet, threads: usize) -> Result<(
     for &i in &calibrated {
         let arch = NetArch::of_subnet(&supernet.config, &file.levels[i].config)?;
         let mut affines = Vec::new();
-        for (name, channels) in bn_layers(&arch).into_iter().zip(bn_channels(&arch)) {
+        for (name, channels) in bn_layers(&arch) {
             let mut part = |p: &str| source.tensor(&tensor_name(i, &name, p), &[channels]).map_err(|e| e.in_file(&weights));
             affines.push(Affine { scale: part("scale")?, shift: part("shift")? });
         }
@@ -175,14 +175,3 @@ pub fn load_family(path: &Path, supernet: &Supernet, threads: usize) -> Result<(
     Ok((store, file))
 }
 
-/// Channels of each BN layer of `arch`, in [`bn_layers`] order.
-fn bn_channels(arch: &NetArch) -> Vec<usize> {
-    let mut channels = vec![arch.stem];
-    for b in &arch.blocks {
-        channels.extend(b.mid);
-        channels.push(b.depthwise_channels());
-        channels.push(b.out_channels);
-    }
-    channels.push(arch.final_expand);
-    channels
-}

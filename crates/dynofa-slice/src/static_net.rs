@@ -112,6 +112,22 @@ impl StaticNet {
         named_tensors(self, tensor_names(&self.arch))
     }
 
+    /// The BatchNorm layers, in [`bn_layers`] order.
+    pub fn batch_norms(&self) -> Vec<&BatchNorm> {
+        let blocks = self.blocks.iter().flat_map(|b| {
+            b.inverted_bottleneck.iter().map(|ib| &ib.bn).chain([&b.depth_conv.bn, &b.point_linear.bn])
+        });
+        std::iter::once(&self.first_conv.bn).chain(blocks).chain([&self.final_expand_layer.bn]).collect()
+    }
+
+    /// [`StaticNet::batch_norms`], mutable.
+    pub fn batch_norms_mut(&mut self) -> Vec<&mut BatchNorm> {
+        let blocks = self.blocks.iter_mut().flat_map(|b| {
+            b.inverted_bottleneck.iter_mut().map(|ib| &mut ib.bn).chain([&mut b.depth_conv.bn, &mut b.point_linear.bn])
+        });
+        std::iter::once(&mut self.first_conv.bn).chain(blocks).chain([&mut self.final_expand_layer.bn]).collect()
+    }
+
     /// Parameter count (weights, BN γ and β, biases; not running statistics).
     pub fn num_params(&self) -> usize {
         self.state_dict()
@@ -181,10 +197,11 @@ pub fn tensor_names(arch: &NetArch) -> Vec<(String, Vec<usize>)> {
     list_names(|source| build_static(arch, source, &Device::flex(), Precision::F32))
 }
 
-/// Names of the BatchNorm layers (state-dict prefixes) of a static network, in order.
-pub fn bn_layers(arch: &NetArch) -> Vec<String> {
+/// The BatchNorm layers of a static network — state-dict prefix and channels — in the
+/// order the forward applies them.
+pub fn bn_layers(arch: &NetArch) -> Vec<(String, usize)> {
     tensor_names(arch)
         .into_iter()
-        .filter_map(|(name, _)| name.strip_suffix(".running_mean").map(str::to_string))
+        .filter_map(|(name, shape)| name.strip_suffix(".running_mean").map(|p| (p.to_string(), shape[0])))
         .collect()
 }
