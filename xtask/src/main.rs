@@ -67,8 +67,9 @@ fn main() -> Result<()> {
             run(&root, Command::new(&dynofa).args(["describe", "--subnet", "assets/subnets/middle_r192.json"]))
         }
         Task::Test => {
-            ensure_python_packages(&root)?;
-            cargo(&root, &["test", "--workspace", "--all-targets"])
+            let python_path = ensure_python_packages(&root)?;
+            let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            run(&root, Command::new(cargo_bin).args(["test", "--workspace", "--all-targets"]).env("PYTHONPATH", python_path))
         }
         Task::OrtCompare { weights, iters } => ort_compare(&root, weights.as_deref(), iters),
         Task::Bench { filter } => {
@@ -93,7 +94,7 @@ fn json_of(root: &Path, command: &mut Command) -> Result<serde_json::Value> {
 }
 
 fn ort_compare(root: &Path, weights: Option<&Path>, iters: usize) -> Result<()> {
-    ensure_python_packages(root)?;
+    let python_path = ensure_python_packages(root)?;
     cargo(root, &["build", "--release", "-p", "dynofa"])?;
     let dynofa = root.join("target/release/dynofa");
     let dir = root.join("target/ort-compare");
@@ -112,7 +113,10 @@ fn ort_compare(root: &Path, weights: Option<&Path>, iters: usize) -> Result<()> 
                 let ours = json_of(root, Command::new(&dynofa).arg("bench").args(&weight_args).args([
                     "--subnet", &subnet, "--batch", &b, "--threads", &t, "--iters", &n,
                 ]))?;
-                let ort = json_of(root, Command::new("python3").arg(root.join("xtask/ort_bench.py")).arg(&onnx).args([&b, &t, &n]))?;
+                let ort = json_of(
+                    root,
+                    Command::new("python3").arg(root.join("xtask/ort_bench.py")).arg(&onnx).args([&b, &t, &n]).env("PYTHONPATH", &python_path),
+                )?;
                 let (ours_ms, ort_ms) = (ours["median_ms"].as_f64().unwrap_or(f64::NAN), ort["median_ms"].as_f64().unwrap_or(f64::NAN));
                 let mflops = ours["mflops"].as_f64().unwrap_or(f64::NAN);
                 println!(
@@ -127,14 +131,31 @@ fn ort_compare(root: &Path, weights: Option<&Path>, iters: usize) -> Result<()> 
     Ok(())
 }
 
-/// ONNX Runtime (and numpy) for the ONNX export test, installed with pip when missing.
-fn ensure_python_packages(root: &Path) -> Result<()> {
-    let present = Command::new("python3").args(["-c", "import onnxruntime, numpy"]).status();
-    if present.map(|s| s.success()).unwrap_or(false) {
-        return Ok(());
+/// `PYTHONPATH` with the project's own Python packages (`target/pydeps`) in front.
+fn python_path(root: &Path) -> std::ffi::OsString {
+    let mut paths = vec![root.join("target/pydeps")];
+    if let Some(existing) = std::env::var_os("PYTHONPATH") {
+        paths.extend(std::env::split_paths(&existing));
     }
-    eprintln!("installing onnxruntime and numpy with pip (for the ONNX export test)");
-    run(root, Command::new("python3").args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "onnxruntime", "numpy"]))
+    std::env::join_paths(paths).expect("paths without separators")
+}
+
+/// ONNX Runtime (and numpy) for the ONNX export test: used where Python has them, else
+/// installed with pip into `target/pydeps` (no system packages are touched, so this works
+/// with a distribution's externally managed Python too). Returns the `PYTHONPATH` to use.
+fn ensure_python_packages(root: &Path) -> Result<std::ffi::OsString> {
+    let python_path = python_path(root);
+    let present = Command::new("python3")
+        .args(["-c", "import onnxruntime, numpy"])
+        .env("PYTHONPATH", &python_path)
+        .status();
+    if present.map(|s| s.success()).unwrap_or(false) {
+        return Ok(python_path);
+    }
+    eprintln!("installing onnxruntime and numpy with pip into target/pydeps (for the ONNX export test)");
+    let target = root.join("target/pydeps");
+    run(root, Command::new("python3").args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"]).arg(&target).args(["onnxruntime", "numpy"]))?;
+    Ok(python_path)
 }
 
 fn workspace_root() -> PathBuf {
