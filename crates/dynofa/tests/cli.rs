@@ -212,6 +212,13 @@ fn calibrate_from_npy_batches_and_from_an_image_folder() {
     assert!(run.status.success(), "{}", stderr(&run));
     assert!(stderr(&run).contains("6 images"), "{}", stderr(&run));
 
+    // A batch of the wrong size stops the run, naming the file; nothing is written.
+    let wrong = dynofa_golden::path("inputs/x_seed1234_r176.npy");
+    let out4 = dir.path().join("never_either");
+    let run = dynofa(&["calibrate", "--subnet", &cfg, "--out", s(&out4), "--data", s(&batches[0]), s(&wrong)]);
+    assert!(!run.status.success() && stderr(&run).contains("x_seed1234_r176.npy"), "{}", stderr(&run));
+    assert!(!out4.exists());
+
     // An empty folder is a clear error, and nothing is written.
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();

@@ -55,45 +55,56 @@ fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// The calibration batches.
-fn batches(args: &Args, r: usize) -> Result<Vec<Array>> {
-    if let [dir] = args.data.as_slice() {
-        if dir.is_dir() {
-            let mut files = image_files(dir)?;
-            if let Some(max) = args.max_images {
-                files.truncate(max);
+/// Where the calibration batches come from; each batch is read when it is needed, so
+/// memory holds one batch, not the whole calibration set.
+enum Source {
+    /// `.npy` files, one batch each.
+    Npy(Vec<PathBuf>),
+    /// Image files, `batch_size` per batch.
+    Images(Vec<PathBuf>, usize),
+}
+
+impl Source {
+    fn new(args: &Args) -> Result<Self> {
+        if let [dir] = args.data.as_slice() {
+            if dir.is_dir() {
+                let mut files = image_files(dir)?;
+                if let Some(max) = args.max_images {
+                    files.truncate(max);
+                }
+                if files.is_empty() {
+                    bail!("{}: no images (.jpg, .jpeg, .png) found for calibration", dir.display());
+                }
+                return Ok(Source::Images(files, args.batch_size.max(1)));
             }
-            if files.is_empty() {
-                bail!("{}: no images (.jpg, .jpeg, .png) found for calibration", dir.display());
-            }
-            let bar = ProgressBar::new(files.len() as u64).with_style(
-                ProgressStyle::with_template("decoding {bar:30} {pos}/{len} images, ETA {eta}").expect("valid template"),
-            );
-            let images: Vec<Vec<f32>> = files
-                .par_iter()
-                .map(|f| {
-                    let image = load_image(f, r);
-                    bar.inc(1);
-                    image
-                })
-                .collect::<Result<_>>()?;
-            bar.finish_and_clear();
-            return Ok(images
-                .chunks(args.batch_size.max(1))
-                .map(|chunk| Array { shape: vec![chunk.len(), 3, r, r], data: chunk.concat() })
-                .collect());
+        }
+        Ok(Source::Npy(args.data.clone()))
+    }
+
+    fn batches(&self) -> usize {
+        match self {
+            Source::Npy(files) => files.len(),
+            Source::Images(files, size) => files.len().div_ceil(*size),
         }
     }
-    args.data
-        .iter()
-        .map(|path| {
-            let batch = read_npy(path)?;
-            if batch.shape.len() != 4 || batch.shape[1..] != [3, r, r] {
-                bail!("{}: shape {:?}; calibration batches must be [B, 3, {r}, {r}]", path.display(), batch.shape);
+
+    /// Batch `i`, `[B, 3, r, r]`; images are decoded in parallel.
+    fn batch(&self, i: usize, r: usize) -> Result<Array> {
+        match self {
+            Source::Npy(files) => {
+                let batch = read_npy(&files[i])?;
+                if batch.shape.len() != 4 || batch.shape[1..] != [3, r, r] {
+                    bail!("{}: shape {:?}; calibration batches must be [B, 3, {r}, {r}]", files[i].display(), batch.shape);
+                }
+                Ok(batch)
             }
-            Ok(batch)
-        })
-        .collect()
+            Source::Images(files, size) => {
+                let chunk = &files[i * size..((i + 1) * size).min(files.len())];
+                let images: Vec<Vec<f32>> = chunk.par_iter().map(|f| load_image(f, r)).collect::<Result<_>>()?;
+                Ok(Array { shape: vec![chunk.len(), 3, r, r], data: images.concat() })
+            }
+        }
+    }
 }
 
 /// Extracts, re-calibrates and writes the sub-network.
@@ -102,14 +113,30 @@ pub fn run(args: Args) -> Result<()> {
     let device = Device::flex();
     let supernet = args.net.weights.load(&device)?;
     let mut net = extract(&supernet, &subnet)?;
-    let batches = batches(&args, subnet.resolution())?;
-    let images: usize = batches.iter().map(|b| b.shape[0]).sum();
-    let bar = ProgressBar::new(batches.len() as u64).with_style(
+    let source = Source::new(&args)?;
+    let r = subnet.resolution();
+    let bar = ProgressBar::new(source.batches() as u64).with_style(
         ProgressStyle::with_template("calibrating {bar:30} {pos}/{len} batches, ETA {eta}").expect("valid template"),
     );
-    let tensors = batches.iter().map(|b| b.to_tensor::<4>(&device)).collect::<Result<Vec<_>, _>>()?;
+    // A batch that cannot be read stops the run before anything is written.
+    let (mut failure, mut images) = (None, 0);
+    let tensors = (0..source.batches()).map_while(|i| {
+        match source.batch(i, r).and_then(|b| Ok(b.to_tensor::<4>(&device)?)) {
+            Ok(t) => {
+                images += t.dims()[0];
+                Some(t)
+            }
+            Err(e) => {
+                failure = Some(e);
+                None
+            }
+        }
+    });
     recalibrate(&mut net, tensors, |done| bar.set_position(done as u64));
     bar.finish_and_clear();
+    if let Some(e) = failure {
+        return Err(e);
+    }
     ofa_dir::save(&net, &args.out)?;
     eprintln!("re-calibrated BN on {images} images; wrote {}", args.out.display());
     Ok(())
