@@ -1,9 +1,15 @@
-//! Depthwise k×k convolution, "same" padding `k / 2`, stride 1 or 2, on `[C, H, W]`,
-//! with the per-channel epilogue fused.
+//! Depthwise k×k convolution ("same" padding `k / 2`, stride 1 or 2) on pixel-major
+//! images `[H, W, C]`, with the per-channel epilogue fused.
+//!
+//! Channels are the vector dimension: each output pixel accumulates `k²` products of a
+//! kernel tap `[C]` and an input pixel `[C]`, `LANES` channels at a time. Interior pixels
+//! go `PIXELS` at a time, so that each kernel value loaded feeds several accumulators;
+//! pixels whose window crosses the border go one at a time over their valid taps.
 
 use rayon::prelude::*;
 
-use crate::epilogue::Activation;
+use crate::epilogue::{h_sigmoid, Activation, Epilogue};
+use crate::isa::{mul_add, Isa};
 use crate::matrix::MatRef;
 
 /// Output size of a padded convolution: `(size + 2·(k/2) − k) / stride + 1`.
@@ -11,59 +17,293 @@ pub fn out_size(size: usize, k: usize, stride: usize) -> usize {
     (size + 2 * (k / 2) - k) / stride + 1
 }
 
-/// Per-channel epilogue of a convolution: `act(x × scale + shift)`.
-#[derive(Debug, Clone, Copy)]
-pub struct Epilogue<'a> {
-    /// Per-channel scale (folded BN).
-    pub scale: &'a [f32],
-    /// Per-channel shift (folded BN).
-    pub shift: &'a [f32],
-    /// Activation after the affine.
-    pub act: Activation,
+/// Shapes of one depthwise convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DepthwiseShape {
+    /// Input height.
+    pub h: usize,
+    /// Input width.
+    pub w: usize,
+    /// Channels.
+    pub channels: usize,
+    /// Kernel size (odd).
+    pub k: usize,
+    /// Stride (1 or 2).
+    pub stride: usize,
 }
 
-/// `out[c] = epilogue(Σ weights[c] ⊛ input[c])` for each channel `c` of `input = [C, h, w]`.
-/// `weights` is `[C, k·k]` (row-major kernels; a strided view is fine).
-pub fn depthwise(input: &[f32], h: usize, w: usize, weights: MatRef, k: usize, stride: usize, epilogue: Epilogue, out: &mut [f32]) {
-    let channels = weights.rows;
-    assert_eq!(weights.cols, k * k, "kernels of {} values for k = {k}", weights.cols);
+impl DepthwiseShape {
+    /// Output height and width.
+    pub fn out_hw(&self) -> (usize, usize) {
+        (out_size(self.h, self.k, self.stride), out_size(self.w, self.k, self.stride))
+    }
+}
+
+/// `out[b] = epilogue(kernels ⊛ input[b])` for each image `b` of `input = [B, h, w, C]`,
+/// `out = [B, ho, wo, C]`. `kernels` is `[k², C]`: row `ky·k + kx` holds that tap for
+/// every channel (a strided view is fine). Runs on the current rayon pool, one task per
+/// output row.
+pub fn depthwise(input: &[f32], batch: usize, shape: DepthwiseShape, kernels: MatRef, epilogue: Epilogue, out: &mut [f32]) {
+    depthwise_on(Isa::best(), input, batch, shape, kernels, epilogue, out)
+}
+
+/// [`depthwise`] with the instruction set chosen by the caller.
+pub fn depthwise_on(isa: Isa, input: &[f32], batch: usize, shape: DepthwiseShape, kernels: MatRef, epilogue: Epilogue, out: &mut [f32]) {
+    let DepthwiseShape { h, w, channels: c, k, stride } = shape;
+    assert!(k % 2 == 1, "kernel size {k} is not odd");
     assert!(stride == 1 || stride == 2, "stride {stride}");
-    let (ho, wo) = (out_size(h, k, stride), out_size(w, k, stride));
-    assert!(input.len() >= channels * h * w && out.len() >= channels * ho * wo);
-    out[..channels * ho * wo].par_chunks_mut(ho * wo).enumerate().for_each(|(c, out)| {
-        channel(&input[c * h * w..(c + 1) * h * w], h, w, weights.row(c), k, stride, out);
-        let (s, b) = (epilogue.scale[c], epilogue.shift[c]);
-        out.iter_mut().for_each(|x| *x = epilogue.act.apply(*x * s + b));
+    assert_eq!((kernels.rows, kernels.cols), (k * k, c), "kernels {}×{} for k = {k}, {c} channels", kernels.rows, kernels.cols);
+    assert_eq!(epilogue.len(), c, "epilogue of {} channels for {c}", epilogue.len());
+    let (ho, wo) = shape.out_hw();
+    assert!(input.len() >= batch * h * w * c, "input of {} values for {batch}×{h}×{w}×{c}", input.len());
+    assert!(out.len() >= batch * ho * wo * c, "output of {} values for {batch}×{ho}×{wo}×{c}", out.len());
+    if batch * ho * wo * c == 0 {
+        return;
+    }
+    // One task per thread, each a contiguous band of rows (so that a thread keeps reading
+    // the rows the previous kernel's same-numbered task wrote), `BAND` rows at a time.
+    let band = ho.div_ceil(rayon::current_num_threads()).next_multiple_of(BAND);
+    out[..batch * ho * wo * c].par_chunks_mut(ho * wo * c).enumerate().for_each(|(b, out_image)| {
+        let image = &input[b * h * w * c..(b + 1) * h * w * c];
+        out_image.par_chunks_mut(band * wo * c).enumerate().for_each(|(task, out_rows)| {
+            for (i, out_rows) in out_rows.chunks_mut(BAND * wo * c).enumerate() {
+                output_rows(isa, image, shape, kernels, epilogue, task * band + i * BAND, out_rows);
+            }
+        });
     });
 }
 
-/// One channel: `out[ho × wo] = kernel ⊛ input[h × w]`.
-fn channel(input: &[f32], h: usize, w: usize, kernel: &[f32], k: usize, stride: usize, out: &mut [f32]) {
-    let pad = k / 2;
-    let wo = out_size(w, k, stride);
-    out.fill(0.0);
-    for (oy, out_row) in out.chunks_mut(wo).enumerate() {
-        for ky in 0..k {
-            let Some(iy) = (oy * stride + ky).checked_sub(pad).filter(|&iy| iy < h) else { continue };
-            let in_row = &input[iy * w..(iy + 1) * w];
-            for kx in 0..k {
-                let wv = kernel[ky * k + kx];
-                // Output columns whose input column ox·s + kx − pad lies inside the row.
-                let lo = pad.saturating_sub(kx).div_ceil(stride);
-                let hi = (w + pad).saturating_sub(kx).div_ceil(stride).min(wo);
-                if lo >= hi {
-                    continue;
-                }
-                let start = lo * stride + kx - pad;
-                if stride == 1 {
-                    let src = &in_row[start..start + (hi - lo)];
-                    out_row[lo..hi].iter_mut().zip(src).for_each(|(o, &x)| *o += wv * x);
-                } else {
-                    for (i, o) in out_row[lo..hi].iter_mut().enumerate() {
-                        *o += wv * in_row[start + i * stride];
-                    }
+/// Output rows per task (and per register block where registers allow).
+const BAND: usize = 2;
+
+crate::multiversion! {
+    fn output_rows(image: &[f32], shape: DepthwiseShape, kernels: MatRef, epilogue: Epilogue, oy: usize, out_rows: &mut [f32]) => output_rows_body
+}
+
+/// Output rows `oy..` (as many as `out_rows` holds, at most [`BAND`]): two at a time with
+/// 32 vector registers (each input window then feeds both rows), else one by one.
+#[inline(always)]
+fn output_rows_body<const FUSED: bool, const LANES: usize, const REGISTERS: usize>(
+    image: &[f32],
+    shape: DepthwiseShape,
+    kernels: MatRef,
+    epilogue: Epilogue,
+    oy: usize,
+    out_rows: &mut [f32],
+) {
+    let row_len = shape.out_hw().1 * shape.channels;
+    let rows = out_rows.len() / row_len;
+    if REGISTERS >= 32 && rows == 2 && matches!(shape.k, 3 | 5 | 7) {
+        output_row_body::<FUSED, LANES, REGISTERS, 2>(image, shape, kernels, epilogue, oy, out_rows);
+    } else {
+        for (i, out_row) in out_rows.chunks_mut(row_len).enumerate() {
+            output_row_body::<FUSED, LANES, REGISTERS, 1>(image, shape, kernels, epilogue, oy + i, out_row);
+        }
+    }
+}
+
+/// Input columns a register window may hold: `(P − 1)·S + K` for the blocks below.
+const WINDOW: usize = 16;
+
+/// One output row `[wo, C]` of one image `[h, w, C]`: kernel size, stride and pixels per
+/// block become constants for k ∈ {3, 5, 7} (so that the loops unroll and the window
+/// lives in registers); other sizes take [`row_any_k`].
+#[inline(always)]
+fn output_row_body<const FUSED: bool, const LANES: usize, const REGISTERS: usize, const R: usize>(
+    image: &[f32],
+    shape: DepthwiseShape,
+    kernels: MatRef,
+    epilogue: Epilogue,
+    oy: usize,
+    out_row: &mut [f32],
+) {
+    let (ho, wo) = shape.out_hw();
+    assert!(image.len() >= shape.h * shape.w * shape.channels && out_row.len() >= R * wo * shape.channels && oy + R <= ho);
+    let wide = REGISTERS >= 32;
+    macro_rules! rows {
+        ($(($k:literal, $s:literal, $wide:literal, $p:literal)),*) => {
+            match (shape.k, shape.stride, wide) {
+                // SAFETY: the image, the output row and the kernels (a view checked on
+                // construction, `k² × C` as `depthwise_on` asserted) are as large as `shape` says.
+                $(($k, $s, $wide) => unsafe { row::<$k, $s, $p, R, LANES, FUSED>(image, shape, kernels, epilogue, oy, out_row) },)*
+                _ => row_any_k::<FUSED>(image, shape, kernels, epilogue, oy, out_row),
+            }
+        };
+    }
+    // Pixels per block P: (P − 1)·S + K window columns + P accumulators + 1 tap fit the registers.
+    rows!(
+        (3, 1, true, 4), (3, 1, false, 4), (3, 2, true, 4), (3, 2, false, 2),
+        (5, 1, true, 4), (5, 1, false, 4), (5, 2, true, 4), (5, 2, false, 2),
+        (7, 1, true, 4), (7, 1, false, 4), (7, 2, true, 4), (7, 2, false, 2)
+    )
+}
+
+/// Output rows `oy..oy + R` for kernel size `K`, stride `S`, `P` pixels per block, `L`
+/// channels per vector: blocks of `L` channels (the last one shifted back to end at `C`, recomputing
+/// a few channels rather than running a scalar tail), and within a block, the row's pixels
+/// `P` at a time.
+///
+/// # Safety
+/// `image` holds `h·w·C` values, `out_row` `R·wo·C`, `kernels` is `K² × C`, `oy + R ≤ ho`.
+#[inline(always)]
+unsafe fn row<const K: usize, const S: usize, const P: usize, const R: usize, const L: usize, const FUSED: bool>(
+    image: &[f32],
+    shape: DepthwiseShape,
+    kernels: MatRef,
+    epilogue: Epilogue,
+    oy: usize,
+    out_row: &mut [f32],
+) {
+    let c = shape.channels;
+    let wo = out_size(shape.w, K, S);
+    // SAFETY: forwarded; blocks cover channels below `c` and pixels below `wo`.
+    unsafe {
+        if c < L {
+            for c0 in 0..c {
+                for ox in (0..wo).step_by(P) {
+                    block::<K, S, P, R, 1, FUSED, true>(image, shape, kernels, epilogue, oy, ox, c0, out_row);
                 }
             }
+            return;
+        }
+        let mut c0 = 0;
+        loop {
+            for ox in (0..wo).step_by(P) {
+                // Interior: every window column inside the image.
+                if ox * S >= K / 2 && ox * S - K / 2 + (P - 1) * S + K <= shape.w {
+                    block::<K, S, P, R, L, FUSED, false>(image, shape, kernels, epilogue, oy, ox, c0, out_row);
+                } else {
+                    block::<K, S, P, R, L, FUSED, true>(image, shape, kernels, epilogue, oy, ox, c0, out_row);
+                }
+            }
+            if c0 + L == c {
+                break;
+            }
+            c0 = (c0 + L).min(c - L);
+        }
+    }
+}
+
+/// Output pixels `ox..ox + P` (those below `wo`) of rows `oy..oy + R` × channels
+/// `c0..c0 + L`. For each input row the block touches, the `(P − 1)·S + K` input columns
+/// its pixels need are loaded once into a register window (zeros outside the image) and
+/// every tap of every output row that reads that input row is applied from it. `EDGE`:
+/// the window may cross the image's left or right edge (else no column is checked).
+///
+/// # Safety
+/// As [`row`], and `c0 + L ≤ C`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn block<const K: usize, const S: usize, const P: usize, const R: usize, const L: usize, const FUSED: bool, const EDGE: bool>(
+    image: &[f32],
+    shape: DepthwiseShape,
+    kernels: MatRef,
+    epilogue: Epilogue,
+    oy: usize,
+    ox: usize,
+    c0: usize,
+    out_rows: &mut [f32],
+) {
+    let DepthwiseShape { h, w, channels: c, .. } = shape;
+    let pad = K / 2;
+    let columns = (P - 1) * S + K;
+    debug_assert!(columns <= WINDOW);
+    let load = |p: *const f32| -> [f32; L] {
+        // SAFETY: callers only load `L` values inside the image or the kernels.
+        unsafe { p.cast::<[f32; L]>().read_unaligned() }
+    };
+    let first_column = (ox * S) as isize - pad as isize; // input column of window slot 0
+    let first_row = (oy * S) as isize - pad as isize; // input row of tap row 0 of output row 0
+    let mut acc = [[[0.0f32; L]; P]; R];
+    // Input rows `first_row + i` for i in 0..(R − 1)·S + K; output row r uses tap row i − r·S.
+    for i in 0..(R - 1) * S + K {
+        let iy = first_row + i as isize;
+        if iy < 0 || iy >= h as isize {
+            continue;
+        }
+        // SAFETY: `iy < h`.
+        let in_row = unsafe { image.as_ptr().add(iy as usize * w * c + c0) };
+        let mut window = [[0.0f32; L]; WINDOW];
+        for (j, slot) in window.iter_mut().enumerate().take(columns) {
+            let ix = first_column + j as isize;
+            if !EDGE || (ix >= 0 && (ix as usize) < w) {
+                // SAFETY: column `ix` is inside the row (checked, or the block is interior).
+                *slot = load(unsafe { in_row.add(ix as usize * c) });
+            }
+        }
+        // Output row 0 reads tap row i, row 1 (when R = 2) tap row i − S.
+        if i < K {
+            // SAFETY: tap row `i < K`.
+            unsafe { apply_tap_row::<K, S, P, L, FUSED>(&mut acc[0], &window, kernels, i, c0) };
+        }
+        if R == 2 && i >= S && i - S < K {
+            // SAFETY: tap row `i − S < K`.
+            unsafe { apply_tap_row::<K, S, P, L, FUSED>(&mut acc[R - 1], &window, kernels, i - S, c0) };
+        }
+    }
+    let (scale, shift) = (load(epilogue.scale[c0..c0 + L].as_ptr()), load(epilogue.shift[c0..c0 + L].as_ptr()));
+    let wo = out_size(w, K, S);
+    let pixels = P.min(wo - ox);
+    for (r, acc) in acc.iter().enumerate() {
+        for (p, acc) in acc.iter().enumerate().take(pixels) {
+            let at = (r * wo + ox + p) * c + c0;
+            let out: &mut [f32; L] = (&mut out_rows[at..at + L]).try_into().expect("L values");
+            let mut y = [0.0f32; L];
+            for l in 0..L {
+                y[l] = mul_add::<FUSED>(acc[l], scale[l], shift[l]);
+            }
+            match epilogue.act {
+                Activation::None => *out = y,
+                Activation::Relu => (0..L).for_each(|l| out[l] = y[l].max(0.0)),
+                Activation::HSwish => (0..L).for_each(|l| out[l] = y[l] * h_sigmoid(y[l])),
+                Activation::HSigmoid => (0..L).for_each(|l| out[l] = h_sigmoid(y[l])),
+            }
+        }
+    }
+}
+
+/// `acc[p] += Σ_kx tap(ky, kx) × window[p·S + kx]` for channels `c0..c0 + L`.
+///
+/// # Safety
+/// `ky < K`, the kernels are `K² × C` and `c0 + L ≤ C`.
+#[inline(always)]
+unsafe fn apply_tap_row<const K: usize, const S: usize, const P: usize, const L: usize, const FUSED: bool>(
+    acc: &mut [[f32; L]; P],
+    window: &[[f32; L]; WINDOW],
+    kernels: MatRef,
+    ky: usize,
+    c0: usize,
+) {
+    // SAFETY: kernel row `ky` has K taps of C channels (caller's contract).
+    let taps = unsafe { kernels.data.as_ptr().add(ky * K * kernels.row_stride + c0) };
+    for kx in 0..K {
+        // SAFETY: as above; `L` values from channel `c0`.
+        let tap = unsafe { taps.add(kx * kernels.row_stride).cast::<[f32; L]>().read_unaligned() };
+        for (p, acc) in acc.iter_mut().enumerate() {
+            let x = &window[p * S + kx];
+            for l in 0..L {
+                acc[l] = mul_add::<FUSED>(tap[l], x[l], acc[l]);
+            }
+        }
+    }
+}
+
+/// Any odd kernel size, one pixel and one channel at a time (k ∉ {3, 5, 7} does not occur
+/// in OFA networks; this keeps the kernel general).
+fn row_any_k<const FUSED: bool>(image: &[f32], shape: DepthwiseShape, kernels: MatRef, epilogue: Epilogue, oy: usize, out_row: &mut [f32]) {
+    let DepthwiseShape { h, w, channels: c, k, stride } = shape;
+    let pad = k / 2;
+    for ox in 0..out_size(w, k, stride) {
+        for ch in 0..c {
+            let mut acc = 0.0;
+            for ky in 0..k {
+                let Some(iy) = (oy * stride + ky).checked_sub(pad).filter(|&iy| iy < h) else { continue };
+                for kx in 0..k {
+                    let Some(ix) = (ox * stride + kx).checked_sub(pad).filter(|&ix| ix < w) else { continue };
+                    acc = mul_add::<FUSED>(kernels.row(ky * k + kx)[ch], image[(iy * w + ix) * c + ch], acc);
+                }
+            }
+            out_row[ox * c + ch] = epilogue.act.apply(mul_add::<FUSED>(acc, epilogue.scale[ch], epilogue.shift[ch]));
         }
     }
 }

@@ -1,22 +1,36 @@
 //! # dynofa-kernels
 //!
-//! The CPU kernels the fast path runs, on plain `f32` slices in channel-major (`[C, H, W]`)
-//! layout. The kernels know nothing about models (the family store in `dynofa-slice`
-//! composes them); every kernel is tested against a naive implementation.
+//! The CPU kernels the fast path runs, on plain `f32` slices in pixel-major layout
+//! (`[B, H, W, C]`: channels contiguous, so that channels are the vector dimension). The
+//! kernels know nothing about models (the family store in `dynofa-slice` composes them);
+//! every kernel is tested against a naive implementation, for every instruction set the
+//! CPU offers and for the portable fallback.
 //!
+//! - [`buffer`]: 64-byte-aligned activation buffers.
+//! - [`isa`]: run-time choice of AVX-512 / AVX2+FMA / NEON / portable code.
 //! - [`matrix`]: matrices as strided views of a slice, so that a sub-network's weights
-//!   are read in place from the supernet's (a prefix of rows and columns), and GEMM
-//!   through the `gemm` crate, which takes arbitrary strides.
-//! - [`depthwise`]: k×k depthwise convolution with "same" padding, stride 1 or 2.
+//!   are read in place from the supernet's (a prefix of rows and columns).
+//! - [`pointwise`]: 1×1 convolutions and fully connected layers as tiled GEMMs (`gemm`
+//!   crate) with the epilogue fused per tile.
+//! - [`depthwise`]: k×k depthwise convolution with "same" padding, stride 1 or 2, epilogue
+//!   fused.
 //! - [`conv`]: a small dense k×k convolution (the stem) via im2col + GEMM.
-//! - [`epilogue`]: per-channel scale/shift (folded BatchNorm), activation, residual add.
+//! - [`epilogue`]: per-channel scale/shift (folded BatchNorm or bias), activation,
+//!   residual add.
+//! - [`pool`]: global average pooling and per-channel gating (squeeze-and-excitation).
 //!
-//! Depends on `gemm` and `rayon` only.
+//! Threads come from the caller's rayon pool. Depends on `gemm` and `rayon` only.
 
+pub mod buffer;
 pub mod conv;
 pub mod depthwise;
 pub mod epilogue;
+pub mod isa;
 pub mod matrix;
+pub mod pointwise;
+pub mod pool;
 
-pub use epilogue::Activation;
+pub use buffer::AlignedBuf;
+pub use epilogue::{Activation, Epilogue};
+pub use isa::Isa;
 pub use matrix::MatRef;

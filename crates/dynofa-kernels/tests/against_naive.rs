@@ -1,11 +1,14 @@
-//! Every kernel against a naive implementation, over odd sizes: channel counts that are
-//! not multiples of a vector width, 1×1 and odd spatial sizes, stride 2 on odd inputs,
-//! strided weight views.
+//! Every kernel against a naive f64 implementation, for every instruction set this CPU
+//! offers and the portable fallback, over odd sizes: channel counts that are not multiples
+//! of a vector width (and below one), 1×1 and odd spatial sizes, stride 2 on odd inputs,
+//! strided weight views, batches, one and two threads.
 
 use dynofa_kernels::conv::conv2d;
-use dynofa_kernels::depthwise::{depthwise, out_size, Epilogue};
-use dynofa_kernels::epilogue::{affine_act, Activation};
-use dynofa_kernels::matrix::{matmul, matvec, MatRef};
+use dynofa_kernels::depthwise::{depthwise_on, out_size, DepthwiseShape};
+use dynofa_kernels::epilogue::apply_row_on;
+use dynofa_kernels::pointwise::pointwise;
+use dynofa_kernels::pool::{mean_pixels_on, scale_channels_on};
+use dynofa_kernels::{Activation, AlignedBuf, Epilogue, Isa, MatRef};
 
 /// Deterministic pseudo-random values in [-1, 1).
 fn values(n: usize, seed: u64) -> Vec<f32> {
@@ -25,44 +28,70 @@ fn assert_close(got: &[f32], want: &[f64], what: &str) {
     }
 }
 
-#[test]
-fn matmul_on_strided_prefix_views() {
-    for (m, k, n) in [(1, 1, 1), (7, 13, 5), (33, 17, 49), (96, 24, 1), (5, 200, 3)] {
-        let (ld_a, ld_b) = (k + 3, n + 2);
-        let a = values((m + 1) * ld_a, 1);
-        let b = values((k + 2) * ld_b, 2);
-        let a_view = MatRef::strided(&a, m + 1, k + 3, ld_a).top_left(m, k);
-        let b_view = MatRef::strided(&b, k + 2, n + 2, ld_b).top_left(k, n);
-        for threads in [1, 2] {
-            let mut c = vec![f32::NAN; m * n];
-            matmul(&mut c, a_view, b_view, threads);
-            let want: Vec<f64> = (0..m * n)
-                .map(|idx| (0..k).map(|i| a[(idx / n) * ld_a + i] as f64 * b[i * ld_b + idx % n] as f64).sum())
-                .collect();
-            assert_close(&c, &want, &format!("matmul {m}×{k}×{n}, {threads} threads"));
-        }
-        let x = values(k, 3);
-        let bias = values(m, 4);
-        let mut y = vec![0.0; m];
-        matvec(&mut y, a_view, &x, Some(&bias));
-        let want: Vec<f64> =
-            (0..m).map(|r| (0..k).map(|i| a[r * ld_a + i] as f64 * x[i] as f64).sum::<f64>() + bias[r] as f64).collect();
-        assert_close(&y, &want, "matvec");
+fn act64(act: Activation, x: f64) -> f64 {
+    let hsig = |x: f64| (x + 3.0).clamp(0.0, 6.0) / 6.0;
+    match act {
+        Activation::None => x,
+        Activation::Relu => x.max(0.0),
+        Activation::HSwish => x * hsig(x),
+        Activation::HSigmoid => hsig(x),
     }
 }
 
-fn naive_conv(input: &[f32], c_in: usize, h: usize, w: usize, weight: &[f32], c_out: usize, k: usize, stride: usize, groups: usize) -> Vec<f64> {
-    let (ho, wo) = (out_size(h, k, stride), out_size(w, k, stride));
-    let pad = k as isize / 2;
-    let per_group = c_in / groups;
-    let mut out = vec![0.0; c_out * ho * wo];
-    for o in 0..c_out {
-        let g = o / (c_out / groups);
+const ACTS: [Activation; 4] = [Activation::None, Activation::Relu, Activation::HSwish, Activation::HSigmoid];
+
+fn pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool")
+}
+
+#[test]
+fn the_portable_fallback_is_always_available() {
+    let available = Isa::available();
+    assert_eq!(available.last(), Some(&Isa::Portable));
+    assert!(available.contains(&Isa::best()));
+    #[cfg(target_arch = "aarch64")]
+    assert!(available.contains(&Isa::Neon));
+}
+
+#[test]
+fn pointwise_matches_naive_on_strided_prefix_views() {
+    for (m, k, n) in [(1, 1, 1), (7, 13, 5), (33, 17, 49), (300, 24, 40), (5, 200, 3), (1, 64, 1000), (2000, 40, 24)] {
+        let (ld_in, ld_w) = (k + 3, n + 2);
+        let input = values(m * ld_in, 1);
+        let weights = values((k + 2) * ld_w, 2);
+        let (scale, shift, residual) = (values(n, 3), values(n, 4), values(m * n, 5));
+        let input_view = MatRef::strided(&input, m, k, ld_in);
+        let weight_view = MatRef::strided(&weights, k + 2, n + 2, ld_w).top_left(k, n);
+        for threads in [1, 2] {
+            for (act, with_residual) in [(Activation::HSwish, false), (Activation::None, true), (Activation::Relu, false)] {
+                let mut out = vec![f32::NAN; m * n];
+                let epilogue = Epilogue { scale: &scale, shift: &shift, act };
+                let res = with_residual.then_some(&residual[..]);
+                pool(threads).install(|| pointwise(input_view, weight_view, epilogue, res, &mut out));
+                let want: Vec<f64> = (0..m * n)
+                    .map(|idx| {
+                        let (r, c) = (idx / n, idx % n);
+                        let dot: f64 = (0..k).map(|i| input[r * ld_in + i] as f64 * weights[i * ld_w + c] as f64).sum();
+                        act64(act, dot * scale[c] as f64 + shift[c] as f64) + if with_residual { residual[idx] as f64 } else { 0.0 }
+                    })
+                    .collect();
+                assert_close(&out, &want, &format!("pointwise {m}×{k}×{n}, {threads} threads, {act:?}"));
+            }
+        }
+    }
+}
+
+/// `[B, ho, wo, C]` of a depthwise convolution of `[B, h, w, C]` with kernels `[k², C]`.
+fn naive_depthwise(input: &[f32], batch: usize, shape: DepthwiseShape, kernels: &[f32]) -> Vec<f64> {
+    let DepthwiseShape { h, w, channels: c, k, stride } = shape;
+    let (ho, wo) = shape.out_hw();
+    let pad = (k / 2) as isize;
+    let mut out = vec![0.0; batch * ho * wo * c];
+    for b in 0..batch {
         for oy in 0..ho {
             for ox in 0..wo {
-                let mut acc = 0.0f64;
-                for ci in 0..per_group {
-                    let c = g * per_group + ci;
+                for ch in 0..c {
+                    let mut acc = 0.0f64;
                     for ky in 0..k {
                         for kx in 0..k {
                             let iy = (oy * stride) as isize + ky as isize - pad;
@@ -70,12 +99,11 @@ fn naive_conv(input: &[f32], c_in: usize, h: usize, w: usize, weight: &[f32], c_
                             if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
                                 continue;
                             }
-                            acc += input[(c * h + iy as usize) * w + ix as usize] as f64
-                                * weight[((o * per_group + ci) * k + ky) * k + kx] as f64;
+                            acc += input[((b * h + iy as usize) * w + ix as usize) * c + ch] as f64 * kernels[(ky * k + kx) * c + ch] as f64;
                         }
                     }
+                    out[((b * ho + oy) * wo + ox) * c + ch] = acc;
                 }
-                out[(o * ho + oy) * wo + ox] = acc;
             }
         }
     }
@@ -83,56 +111,105 @@ fn naive_conv(input: &[f32], c_in: usize, h: usize, w: usize, weight: &[f32], c_
 }
 
 #[test]
-fn depthwise_matches_naive() {
-    for &(c, h, w) in &[(1, 1, 1), (3, 5, 7), (17, 9, 9), (33, 14, 14), (8, 11, 6)] {
-        for k in [3, 5, 7] {
-            for stride in [1, 2] {
-                let input = values(c * h * w, 5);
-                // Kernels stored with a wider row (a prefix view of 7×7 storage).
-                let ld = 49.max(k * k);
-                let store = values(c * ld, 6);
-                let view = MatRef::strided(&store, c, k * k, ld);
-                let dense: Vec<f32> = (0..c).flat_map(|r| view.row(r).to_vec()).collect();
-                let scale = values(c, 7);
-                let shift = values(c, 8);
-                let (ho, wo) = (out_size(h, k, stride), out_size(w, k, stride));
-                let mut out = vec![f32::NAN; c * ho * wo];
-                let epi = Epilogue { scale: &scale, shift: &shift, act: Activation::HSwish };
-                depthwise(&input, h, w, view, k, stride, epi, &mut out);
-                let raw = naive_conv(&input, c, h, w, &dense, c, k, stride, c);
-                let want: Vec<f64> = raw
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &v)| Activation::HSwish.apply((v * scale[i / (ho * wo)] as f64 + shift[i / (ho * wo)] as f64) as f32) as f64)
-                    .collect();
-                assert_close(&out, &want, &format!("depthwise c{c} {h}×{w} k{k} s{stride}"));
+fn depthwise_matches_naive_for_every_isa() {
+    for isa in Isa::available() {
+        for &(c, h, w) in &[(1, 1, 1), (3, 5, 7), (17, 9, 9), (33, 14, 14), (8, 11, 6), (40, 7, 7), (24, 13, 3), (16, 2, 17)] {
+            for k in [3, 5, 7, 9] {
+                for stride in [1, 2] {
+                    let shape = DepthwiseShape { h, w, channels: c, k, stride };
+                    let (ho, wo) = shape.out_hw();
+                    let batch = 2;
+                    let input = values(batch * h * w * c, 5);
+                    // Kernels read as a prefix of wider rows (a level's view of the store).
+                    let ld = c + 5;
+                    let store = values(k * k * ld, 6);
+                    let view = MatRef::strided(&store, k * k, c, ld);
+                    let dense: Vec<f32> = (0..k * k).flat_map(|r| view.row(r).to_vec()).collect();
+                    let (scale, shift) = (values(c, 7), values(c, 8));
+                    let act = ACTS[(c + k + stride) % ACTS.len()];
+                    let mut out = vec![f32::NAN; batch * ho * wo * c];
+                    let epi = Epilogue { scale: &scale, shift: &shift, act };
+                    pool(2).install(|| depthwise_on(isa, &input, batch, shape, view, epi, &mut out));
+                    let want: Vec<f64> = naive_depthwise(&input, batch, shape, &dense)
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &v)| act64(act, v * scale[i % c] as f64 + shift[i % c] as f64))
+                        .collect();
+                    assert_close(&out, &want, &format!("{} depthwise c{c} {h}×{w} k{k} s{stride} {act:?}", isa.name()));
+                }
             }
         }
     }
 }
 
 #[test]
-fn dense_conv_matches_naive() {
-    for &(c_in, c_out, h, w, k, stride) in &[(3, 24, 17, 17, 3, 2), (3, 5, 8, 9, 3, 2), (2, 3, 4, 4, 3, 1), (3, 16, 1, 1, 3, 2)] {
-        let input = values(c_in * h * w, 9);
-        let weight = values(c_out * c_in * k * k, 10);
+fn stem_conv_matches_naive() {
+    for &(batch, c_in, c_out, h, w, k, stride) in &[(1, 3, 24, 17, 17, 3, 2), (2, 3, 5, 8, 9, 3, 2), (1, 2, 3, 4, 4, 3, 1), (3, 3, 16, 1, 1, 3, 2)] {
+        let input = values(batch * c_in * h * w, 9); // [B, C_in, h, w]
+        let weight = values(c_out * c_in * k * k, 10); // [C_out, C_in, k, k]
+        let transposed: Vec<f32> = (0..c_in * k * k).flat_map(|j| (0..c_out).map(move |o| (o, j))).map(|(o, j)| weight[o * c_in * k * k + j]).collect();
         let (ho, wo) = (out_size(h, k, stride), out_size(w, k, stride));
-        let mut cols = vec![0.0; c_in * k * k * ho * wo];
-        let mut out = vec![f32::NAN; c_out * ho * wo];
-        conv2d(&input, c_in, h, w, MatRef::dense(&weight, c_out, c_in * k * k), k, stride, &mut cols, &mut out, 2);
-        let want = naive_conv(&input, c_in, h, w, &weight, c_out, k, stride, 1);
-        assert_close(&out, &want, &format!("conv {c_in}→{c_out} {h}×{w} k{k} s{stride}"));
+        let (scale, shift) = (vec![1.0; c_out], vec![0.0; c_out]);
+        let mut patches = vec![0.0; batch * c_in * k * k * ho * wo];
+        let mut out = vec![f32::NAN; batch * ho * wo * c_out];
+        let epi = Epilogue { scale: &scale, shift: &shift, act: Activation::None };
+        conv2d(&input, batch, c_in, h, w, MatRef::dense(&transposed, c_in * k * k, c_out), k, stride, epi, &mut patches, &mut out);
+        let pad = (k / 2) as isize;
+        let mut want = vec![0.0f64; batch * ho * wo * c_out];
+        for b in 0..batch {
+            for (o, oy, ox) in (0..c_out).flat_map(|o| (0..ho).flat_map(move |oy| (0..wo).map(move |ox| (o, oy, ox)))) {
+                let mut acc = 0.0;
+                for c in 0..c_in {
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            let (iy, ix) = ((oy * stride) as isize + ky as isize - pad, (ox * stride) as isize + kx as isize - pad);
+                            if iy >= 0 && ix >= 0 && iy < h as isize && ix < w as isize {
+                                acc += input[((b * c_in + c) * h + iy as usize) * w + ix as usize] as f64 * weight[((o * c_in + c) * k + ky) * k + kx] as f64;
+                            }
+                        }
+                    }
+                }
+                want[((b * ho + oy) * wo + ox) * c_out + o] = acc;
+            }
+        }
+        assert_close(&out, &want, &format!("conv b{batch} {c_in}→{c_out} {h}×{w} k{k} s{stride}"));
     }
 }
 
 #[test]
-fn epilogue_with_residual() {
-    let (c, n) = (5, 7);
-    let mut data = values(c * n, 11);
-    let orig = data.clone();
-    let (scale, shift, res) = (values(c, 12), values(c, 13), values(c * n, 14));
-    affine_act(&mut data, n, &scale, &shift, Activation::Relu, Some(&res));
-    let want: Vec<f64> =
-        (0..c * n).map(|i| ((orig[i] * scale[i / n] + shift[i / n]).max(0.0) + res[i]) as f64).collect();
-    assert_close(&data, &want, "affine + relu + residual");
+fn epilogue_pooling_and_gating_for_every_isa() {
+    for isa in Isa::available() {
+        for c in [1, 5, 16, 37] {
+            let pixels = 9;
+            let (scale, shift, res) = (values(c, 12), values(c, 13), values(c, 14));
+            for act in ACTS {
+                let mut row = values(c, 11);
+                let orig = row.clone();
+                apply_row_on(isa, &mut row, Epilogue { scale: &scale, shift: &shift, act }, Some(&res));
+                let want: Vec<f64> = (0..c).map(|i| act64(act, orig[i] as f64 * scale[i] as f64 + shift[i] as f64) + res[i] as f64).collect();
+                assert_close(&row, &want, &format!("{} epilogue {act:?} c{c}", isa.name()));
+            }
+            let image = values(pixels * c, 15);
+            let mut means = vec![f32::NAN; c];
+            mean_pixels_on(isa, &image, &mut means);
+            let want: Vec<f64> = (0..c).map(|ch| (0..pixels).map(|p| image[p * c + ch] as f64).sum::<f64>() / pixels as f64).collect();
+            assert_close(&means, &want, &format!("{} mean c{c}", isa.name()));
+            let mut gated = image.clone();
+            scale_channels_on(isa, &mut gated, &res);
+            let want: Vec<f64> = (0..pixels * c).map(|i| image[i] as f64 * res[i % c] as f64).collect();
+            assert_close(&gated, &want, &format!("{} gate c{c}", isa.name()));
+        }
+    }
+}
+
+#[test]
+fn aligned_buffers_start_on_a_cache_line_and_keep_values_when_growing() {
+    let mut buf = AlignedBuf::default();
+    assert!(buf.is_empty());
+    buf.reserve(20);
+    assert!(buf.len() >= 20 && (buf.as_ptr() as usize).is_multiple_of(64));
+    buf[..20].iter_mut().enumerate().for_each(|(i, v)| *v = i as f32);
+    buf.reserve(1000);
+    assert!(buf.len() >= 1000 && (buf.as_ptr() as usize).is_multiple_of(64));
+    assert!(buf[..20].iter().enumerate().all(|(i, &v)| v == i as f32));
 }

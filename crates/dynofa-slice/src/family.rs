@@ -21,11 +21,14 @@
 
 use std::sync::Arc;
 
+use rayon::prelude::*;
+
 use burn::prelude::*;
 use dynofa_kernels::conv::conv2d;
-use dynofa_kernels::depthwise::{depthwise, out_size, Epilogue};
-use dynofa_kernels::epilogue::{affine_act, h_sigmoid, row_means, Activation};
-use dynofa_kernels::matrix::{matmul, matvec, MatRef};
+use dynofa_kernels::depthwise::{depthwise, out_size, DepthwiseShape};
+use dynofa_kernels::pointwise::pointwise;
+use dynofa_kernels::pool::{mean_pixels, scale_channels};
+use dynofa_kernels::{Activation, AlignedBuf, Epilogue, MatRef};
 use dynofa_supernet::layers::{Act, BatchNorm, SqueezeExcite, BN_EPS};
 use dynofa_supernet::supernet::BlockSpec;
 use dynofa_supernet::tensor_io::Array;
@@ -55,8 +58,9 @@ impl Affine {
         Self::fold(&v(&bn.weight), &v(&bn.bias), &v(&bn.running_mean), &v(&bn.running_var))
     }
 
-    fn prefix(&self, channels: usize) -> Epilogue<'_> {
-        Epilogue { scale: &self.scale[..channels], shift: &self.shift[..channels], act: Activation::None }
+    /// The epilogue `act(x × scale + shift)` of the first `channels` channels.
+    fn epilogue(&self, channels: usize, act: Activation) -> Epilogue<'_> {
+        Epilogue { scale: &self.scale[..channels], shift: &self.shift[..channels], act }
     }
 
     fn bytes(&self) -> usize {
@@ -73,12 +77,16 @@ struct Matrix {
 }
 
 impl Matrix {
-    /// The top-left `rows × cols` block of a tensor flattened to `[dim0, rest]`.
-    fn prefix<const D: usize>(tensor: Tensor<D>, rows: usize, cols: usize) -> Self {
+    /// The transpose of the top-left `source_rows × source_cols` block of a tensor
+    /// flattened to `[dim0, rest]`: a `[source_cols, source_rows]` matrix. PyTorch's
+    /// `[out, in]` weights become `[in, out]` (what the GEMM reads without repacking),
+    /// depthwise kernels `[C, k²]` become `[k², C]` (taps by channel).
+    fn transposed_prefix<const D: usize>(tensor: Tensor<D>, source_rows: usize, source_cols: usize) -> Self {
         let a = Array::from_tensor(&tensor);
         let width = a.data.len() / a.shape[0];
-        let data = (0..rows).flat_map(|r| a.data[r * width..r * width + cols].to_vec()).collect();
-        Matrix { data, rows, cols }
+        let values = &a.data;
+        let data = (0..source_cols).flat_map(|r| (0..source_rows).map(move |c| values[c * width + r])).collect();
+        Matrix { data, rows: source_cols, cols: source_rows }
     }
 
     fn view(&self, rows: usize, cols: usize) -> MatRef<'_> {
@@ -93,19 +101,19 @@ impl Matrix {
 /// The shared weights of one elastic block slot, pruned to the widest level.
 struct SharedBlock {
     spec: BlockSpec,
-    expand: Matrix,      // [mid_max, in]
+    expand: Matrix,      // [in, mid_max]
     expand_bn: Affine,   // [mid_max]
-    depthwise: Matrix,   // [mid_max, 7·7]
+    depthwise: Matrix,   // [7·7, mid_max]: taps by channel
     depthwise_bn: Affine,
     se: Option<SharedSe>,
-    project: Matrix,     // [out, mid_max]
+    project: Matrix,     // [mid_max, out]
     project_bn: Affine,  // [out]
 }
 
 struct SharedSe {
-    reduce: Matrix, // [se_max, mid_max]
+    reduce: Matrix, // [mid_max, se_max]
     reduce_bias: Vec<f32>,
-    expand: Matrix, // [mid_max, se_max]
+    expand: Matrix, // [se_max, mid_max]
     expand_bias: Vec<f32>,
 }
 
@@ -114,7 +122,7 @@ struct LevelBlock {
     slot: usize,
     kernel: usize,
     mid: usize,
-    /// Transformed depthwise kernels `[mid, k²]` when `k` is below the stored size.
+    /// Transformed depthwise kernels `[k², mid]` when `k` is below the stored size.
     own_kernels: Option<Matrix>,
 }
 
@@ -128,10 +136,12 @@ struct Level {
     bn: Option<LevelBn>,
 }
 
-/// Reusable buffers for one image, grown once to the largest level's needs.
+/// Reusable buffers, grown to the largest level's needs for the largest batch seen.
 #[derive(Default)]
 struct Workspace {
-    bufs: [Vec<f32>; 4],
+    /// Activations `[B, H, W, C]` (and the stem's patches), 64-byte aligned.
+    bufs: [AlignedBuf; 4],
+    /// Per-image channel vectors `[B, C]`: pooled features, squeezed features, gates, head.
     pooled: Vec<f32>,
     squeezed: Vec<f32>,
     gates: Vec<f32>,
@@ -141,9 +151,7 @@ struct Workspace {
 impl Workspace {
     fn reserve(&mut self, activations: usize, channels: usize) {
         for b in self.bufs.iter_mut() {
-            if b.len() < activations {
-                b.resize(activations, 0.0);
-            }
+            b.reserve(activations);
         }
         for b in [&mut self.pooled, &mut self.squeezed, &mut self.gates, &mut self.head] {
             if b.len() < channels {
@@ -161,9 +169,9 @@ fn pick<'a>(own: &mut Option<std::slice::Iter<'a, Affine>>, shared: &'a Affine) 
 /// One supernet's weights shared by a family of sub-networks; runs any level.
 pub struct FamilyStore {
     config: SupernetConfig,
-    stem: Matrix, // [stem, 27]
+    stem: Matrix, // [27, stem]
     stem_bn: Affine,
-    block0_depthwise: Matrix, // [stem, 9]
+    block0_depthwise: Matrix, // [9, stem]
     block0_depthwise_bn: Affine,
     block0_project: Matrix, // [stem, stem]
     block0_project_bn: Affine,
@@ -173,11 +181,17 @@ pub struct FamilyStore {
     feature_mix: Matrix,
     classifier: Matrix,
     classifier_bias: Vec<f32>,
+    /// `[1; C]` and `[0; C]` for the widest layer: the scale of bias-only epilogues, the
+    /// shift of the bias-free one.
+    ones: Vec<f32>,
+    zeros: Vec<f32>,
     levels: Vec<Level>,
     active: usize,
-    workspace: Workspace,
+    /// Values per image of the largest activation, and the most channels, over the levels.
+    per_image: (usize, usize),
+    /// One workspace per worker (images of a batch run in parallel, one per worker).
+    workspaces: Vec<Workspace>,
     pool: Arc<rayon::ThreadPool>,
-    threads: usize,
 }
 
 fn act(a: Act) -> Activation {
@@ -221,21 +235,24 @@ impl FamilyStore {
         let net = supernet;
         let mut store = FamilyStore {
             config: supernet.config.clone(),
-            stem: Matrix::prefix(net.first_conv.conv.weight.val(), stem, 27),
+            stem: Matrix::transposed_prefix(net.first_conv.conv.weight.val(), stem, 27),
             stem_bn: Affine::of(&net.first_conv.bn),
-            block0_depthwise: Matrix::prefix(net.first_block.depth_conv.conv.weight.val(), stem, 9),
+            block0_depthwise: Matrix::transposed_prefix(net.first_block.depth_conv.conv.weight.val(), stem, 9),
             block0_depthwise_bn: Affine::of(&net.first_block.depth_conv.bn),
-            block0_project: Matrix::prefix(net.first_block.point_linear.conv.weight.val(), stem, stem),
+            block0_project: Matrix::transposed_prefix(net.first_block.point_linear.conv.weight.val(), stem, stem),
             block0_project_bn: Affine::of(&net.first_block.point_linear.bn),
             blocks,
-            final_expand: Matrix::prefix(net.final_expand_layer.conv.weight.val(), widths.final_expand, widths.stages[4]),
+            final_expand: Matrix::transposed_prefix(net.final_expand_layer.conv.weight.val(), widths.final_expand, widths.stages[4]),
             final_expand_bn: Affine::of(&net.final_expand_layer.bn),
-            feature_mix: Matrix::prefix(net.feature_mix_layer.weight.val(), widths.feature_mix, widths.final_expand),
-            classifier: Matrix::prefix(net.classifier.weight.val(), net.config.num_classes, widths.feature_mix),
+            feature_mix: Matrix::transposed_prefix(net.feature_mix_layer.weight.val(), widths.feature_mix, widths.final_expand),
+            classifier: Matrix::transposed_prefix(net.classifier.weight.val(), net.config.num_classes, widths.feature_mix),
             classifier_bias: Array::from_tensor(&net.classifier.bias.val()).data,
+            ones: Vec::new(),
+            zeros: Vec::new(),
             levels: Vec::new(),
             active: 0,
-            workspace: Workspace::default(),
+            per_image: (0, 0),
+            workspaces: Vec::new(),
             pool: Arc::new(rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build().map_err(|e| {
                 Error::InvalidValue {
                     field: "threads".into(),
@@ -243,14 +260,16 @@ impl FamilyStore {
                     expected: format!("a thread count the OS grants ({e})"),
                 }
             })?),
-            threads: threads.max(1),
         };
         store.levels = levels.iter().map(|config| level(supernet, &specs, config, stored_k)).collect();
-        // Size the buffers for the most demanding level now, so no forward allocates.
-        let (activations, channels) = (0..store.levels.len())
+        // Size the buffers for the most demanding level now (batch 1), so that a forward
+        // only allocates when a batch is larger than any before.
+        store.per_image = (0..store.levels.len())
             .map(|i| store.buffer_sizes(i))
             .fold((0, 0), |(a, c), (a2, c2)| (a.max(a2), c.max(c2)));
-        store.workspace.reserve(activations, channels);
+        let widest = store.per_image.1.max(store.config.num_classes);
+        (store.ones, store.zeros) = (vec![1.0; widest], vec![0.0; widest]);
+        store.reserve_workers(1);
         Ok(store)
     }
 
@@ -362,13 +381,73 @@ impl FamilyStore {
         let batch = input.shape[0];
         let classes = self.config.num_classes;
         let mut logits = vec![0.0; batch * classes];
-        let pool = Arc::clone(&self.pool);
-        pool.install(|| {
-            for (image, out) in input.data.chunks(3 * r * r).zip(logits.chunks_mut(classes)) {
-                self.forward_image(image, r, out);
+        // Images run in parallel, one per worker (each with its own buffers, which stay in
+        // cache better than a whole batch layer by layer); within an image, every kernel
+        // splits its work over the threads left idle.
+        let workers = self.pool.current_num_threads().min(batch).max(1);
+        self.reserve_workers(workers);
+        let per_worker = batch.div_ceil(workers);
+        let mut workspaces = std::mem::take(&mut self.workspaces);
+        let this = &*self;
+        this.pool.install(|| {
+            with_threads_awake(|| {
+                workspaces
+                    .par_iter_mut()
+                    .zip(input.data.par_chunks(per_worker * 3 * r * r))
+                    .zip(logits.par_chunks_mut(per_worker * classes))
+                    .for_each(|((ws, images), logits)| {
+                        for (image, logits) in images.chunks(3 * r * r).zip(logits.chunks_mut(classes)) {
+                            this.forward_image(ws, image, r, logits);
+                        }
+                    })
+            })
+        });
+        self.workspaces = workspaces;
+        Ok(Array { shape: vec![batch, classes], data: logits })
+    }
+
+    /// Milliseconds per operation kind (stem, first block, expand, depthwise by kernel size,
+    /// squeeze-and-excitation, project, head) for one image of the active level, the median
+    /// over `iters` forwards after two warm-up ones. Every kernel still uses all threads.
+    pub fn op_profile(&mut self, image: &Array, iters: usize) -> Result<Vec<(&'static str, f64)>> {
+        let r = self.levels[self.active].config.resolution();
+        if image.shape != [1, 3, r, r] {
+            return Err(Error::InvalidValue { field: "input".into(), value: format!("shape {:?}", image.shape), expected: format!("[1, 3, {r}, {r}]") });
+        }
+        self.reserve_workers(1);
+        let mut ws = std::mem::take(&mut self.workspaces[0]);
+        let mut logits = vec![0.0; self.config.num_classes];
+        let mut runs: Vec<OpTimes> = Vec::new();
+        let this = &*self;
+        this.pool.install(|| {
+            for i in 0..iters.max(1) + 2 {
+                let mut times = Some(OpTimes::new());
+                with_threads_awake(|| this.forward_image_timed(&mut ws, &image.data, r, &mut logits, &mut times));
+                if i >= 2 {
+                    runs.extend(times);
+                }
             }
         });
-        Ok(Array { shape: vec![batch, classes], data: logits })
+        self.workspaces[0] = ws;
+        let ops: Vec<&'static str> = runs[0].keys().copied().collect();
+        Ok(ops
+            .into_iter()
+            .map(|op| {
+                let mut ms: Vec<f64> = runs.iter().map(|t| t[op].as_secs_f64() * 1e3).collect();
+                ms.sort_by(f64::total_cmp);
+                (op, ms[ms.len() / 2])
+            })
+            .collect())
+    }
+
+    /// Buffers for `workers` images at a time (allocates only when growing).
+    fn reserve_workers(&mut self, workers: usize) {
+        if self.workspaces.len() < workers {
+            self.workspaces.resize_with(workers, Workspace::default);
+        }
+        for ws in &mut self.workspaces {
+            ws.reserve(self.per_image.0, self.per_image.1);
+        }
     }
 
     /// Largest activation (values) and channel count that level `i` needs, for one image.
@@ -377,7 +456,7 @@ impl FamilyStore {
         let widths = self.config.widths();
         let r = level.config.resolution();
         let (mut h, mut w) = (out_size(r, 3, 2), out_size(r, 3, 2));
-        let mut values = (27 * h * w).max(widths.stem * h * w);
+        let mut values = (27 * h * w).max(widths.stem * h * w); // the stem's patches, its output
         let mut channels = widths.feature_mix.max(widths.final_expand);
         for lb in &level.blocks {
             let spec = &self.blocks[lb.slot].as_ref().expect("stored").spec;
@@ -390,80 +469,160 @@ impl FamilyStore {
         (values.max(widths.final_expand * h * w), channels)
     }
 
-    fn forward_image(&mut self, image: &[f32], r: usize, logits: &mut [f32]) {
+    /// Logits `[classes]` of the active level for one image `[3, r, r]`, on the current
+    /// rayon pool, with buffers `ws`. Activations are pixel-major, `[H, W, C]`.
+    fn forward_image(&self, ws: &mut Workspace, image: &[f32], r: usize, logits: &mut [f32]) {
+        self.forward_image_timed(ws, image, r, logits, &mut None)
+    }
+
+    /// [`Self::forward_image`], adding each operation's time to `times` when given.
+    fn forward_image_timed(&self, ws: &mut Workspace, image: &[f32], r: usize, logits: &mut [f32], times: &mut Option<OpTimes>) {
+        let mut clock = Stopwatch::new(times);
+        let batch = 1;
+        let images = image;
         let level = &self.levels[self.active];
-        let threads = self.threads;
-        let ws = &mut self.workspace;
         let mut own_bn = level.bn.as_ref().map(|v| v.iter());
         let widths = self.config.widths();
         let stem = widths.stem;
         let (mut h, mut w) = (out_size(r, 3, 2), out_size(r, 3, 2));
         let [cur, t1, t2, t3] = &mut ws.bufs;
 
-        // Stem: conv 3×3 s2 → BN → h-swish.
-        conv2d(image, 3, r, r, self.stem.view(stem, 27), 3, 2, t3, cur, threads);
+        // Stem: conv 3×3 s2 → BN → h-swish.                         [B, 3, r, r] → [B, h, w, stem]
         let a = pick(&mut own_bn, &self.stem_bn);
-        affine_act(cur, h * w, &a.scale, &a.shift, Activation::HSwish, None);
-        // Block 0: depthwise 3×3 → BN → ReLU → 1×1 → BN, + input.
+        conv2d(images, batch, 3, r, r, self.stem.view(27, stem), 3, 2, a.epilogue(stem, Activation::HSwish), t3, cur);
+        clock.lap("stem");
+        // Block 0: depthwise 3×3 → BN → ReLU → 1×1 → BN, + input.    [B, h, w, stem]
         let a = pick(&mut own_bn, &self.block0_depthwise_bn);
-        depthwise(cur, h, w, self.block0_depthwise.view(stem, 9), 3, 1, Epilogue { act: Activation::Relu, ..a.prefix(stem) }, t1);
-        matmul(t2, self.block0_project.view(stem, stem), MatRef::dense(t1, stem, h * w), threads);
+        let shape = DepthwiseShape { h, w, channels: stem, k: 3, stride: 1 };
+        depthwise(cur, batch, shape, self.block0_depthwise.view(9, stem), a.epilogue(stem, Activation::Relu), t1);
         let a = pick(&mut own_bn, &self.block0_project_bn);
-        affine_act(t2, h * w, &a.scale, &a.shift, Activation::None, Some(&cur[..stem * h * w]));
+        let pixels = batch * h * w;
+        pointwise(MatRef::dense(t1, pixels, stem), self.block0_project.view(stem, stem), a.epilogue(stem, Activation::None), Some(cur), t2);
         std::mem::swap(cur, t2);
+        clock.lap("first_block");
 
         for lb in &level.blocks {
             let sb = self.blocks[lb.slot].as_ref().expect("every level's slots are stored");
             let spec = &sb.spec;
-            let (mid, k, n) = (lb.mid, lb.kernel, h * w);
+            let (mid, k) = (lb.mid, lb.kernel);
             let activation = act(spec.act);
-            // Expand 1×1 → BN → act.
-            matmul(t1, sb.expand.view(mid, spec.in_channels), MatRef::dense(cur, spec.in_channels, n), threads);
+            // Expand 1×1 → BN → act.                                 [B, h, w, in] → [B, h, w, mid]
             let a = pick(&mut own_bn, &sb.expand_bn);
-            affine_act(t1, n, &a.scale[..mid], &a.shift[..mid], activation, None);
-            // Depthwise k×k → BN → act.
+            pointwise(MatRef::dense(cur, batch * h * w, spec.in_channels), sb.expand.view(spec.in_channels, mid), a.epilogue(mid, activation), None, t1);
+            clock.lap("expand");
+            // Depthwise k×k → BN → act.                              → [B, h', w', mid]
             let kernels = match &lb.own_kernels {
-                Some(m) => m.view(mid, k * k),
-                None => sb.depthwise.view(mid, k * k),
+                Some(m) => m.view(k * k, mid),
+                None => sb.depthwise.view(k * k, mid),
             };
             let a = pick(&mut own_bn, &sb.depthwise_bn);
-            depthwise(t1, h, w, kernels, k, spec.stride, Epilogue { act: activation, ..a.prefix(mid) }, t2);
-            h = out_size(h, k, spec.stride);
-            w = out_size(w, k, spec.stride);
+            let shape = DepthwiseShape { h, w, channels: mid, k, stride: spec.stride };
+            depthwise(t1, batch, shape, kernels, a.epilogue(mid, activation), t2);
+            clock.lap(depthwise_label(k));
+            (h, w) = shape.out_hw();
             let n = h * w;
-            // Squeeze-and-excitation.
+            // Squeeze-and-excitation: pool → 1×1 → ReLU → 1×1 → h-sigmoid → gate.
             if let Some(se) = &sb.se {
                 let reduced = SqueezeExcite::reduced(mid);
-                let (pooled, squeezed, gates) = (&mut ws.pooled[..mid], &mut ws.squeezed[..reduced], &mut ws.gates[..mid]);
-                row_means(&t2[..mid * n], n, pooled);
-                matvec(squeezed, se.reduce.view(reduced, mid), pooled, Some(&se.reduce_bias[..reduced]));
-                squeezed.iter_mut().for_each(|v| *v = v.max(0.0));
-                matvec(gates, se.expand.view(mid, reduced), squeezed, Some(&se.expand_bias[..mid]));
-                for (c, row) in t2[..mid * n].chunks_mut(n).enumerate() {
-                    let gate = h_sigmoid(gates[c]);
-                    row.iter_mut().for_each(|v| *v *= gate);
+                let (pooled, squeezed, gates) = (&mut ws.pooled[..batch * mid], &mut ws.squeezed[..batch * reduced], &mut ws.gates[..batch * mid]);
+                for (image, pooled) in t2.chunks(n * mid).zip(pooled.chunks_mut(mid)) {
+                    mean_pixels(image, pooled);
                 }
+                clock.lap("se_pool");
+                let reduce = Epilogue { scale: &self.ones[..reduced], shift: &se.reduce_bias[..reduced], act: Activation::Relu };
+                pointwise(MatRef::dense(pooled, batch, mid), se.reduce.view(mid, reduced), reduce, None, squeezed);
+                let expand = Epilogue { scale: &self.ones[..mid], shift: &se.expand_bias[..mid], act: Activation::HSigmoid };
+                pointwise(MatRef::dense(squeezed, batch, reduced), se.expand.view(reduced, mid), expand, None, gates);
+                clock.lap("se_fc");
+                for (image, gates) in t2.chunks_mut(n * mid).zip(gates.chunks(mid)) {
+                    scale_channels(image, gates);
+                }
+                clock.lap("squeeze_excite");
             }
-            // Project 1×1 → BN (+ input).
+            // Project 1×1 → BN (+ input).                            → [B, h', w', out]
             let out = spec.out_channels;
-            matmul(t3, sb.project.view(out, mid), MatRef::dense(t2, mid, n), threads);
             let a = pick(&mut own_bn, &sb.project_bn);
-            let residual = spec.residual.then_some(&cur[..out * n]);
-            affine_act(t3, n, &a.scale, &a.shift, Activation::None, residual);
+            let residual = spec.residual.then_some(&cur[..batch * n * out]);
+            pointwise(MatRef::dense(t2, batch * n, mid), sb.project.view(mid, out), a.epilogue(out, Activation::None), residual, t3);
+            clock.lap("project");
             std::mem::swap(cur, t3);
         }
 
         // Head: 1×1 → BN → h-swish → mean → 1×1 → h-swish → classifier.
         let (fe, fm, n) = (widths.final_expand, widths.feature_mix, h * w);
         let last = widths.stages[4];
-        matmul(t1, self.final_expand.view(fe, last), MatRef::dense(cur, last, n), threads);
         let a = pick(&mut own_bn, &self.final_expand_bn);
-        affine_act(t1, n, &a.scale, &a.shift, Activation::HSwish, None);
-        let (pooled, head) = (&mut ws.pooled[..fe], &mut ws.head[..fm]);
-        row_means(&t1[..fe * n], n, pooled);
-        matvec(head, self.feature_mix.view(fm, fe), pooled, None);
-        head.iter_mut().for_each(|v| *v = Activation::HSwish.apply(*v));
-        matvec(logits, self.classifier.view(self.config.num_classes, fm), head, Some(&self.classifier_bias));
+        pointwise(MatRef::dense(cur, batch * n, last), self.final_expand.view(last, fe), a.epilogue(fe, Activation::HSwish), None, t1);
+        let (pooled, head) = (&mut ws.pooled[..batch * fe], &mut ws.head[..batch * fm]);
+        for (image, pooled) in t1.chunks(n * fe).zip(pooled.chunks_mut(fe)) {
+            mean_pixels(image, pooled); //                             [B, fe]
+        }
+        let mix = Epilogue { scale: &self.ones[..fm], shift: &self.zeros[..fm], act: Activation::HSwish };
+        pointwise(MatRef::dense(pooled, batch, fe), self.feature_mix.view(fe, fm), mix, None, head);
+        let classes = self.config.num_classes;
+        let classify = Epilogue { scale: &self.ones[..classes], shift: &self.classifier_bias, act: Activation::None };
+        pointwise(MatRef::dense(head, batch, fm), self.classifier.view(fm, classes), classify, None, logits);
+        clock.lap("head");
+    }
+}
+
+/// Runs `work` on the current rayon pool while every other thread of the pool polls for
+/// tasks instead of going to sleep. A forward is a hundred short parallel kernels; between
+/// two of them an idle rayon worker parks, and waking it (a futex round trip, tens of
+/// microseconds in a VM) cost more than the kernels gained from a second thread. ONNX
+/// Runtime's intra-op threads spin the same way. The pollers stop when `work` returns.
+fn with_threads_awake<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    let helpers = rayon::current_num_threads().saturating_sub(1);
+    if helpers == 0 {
+        return work();
+    }
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let mut result = None;
+    rayon::scope(|scope| {
+        for _ in 0..helpers {
+            scope.spawn(|_| {
+                while !done.load(std::sync::atomic::Ordering::Acquire) {
+                    if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                        std::hint::spin_loop();
+                    }
+                }
+            });
+        }
+        result = Some(work());
+        done.store(true, std::sync::atomic::Ordering::Release);
+    });
+    result.expect("work ran")
+}
+
+/// Time per operation kind, summed over a forward (see [`FamilyStore::op_profile`]).
+pub type OpTimes = std::collections::BTreeMap<&'static str, std::time::Duration>;
+
+/// Adds the time since the previous lap to an operation kind, when timing is on.
+struct Stopwatch<'a> {
+    times: &'a mut Option<OpTimes>,
+    last: std::time::Instant,
+}
+
+impl<'a> Stopwatch<'a> {
+    fn new(times: &'a mut Option<OpTimes>) -> Self {
+        Stopwatch { times, last: std::time::Instant::now() }
+    }
+
+    fn lap(&mut self, op: &'static str) {
+        if let Some(times) = self.times.as_mut() {
+            let now = std::time::Instant::now();
+            *times.entry(op).or_default() += now - self.last;
+            self.last = now;
+        }
+    }
+}
+
+fn depthwise_label(k: usize) -> &'static str {
+    match k {
+        3 => "depthwise_k3",
+        5 => "depthwise_k5",
+        7 => "depthwise_k7",
+        _ => "depthwise",
     }
 }
 
@@ -485,20 +644,20 @@ fn shared_block(net: &Supernet, spec: &BlockSpec, mid: usize, stored_k: usize) -
     let se = b.depth_conv.se.as_ref().map(|se| {
         let reduced = SqueezeExcite::reduced(mid);
         SharedSe {
-            reduce: Matrix::prefix(se.fc.reduce.weight.val(), reduced, mid),
+            reduce: Matrix::transposed_prefix(se.fc.reduce.weight.val(), reduced, mid),
             reduce_bias: Array::from_tensor(&se.fc.reduce.bias.val()).data[..reduced].to_vec(),
-            expand: Matrix::prefix(se.fc.expand.weight.val(), mid, reduced),
+            expand: Matrix::transposed_prefix(se.fc.expand.weight.val(), mid, reduced),
             expand_bias: Array::from_tensor(&se.fc.expand.bias.val()).data[..mid].to_vec(),
         }
     });
     SharedBlock {
         spec: *spec,
-        expand: Matrix::prefix(b.inverted_bottleneck.conv.weight.val(), mid, spec.in_channels),
+        expand: Matrix::transposed_prefix(b.inverted_bottleneck.conv.weight.val(), mid, spec.in_channels),
         expand_bn: trim(Affine::of(&b.inverted_bottleneck.bn), mid),
-        depthwise: Matrix::prefix(b.depth_conv.conv.weight.val(), mid, stored_k * stored_k),
+        depthwise: Matrix::transposed_prefix(b.depth_conv.conv.weight.val(), mid, stored_k * stored_k),
         depthwise_bn: trim(Affine::of(&b.depth_conv.bn), mid),
         se,
-        project: Matrix::prefix(b.point_linear.conv.weight.val(), spec.out_channels, mid),
+        project: Matrix::transposed_prefix(b.point_linear.conv.weight.val(), spec.out_channels, mid),
         project_bn: Affine::of(&b.point_linear.bn),
     }
 }
@@ -510,7 +669,7 @@ fn level(net: &Supernet, specs: &[BlockSpec], config: &SubnetConfig, stored_k: u
             let (k, mid) = (config.ks[slot], specs[slot].mid_channels(config.e[slot]));
             let own_kernels = (k < stored_k).then(|| {
                 let filter = net.blocks[slot].depth_conv.active_filter(mid, k); // [mid, 1, k, k]
-                Matrix::prefix(filter, mid, k * k)
+                Matrix::transposed_prefix(filter, mid, k * k)
             });
             LevelBlock { slot, kernel: k, mid, own_kernels }
         })

@@ -187,7 +187,7 @@ impl SupernetConfig {
         check_choices("e", &subnet.e, &self.expand_ratios)?;
         check_choices("d", &subnet.d, &self.depths)?;
         let r = subnet.r[0];
-        if !(MIN_RESOLUTION..=MAX_RESOLUTION).contains(&r) || r % 4 != 0 {
+        if !(MIN_RESOLUTION..=MAX_RESOLUTION).contains(&r) || !r.is_multiple_of(4) {
             return Err(Error::InvalidValue {
                 field: "r[0]".into(),
                 value: r.to_string(),

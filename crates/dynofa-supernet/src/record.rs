@@ -48,7 +48,7 @@ pub fn load_record(path: &Path, device: &Device) -> Result<Supernet> {
         .get_tensor(STEM_PATH)
         .map_err(|e| bad(format!("unreadable burnpack record: {e}")))?
         .ok_or_else(|| bad(format!("record has no `{STEM_PATH}`")))?;
-    let channels = stem.shape.first().copied().unwrap_or(0) as usize;
+    let channels = stem.shape.first().copied().unwrap_or(0);
     let width = Width::from_stem_channels(channels)
         .ok_or_else(|| bad(format!("`{STEM_PATH}` has {channels} output channels; expected 16 or 24")))?;
     let mut net = build_supernet(&SupernetConfig::ofa_mbv3(width), &mut Zeros, device)?;

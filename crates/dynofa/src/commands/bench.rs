@@ -24,9 +24,13 @@ pub struct Args {
     /// Timed iterations (after 5 warm-up ones).
     #[arg(long, default_value_t = 30)]
     iters: usize,
+    /// Also time each kind of operation (one image) and print `per_op_ms`.
+    #[arg(long)]
+    per_op: bool,
 }
 
-/// Prints `{median_ms, mean_ms, p95_ms, min_ms, mflops, gflops, …}` per batch.
+/// Prints `{median_ms, mean_ms, p95_ms, min_ms, mflops, gflops, …}` per batch (and
+/// `per_op_ms` with `--per-op`).
 pub fn run(args: Args) -> Result<()> {
     let subnet = args.net.config()?;
     anyhow::ensure!(args.batch > 0 && args.iters > 0, "--batch and --iters must be positive");
@@ -49,7 +53,14 @@ pub fn run(args: Args) -> Result<()> {
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     let mflops = supernet.config.counts(&subnet)?.mflops * args.batch as f64;
-    let out = json!({
+    let per_op = if args.per_op {
+        let image = Array { shape: vec![1, 3, r, r], data: input.data[..3 * r * r].to_vec() };
+        let ops = store.op_profile(&image, args.iters)?;
+        Some(ops.into_iter().map(|(op, ms)| (op.to_string(), json!(ms))).collect::<serde_json::Map<_, _>>())
+    } else {
+        None
+    };
+    let mut out = json!({
         "subnet": subnet, "batch": args.batch, "threads": threads, "iters": args.iters,
         "median_ms": median,
         "mean_ms": times.iter().sum::<f64>() / times.len() as f64,
@@ -58,6 +69,9 @@ pub fn run(args: Args) -> Result<()> {
         "mflops": mflops,
         "gflops": mflops / median,
     });
+    if let Some(per_op) = per_op {
+        out["per_op_ms"] = serde_json::Value::Object(per_op);
+    }
     println!("{out}");
     Ok(())
 }

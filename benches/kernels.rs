@@ -1,0 +1,86 @@
+//! The fast path's kernels on shapes of the w1.2 supernet's largest sub-network at 224×224
+//! (batch 1; one thread, or `BENCH_THREADS`), with throughput in multiply–adds per second,
+//! next to a plain single-threaded GEMM of the same size from the `gemm` crate as the
+//! machine's baseline:
+//! - `pointwise/<M>x<K>x<N>`: 1×1 convolution with fused BN + activation;
+//! - `gemm/<M>x<K>x<N>`: the bare GEMM on the same shape (packed by `gemm` itself);
+//! - `depthwise/k<k>s<s>/<H>x<W>x<C>`: depthwise convolution with fused BN + activation,
+//!   for every instruction set the CPU has (`avx512`, `avx2`, `neon`, `portable`).
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use dynofa_kernels::depthwise::{depthwise_on, DepthwiseShape};
+use dynofa_kernels::pointwise::pointwise;
+use dynofa_kernels::{Activation, Epilogue, Isa, MatRef};
+
+/// `n` values starting on a 64-byte boundary (as the family store's buffers do).
+struct Aligned {
+    buf: Vec<f32>,
+    start: usize,
+    len: usize,
+}
+
+impl Aligned {
+    fn new(len: usize) -> Self {
+        let buf: Vec<f32> = (0..len + 16).map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 1000.0).collect();
+        let start = (16 - (buf.as_ptr() as usize / 4) % 16) % 16;
+        Aligned { buf, start, len }
+    }
+    fn get(&self) -> &[f32] {
+        &self.buf[self.start..self.start + self.len]
+    }
+    fn get_mut(&mut self) -> &mut [f32] {
+        &mut self.buf[self.start..self.start + self.len]
+    }
+}
+
+fn values(n: usize) -> Aligned {
+    Aligned::new(n)
+}
+
+/// Runs `f` on a pool of `BENCH_THREADS` threads (default 1).
+fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    let threads = std::env::var("BENCH_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool").install(f)
+}
+
+fn kernels(c: &mut Criterion) {
+    let ones = vec![1.0f32; 4096];
+    let zeros = vec![0.0f32; 4096];
+    let mut group = c.benchmark_group("pointwise");
+    // (pixels, in, out): an early expand, a middle project, a late expand, the final expand.
+    for (m, k, n) in [(3136, 32, 192), (784, 288, 48), (196, 136, 816), (49, 200, 1152), (1, 1536, 1000)] {
+        let (input, weights) = (values(m * k), values(k * n));
+        let mut out = values(m * n);
+        group.throughput(Throughput::Elements((m * k * n) as u64));
+        let epilogue = Epilogue { scale: &ones[..n], shift: &zeros[..n], act: Activation::HSwish };
+        group.bench_function(BenchmarkId::new("fused", format!("{m}x{k}x{n}")), |b| {
+            on_pool(|| b.iter(|| pointwise(MatRef::dense(input.get(), m, k), MatRef::dense(weights.get(), k, n), epilogue, None, black_box(out.get_mut()))))
+        });
+        group.bench_function(BenchmarkId::new("gemm", format!("{m}x{k}x{n}")), |b| {
+            b.iter(|| unsafe {
+                gemm::gemm(m, n, k, out.get_mut().as_mut_ptr(), 1, n as isize, false, input.get().as_ptr(), 1, k as isize, weights.get().as_ptr(), 1, n as isize, 0.0, 1.0, false, false, false, gemm::Parallelism::None)
+            })
+        });
+    }
+    group.finish();
+    let mut group = c.benchmark_group("depthwise");
+    for (h, ch, k, stride) in [(112, 96, 7, 2), (56, 144, 7, 1), (28, 288, 7, 1), (14, 816, 7, 1), (7, 1152, 7, 1), (56, 144, 3, 1)] {
+        let shape = DepthwiseShape { h, w: h, channels: ch, k, stride };
+        let (ho, wo) = shape.out_hw();
+        let (input, kernels) = (values(h * h * ch), values(k * k * ch));
+        let mut out = values(ho * wo * ch);
+        group.throughput(Throughput::Elements((ho * wo * ch * k * k) as u64));
+        let epilogue = Epilogue { scale: &ones[..ch], shift: &zeros[..ch], act: Activation::HSwish };
+        for isa in Isa::available() {
+            group.bench_function(BenchmarkId::new(format!("k{k}s{stride}/{}", isa.name()), format!("{h}x{h}x{ch}")), |b| {
+                on_pool(|| b.iter(|| depthwise_on(isa, input.get(), 1, shape, MatRef::dense(kernels.get(), k * k, ch), epilogue, black_box(out.get_mut()))))
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, kernels);
+criterion_main!(benches);

@@ -1,0 +1,155 @@
+//! 1×1 convolution (and fully connected layer) on pixel-major activations, as a GEMM with
+//! the epilogue fused: `out[M, N] = epilogue(input[M, K] · weights[K, N]) (+ residual)`.
+//!
+//! `M` is pixels (× images), `K` input channels, `N` output channels. The weights are
+//! `[in, out]` (PyTorch's transposed: the layout the `gemm` crate's micro-kernel reads
+//! without repacking), through a strided view (a sub-network's prefix of rows and columns). The output is cut into tiles — blocks of rows, and of columns
+//! when there are too few rows to keep every thread busy — and each tile is multiplied
+//! (`gemm` crate, one thread) and finished by the epilogue while it is still in cache.
+
+use rayon::prelude::*;
+
+use crate::epilogue::{apply_row_on, Epilogue};
+use crate::isa::{mul_add, Isa};
+use crate::matrix::MatRef;
+
+/// Rows per tile: the tile's output and input stay in L2 while the epilogue runs.
+const ROW_TILE: usize = 128;
+/// Column blocks are multiples of this (a vector register of `f32` on AVX-512).
+const COLUMN_GRAIN: usize = 16;
+
+/// Up to this many rows, each row is a vector–matrix product (no packing, one pass over
+/// the weights): squeeze-and-excitation and the classifier at batch 1.
+const GEMV_ROWS: usize = 2;
+
+/// Multiply–adds below which the product runs as one task.
+const SERIAL_BELOW: usize = 1 << 16;
+
+/// A raw output pointer shared by tasks that write disjoint tiles.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+// SAFETY: tasks write disjoint tiles of the output (see `pointwise`).
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+
+/// `out[M, N] = epilogue(input[M, K] · weights[K, N]) + residual[M, N]`, with `out` and
+/// `residual` dense row-major. Runs on the current rayon pool.
+pub fn pointwise(input: MatRef, weights: MatRef, epilogue: Epilogue, residual: Option<&[f32]>, out: &mut [f32]) {
+    let (m, k, n) = (input.rows, input.cols, weights.cols);
+    assert_eq!(weights.rows, k, "weights of {} inputs for {k} input channels", weights.rows);
+    assert_eq!(epilogue.len(), n, "epilogue of {} channels for {n} outputs", epilogue.len());
+    assert!(out.len() >= m * n, "output of {} values for {m}×{n}", out.len());
+    if let Some(r) = residual {
+        assert!(r.len() >= m * n, "residual of {} values for {m}×{n}", r.len());
+    }
+    if m == 0 || n == 0 {
+        return;
+    }
+    if m <= GEMV_ROWS {
+        let isa = Isa::best();
+        for r in 0..m {
+            let row = &mut out[r * n..(r + 1) * n];
+            let x = &input.data[r * input.row_stride..r * input.row_stride + k];
+            gemv_on(isa, x, weights, row);
+            apply_row_on(isa, row, epilogue, residual.map(|res| &res[r * n..(r + 1) * n]));
+        }
+        return;
+    }
+    // Below this much work a task costs more than it saves.
+    let threads = if m * n * k < SERIAL_BELOW { 1 } else { rayon::current_num_threads() };
+    // One task per thread, each a contiguous part of the output (so that a thread keeps
+    // the rows the previous kernel's same-numbered task wrote): blocks of rows when there
+    // are many (early layers), else blocks of columns (late layers, fully connected ones:
+    // each task then reads and packs only its slice of the weights). A task goes through
+    // its part `ROW_TILE` rows at a time.
+    let (part_rows, column_block) = if m >= 2 * ROW_TILE || threads == 1 {
+        (m.div_ceil(threads), n)
+    } else {
+        (m, n.div_ceil(threads).next_multiple_of(COLUMN_GRAIN).min(n))
+    };
+    let (row_parts, column_blocks) = (m.div_ceil(part_rows), n.div_ceil(column_block));
+    let isa = Isa::best();
+    let dst = SharedOut(out.as_mut_ptr());
+    (0..row_parts * column_blocks).into_par_iter().for_each(|part| {
+        let (p0, c0) = ((part / column_blocks) * part_rows, (part % column_blocks) * column_block);
+        let cols = column_block.min(n - c0);
+        let epilogue = epilogue.columns(c0..c0 + cols);
+        #[allow(clippy::redundant_locals)] // capture the whole `Send` wrapper, not its raw pointer
+        let dst = dst;
+        for r0 in (p0..(p0 + part_rows).min(m)).step_by(ROW_TILE) {
+            let rows = ROW_TILE.min((p0 + part_rows).min(m) - r0);
+            // SAFETY: the tile `[r0, r0 + rows) × [c0, c0 + cols)` lies inside `out` (m × n
+            // values, checked above) and no other task touches it; `input` and `weights` were
+            // bounds-checked as views. Rows of a tile are only materialised as slices of
+            // their own `cols` values, so no two tasks hold overlapping slices.
+            unsafe {
+                let tile_out = dst.0.add(r0 * n + c0);
+                multiply(tile_out, n, input.data.as_ptr().add(r0 * input.row_stride), input.row_stride, weights.data.as_ptr().add(c0), weights.row_stride, rows, k, cols);
+                for r in 0..rows {
+                    let row = std::slice::from_raw_parts_mut(tile_out.add(r * n), cols);
+                    let residual = residual.map(|res| &res[(r0 + r) * n + c0..(r0 + r) * n + c0 + cols]);
+                    apply_row_on(isa, row, epilogue, residual);
+                }
+            }
+        }
+    });
+}
+
+/// `dst[rows × cols] (row stride dst_stride) = lhs[rows × k] (row stride lhs_stride) ·
+/// rhs[k × cols] (row stride rhs_stride)`. One thread.
+///
+/// # Safety
+/// Every pointer must be valid for the extents its strides and sizes describe.
+#[allow(clippy::too_many_arguments)]
+unsafe fn multiply(dst: *mut f32, dst_stride: usize, lhs: *const f32, lhs_stride: usize, rhs: *const f32, rhs_stride: usize, rows: usize, k: usize, cols: usize) {
+    if k == 0 {
+        for r in 0..rows {
+            // SAFETY: inside the destination tile (caller's contract).
+            unsafe { std::slice::from_raw_parts_mut(dst.add(r * dst_stride), cols) }.fill(0.0);
+        }
+        return;
+    }
+    // SAFETY: forwarded from the caller; gemm reads lhs(i, j) at lhs + i·lhs_stride + j and
+    // rhs(j, c) at rhs + j·rhs_stride + c (arguments: column stride, then row stride).
+    unsafe {
+        gemm::gemm(
+            rows,
+            cols,
+            k,
+            dst,
+            1,
+            dst_stride as isize,
+            false,
+            lhs,
+            1,
+            lhs_stride as isize,
+            rhs,
+            1,
+            rhs_stride as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+crate::multiversion! {
+    /// `y[N] = x[K] · weights[K, N]`: rows of the weights scaled and summed, vectorised
+    /// along `N`, reading the weights once.
+    fn gemv_on(x: &[f32], weights: MatRef, y: &mut [f32]) => gemv_body
+}
+
+#[inline(always)]
+fn gemv_body<const FUSED: bool, const LANES: usize, const REGISTERS: usize>(x: &[f32], weights: MatRef, y: &mut [f32]) {
+    let n = weights.cols;
+    let y = &mut y[..n];
+    y.fill(0.0);
+    for (j, &xj) in x.iter().enumerate().take(weights.rows) {
+        for (o, &w) in y.iter_mut().zip(weights.row(j)) {
+            *o = mul_add::<FUSED>(xj, w, *o);
+        }
+    }
+}
