@@ -14,7 +14,9 @@ use crate::isa::{mul_add, Isa};
 use crate::matrix::MatRef;
 
 /// Rows per tile: the tile's output and input stay in L2 while the epilogue runs.
-const ROW_TILE: usize = 128;
+const ROW_TILE: usize = 512;
+/// From this many rows on, threads split rows (below, they split columns).
+const ROW_SPLIT_MIN: usize = 256;
 /// Column blocks are multiples of this (a vector register of `f32` on AVX-512).
 const COLUMN_GRAIN: usize = 16;
 
@@ -62,7 +64,7 @@ pub fn pointwise(input: MatRef, weights: MatRef, epilogue: Epilogue, residual: O
     // are many (early layers), else blocks of columns (late layers, fully connected ones:
     // each task then reads and packs only its slice of the weights). A task goes through
     // its part `ROW_TILE` rows at a time.
-    let (part_rows, column_block) = if m >= 2 * ROW_TILE || threads == 1 {
+    let (part_rows, column_block) = if m >= ROW_SPLIT_MIN || threads == 1 {
         (m.div_ceil(threads), n)
     } else {
         (m, n.div_ceil(threads).next_multiple_of(COLUMN_GRAIN).min(n))

@@ -407,9 +407,32 @@ impl FamilyStore {
     }
 
     /// Milliseconds per operation kind (stem, first block, expand, depthwise by kernel size,
-    /// squeeze-and-excitation, project, head) for one image of the active level, the median
-    /// over `iters` forwards after two warm-up ones. Every kernel still uses all threads.
+    /// squeeze-and-excitation, project, head layers) for one image of the active level, the
+    /// median over `iters` forwards after two warm-up ones. Every kernel uses all threads.
     pub fn op_profile(&mut self, image: &Array, iters: usize) -> Result<Vec<(&'static str, f64)>> {
+        let runs = self.timed_runs(image, iters)?;
+        let ops: Vec<&'static str> = runs[0].ops.keys().copied().collect();
+        Ok(ops
+            .into_iter()
+            .map(|op| {
+                let mut ms: Vec<f64> = runs.iter().map(|t| t.ops[op].as_secs_f64() * 1e3).collect();
+                ms.sort_by(f64::total_cmp);
+                (op, ms[ms.len() / 2])
+            })
+            .collect())
+    }
+
+    /// Milliseconds of each layer of the active level (stem, first block, each active
+    /// block, final expansion, pooling, feature mix, classifier: the layers a latency
+    /// look-up table lists), per run: `[iters][layers]`, after two warm-up runs. One image,
+    /// every kernel on all threads — the runtime's path, timed in place.
+    pub fn layer_times(&mut self, image: &Array, iters: usize) -> Result<Vec<Vec<f64>>> {
+        let runs = self.timed_runs(image, iters)?;
+        Ok(runs.iter().map(|t| t.layers.iter().map(|d| d.as_secs_f64() * 1e3).collect()).collect())
+    }
+
+    /// `iters` (at least one) timed forwards of one image after two untimed ones.
+    fn timed_runs(&mut self, image: &Array, iters: usize) -> Result<Vec<Timings>> {
         let r = self.levels[self.active].config.resolution();
         if image.shape != [1, 3, r, r] {
             return Err(Error::InvalidValue { field: "input".into(), value: format!("shape {:?}", image.shape), expected: format!("[1, 3, {r}, {r}]") });
@@ -417,27 +440,17 @@ impl FamilyStore {
         self.reserve_workers(1);
         let mut ws = std::mem::take(&mut self.workspaces[0]);
         let mut logits = vec![0.0; self.config.num_classes];
-        let mut runs: Vec<OpTimes> = Vec::new();
+        let mut runs = Vec::new();
         let this = &*self;
         this.pool.install(|| {
             for i in 0..iters.max(1) + 2 {
-                let mut times = Some(OpTimes::new());
-                with_threads_awake(|| this.forward_image_timed(&mut ws, &image.data, r, &mut logits, &mut times));
-                if i >= 2 {
-                    runs.extend(times);
-                }
+                let mut timings = (i >= 2).then(Timings::default);
+                with_threads_awake(|| this.forward_image_timed(&mut ws, &image.data, r, &mut logits, &mut timings));
+                runs.extend(timings);
             }
         });
         self.workspaces[0] = ws;
-        let ops: Vec<&'static str> = runs[0].keys().copied().collect();
-        Ok(ops
-            .into_iter()
-            .map(|op| {
-                let mut ms: Vec<f64> = runs.iter().map(|t| t[op].as_secs_f64() * 1e3).collect();
-                ms.sort_by(f64::total_cmp);
-                (op, ms[ms.len() / 2])
-            })
-            .collect())
+        Ok(runs)
     }
 
     /// Buffers for `workers` images at a time (allocates only when growing).
@@ -475,9 +488,9 @@ impl FamilyStore {
         self.forward_image_timed(ws, image, r, logits, &mut None)
     }
 
-    /// [`Self::forward_image`], adding each operation's time to `times` when given.
-    fn forward_image_timed(&self, ws: &mut Workspace, image: &[f32], r: usize, logits: &mut [f32], times: &mut Option<OpTimes>) {
-        let mut clock = Stopwatch::new(times);
+    /// [`Self::forward_image`], recording operation and layer times when `timings` is given.
+    fn forward_image_timed(&self, ws: &mut Workspace, image: &[f32], r: usize, logits: &mut [f32], timings: &mut Option<Timings>) {
+        let mut clock = Stopwatch::new(timings);
         let batch = 1;
         let images = image;
         let level = &self.levels[self.active];
@@ -491,6 +504,7 @@ impl FamilyStore {
         let a = pick(&mut own_bn, &self.stem_bn);
         conv2d(images, batch, 3, r, r, self.stem.view(27, stem), 3, 2, a.epilogue(stem, Activation::HSwish), t3, cur);
         clock.lap("stem");
+        clock.end_layer();
         // Block 0: depthwise 3×3 → BN → ReLU → 1×1 → BN, + input.    [B, h, w, stem]
         let a = pick(&mut own_bn, &self.block0_depthwise_bn);
         let shape = DepthwiseShape { h, w, channels: stem, k: 3, stride: 1 };
@@ -500,6 +514,7 @@ impl FamilyStore {
         pointwise(MatRef::dense(t1, pixels, stem), self.block0_project.view(stem, stem), a.epilogue(stem, Activation::None), Some(cur), t2);
         std::mem::swap(cur, t2);
         clock.lap("first_block");
+        clock.end_layer();
 
         for lb in &level.blocks {
             let sb = self.blocks[lb.slot].as_ref().expect("every level's slots are stored");
@@ -545,6 +560,7 @@ impl FamilyStore {
             let residual = spec.residual.then_some(&cur[..batch * n * out]);
             pointwise(MatRef::dense(t2, batch * n, mid), sb.project.view(mid, out), a.epilogue(out, Activation::None), residual, t3);
             clock.lap("project");
+            clock.end_layer();
             std::mem::swap(cur, t3);
         }
 
@@ -553,16 +569,23 @@ impl FamilyStore {
         let last = widths.stages[4];
         let a = pick(&mut own_bn, &self.final_expand_bn);
         pointwise(MatRef::dense(cur, batch * n, last), self.final_expand.view(last, fe), a.epilogue(fe, Activation::HSwish), None, t1);
+        clock.lap("final_expand");
+        clock.end_layer();
         let (pooled, head) = (&mut ws.pooled[..batch * fe], &mut ws.head[..batch * fm]);
         for (image, pooled) in t1.chunks(n * fe).zip(pooled.chunks_mut(fe)) {
             mean_pixels(image, pooled); //                             [B, fe]
         }
+        clock.lap("pool");
+        clock.end_layer();
         let mix = Epilogue { scale: &self.ones[..fm], shift: &self.zeros[..fm], act: Activation::HSwish };
         pointwise(MatRef::dense(pooled, batch, fe), self.feature_mix.view(fe, fm), mix, None, head);
+        clock.lap("feature_mix");
+        clock.end_layer();
         let classes = self.config.num_classes;
         let classify = Epilogue { scale: &self.ones[..classes], shift: &self.classifier_bias, act: Activation::None };
         pointwise(MatRef::dense(head, batch, fm), self.classifier.view(fm, classes), classify, None, logits);
-        clock.lap("head");
+        clock.lap("classifier");
+        clock.end_layer();
     }
 }
 
@@ -597,22 +620,41 @@ fn with_threads_awake<R: Send>(work: impl FnOnce() -> R + Send) -> R {
 /// Time per operation kind, summed over a forward (see [`FamilyStore::op_profile`]).
 pub type OpTimes = std::collections::BTreeMap<&'static str, std::time::Duration>;
 
-/// Adds the time since the previous lap to an operation kind, when timing is on.
+/// What a timed forward records: time per operation kind, and per layer in forward order
+/// (stem, first block, each active block, final expansion, pooling, feature mix,
+/// classifier — the layers of a latency look-up table).
+#[derive(Default)]
+struct Timings {
+    ops: OpTimes,
+    layers: Vec<std::time::Duration>,
+}
+
+/// Adds the time since the previous lap to an operation kind, and the time since the
+/// previous layer's end to the layer list, when timing is on.
 struct Stopwatch<'a> {
-    times: &'a mut Option<OpTimes>,
+    timings: &'a mut Option<Timings>,
     last: std::time::Instant,
+    layer_start: std::time::Instant,
 }
 
 impl<'a> Stopwatch<'a> {
-    fn new(times: &'a mut Option<OpTimes>) -> Self {
-        Stopwatch { times, last: std::time::Instant::now() }
+    fn new(timings: &'a mut Option<Timings>) -> Self {
+        let now = std::time::Instant::now();
+        Stopwatch { timings, last: now, layer_start: now }
     }
 
     fn lap(&mut self, op: &'static str) {
-        if let Some(times) = self.times.as_mut() {
+        if let Some(timings) = self.timings.as_mut() {
             let now = std::time::Instant::now();
-            *times.entry(op).or_default() += now - self.last;
+            *timings.ops.entry(op).or_default() += now - self.last;
             self.last = now;
+        }
+    }
+
+    fn end_layer(&mut self) {
+        if let Some(timings) = self.timings.as_mut() {
+            timings.layers.push(self.last - self.layer_start);
+            self.layer_start = self.last;
         }
     }
 }

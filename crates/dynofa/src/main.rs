@@ -1,6 +1,6 @@
 //! # dynofa
 //!
-//! The command-line tool: `dynofa infer | describe | convert | extract | calibrate | bench`. Thin: each
+//! The command-line tool: `dynofa infer | describe | convert | extract | calibrate | bench | profile`. Thin: each
 //! command parses its arguments and calls the library crates (`dynofa-supernet`, …);
 //! errors are reported with `anyhow` context naming the file or value at fault.
 
@@ -32,6 +32,8 @@ enum Command {
     Calibrate(commands::calibrate::Args),
     /// Time the fast path on one sub-network (JSON: median_ms, …).
     Bench(commands::bench::Args),
+    /// Build latency look-up tables on this machine (per resolution and thread count) and validate them.
+    Profile(commands::profile::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -50,6 +52,7 @@ fn main() -> std::process::ExitCode {
         Command::Extract(args) => commands::extract::run(args),
         Command::Calibrate(args) => commands::calibrate::run(args),
         Command::Bench(args) => commands::bench::run(args),
+        Command::Profile(args) => commands::profile::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -239,3 +239,35 @@ fn bench_prints_timings_as_json() {
     let bad = dynofa(&["bench", "--subnet", "assets/none.json"]);
     assert!(!bad.status.success() && stderr(&bad).contains("none.json"));
 }
+
+#[test]
+fn profile_quick_writes_tables_metadata_validation_and_plot_that_describe_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("lut");
+    let run = dynofa(&["profile", "--quick", "--out", s(&out)]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let tables = out.join("threads_1");
+    for file in ["160_lookup_table.json", "metadata.json", "validation.json", "validation.svg"] {
+        assert!(tables.join(file).is_file(), "{file} missing");
+    }
+    let line = String::from_utf8_lossy(&run.stdout);
+    let summary: serde_json::Value = serde_json::from_str(line.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["threads"], 1);
+    assert!(summary["validation"]["mape_percent"].as_f64().unwrap().is_finite());
+
+    let spec = r#"{"ks":[3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3],"e":[4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4],"d":[2,3,4,2,3],"r":[160]}"#;
+    let lut = format!("here={}", s(&tables));
+    let run = dynofa(&["describe", "--subnet", spec, "--lut", &lut]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let facts: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert!(facts["latency_ms"]["here"].as_f64().unwrap() > 0.0);
+    assert!(facts["latency_corrected_ms"]["here"].as_f64().is_some());
+
+    // A resolution the tables lack, a malformed --lut, too few validation networks.
+    let run = dynofa(&["describe", "--subnet", &spec.replace("160", "224"), "--lut", &lut]);
+    assert!(!run.status.success() && stderr(&run).contains("resolution 224"), "{}", stderr(&run));
+    let run = dynofa(&["describe", "--subnet", spec, "--lut", "nodir"]);
+    assert!(!run.status.success() && stderr(&run).contains("NAME=DIR"), "{}", stderr(&run));
+    let run = dynofa(&["profile", "--out", s(&out), "--resolutions", "160", "--threads", "1", "--iters", "1", "--validate", "2"]);
+    assert!(!run.status.success() && stderr(&run).contains("at least 4"), "{}", stderr(&run));
+}

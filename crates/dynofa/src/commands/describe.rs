@@ -1,6 +1,10 @@
 //! `dynofa describe`: a sub-network's facts as JSON.
 
+use std::path::PathBuf;
+
 use anyhow::{Context, Result};
+use dynofa_profiler::machine::Metadata;
+use dynofa_profiler::LatencyTables;
 use burn::prelude::*;
 use dynofa_supernet::SupernetConfig;
 use serde_json::json;
@@ -12,9 +16,22 @@ use crate::weights::SubnetArgs;
 pub struct Args {
     #[command(flatten)]
     net: SubnetArgs,
+    /// Latency look-up tables to predict with, as NAME=DIR (repeatable); adds
+    /// `latency_ms` (sum of the layers' entries) and, for tables with a fitted correction,
+    /// `latency_corrected_ms`.
+    #[arg(long = "lut", value_name = "NAME=DIR", value_parser = parse_named_dir)]
+    luts: Vec<(String, PathBuf)>,
 }
 
-/// Prints `{width, resolution, params, mflops, subnet}`.
+/// `NAME=DIR` → `(NAME, DIR)`.
+fn parse_named_dir(text: &str) -> Result<(String, PathBuf), String> {
+    match text.split_once('=') {
+        Some((name, dir)) if !name.is_empty() && !dir.is_empty() => Ok((name.into(), dir.into())),
+        _ => Err(format!("'{text}': expected NAME=DIR")),
+    }
+}
+
+/// Prints `{width, resolution, params, mflops, subnet}` (and `latency_ms` with `--lut`).
 pub fn run(args: Args) -> Result<()> {
     let subnet = args.net.config()?;
     let width = match &args.net.weights.weights {
@@ -24,13 +41,28 @@ pub fn run(args: Args) -> Result<()> {
     };
     let supernet = SupernetConfig::ofa_mbv3(width);
     let counts = supernet.counts(&subnet).context("the sub-network does not fit the supernet")?;
-    let out = json!({
+    let mut out = json!({
         "width": width.to_string(),
         "resolution": subnet.resolution(),
         "params": counts.params,
         "mflops": counts.mflops,
         "subnet": subnet,
     });
+    if !args.luts.is_empty() {
+        let (mut latency, mut corrected) = (serde_json::Map::new(), serde_json::Map::new());
+        for (name, dir) in &args.luts {
+            let tables = LatencyTables::open(dir).with_context(|| format!("look-up table '{name}'"))?;
+            let ms = tables.predict(&supernet, &subnet).with_context(|| format!("look-up table '{name}'"))?;
+            latency.insert(name.clone(), json!(ms));
+            if let Some(correction) = Metadata::read(dir).ok().and_then(|m| m.correction) {
+                corrected.insert(name.clone(), json!(correction.apply(ms)));
+            }
+        }
+        out["latency_ms"] = latency.into();
+        if !corrected.is_empty() {
+            out["latency_corrected_ms"] = corrected.into();
+        }
+    }
     println!("{out}");
     Ok(())
 }

@@ -6,3 +6,4 @@ pub mod convert;
 pub mod describe;
 pub mod extract;
 pub mod infer;
+pub mod profile;

@@ -1,0 +1,105 @@
+//! What a table was measured on: `metadata.json` beside the tables.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::measure::write_atomically;
+use crate::validate::{Correction, ErrorStats};
+
+/// The Burn version the workspace pins (`burn = "=0.22.1"`).
+pub const BURN_VERSION: &str = "0.22.1";
+
+/// The CPU as Linux describes it (fields it does not show are `None`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Machine {
+    /// `model name` from `/proc/cpuinfo`.
+    pub cpu_model: Option<String>,
+    /// Cores this process may use.
+    pub cores: usize,
+    /// `scaling_governor` of cpu0.
+    pub governor: Option<String>,
+    /// `scaling_cur_freq` of cpu0, MHz.
+    pub current_mhz: Option<f64>,
+    /// `cpuinfo_max_freq` of cpu0, MHz.
+    pub max_mhz: Option<f64>,
+    /// Target architecture.
+    pub arch: String,
+}
+
+impl Machine {
+    /// Describes this machine.
+    pub fn this() -> Self {
+        let read = |path: &str| std::fs::read_to_string(path).ok().map(|s| s.trim().to_string());
+        let mhz = |path: &str| read(path).and_then(|s| s.parse::<f64>().ok()).map(|khz| khz / 1e3);
+        let cpu_model = read("/proc/cpuinfo").and_then(|info| {
+            info.lines().find(|l| l.starts_with("model name") || l.starts_with("Model")).and_then(|l| l.split_once(':')).map(|(_, v)| v.trim().to_string())
+        });
+        Machine {
+            cpu_model,
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            governor: read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+            current_mhz: mhz("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq"),
+            max_mhz: mhz("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq"),
+            arch: std::env::consts::ARCH.into(),
+        }
+    }
+}
+
+/// `metadata.json` of a table directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metadata {
+    /// Where it was measured.
+    pub machine: Machine,
+    /// The execution path timed.
+    pub backend: String,
+    /// Threads the path used.
+    pub threads: usize,
+    /// Timed forwards per covering sub-network.
+    pub iters: usize,
+    /// dynofa's version.
+    pub dynofa_version: String,
+    /// Burn's version.
+    pub burn_version: String,
+    /// When (UTC, RFC 3339).
+    pub date: String,
+    /// Seconds the build took (this run; 0 when every table was already there).
+    pub build_seconds: f64,
+    /// The correction to apply to summed predictions, if validated.
+    pub correction: Option<Correction>,
+    /// Prediction errors found by validation: raw (all points), raw and corrected (held out).
+    pub errors: Option<[ErrorStats; 3]>,
+}
+
+impl Metadata {
+    /// Reads `dir/metadata.json`.
+    pub fn read(dir: &Path) -> Result<Self> {
+        let path = dir.join("metadata.json");
+        let text = std::fs::read_to_string(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
+        serde_json::from_str(&text).map_err(|e| Error::Malformed { path, line: e.line(), message: e.to_string() })
+    }
+
+    /// Writes `dir/metadata.json` atomically.
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        let json = serde_json::to_string_pretty(self).map_err(|e| Error::Invalid { field: "metadata".into(), message: e.to_string() })?;
+        write_atomically(&dir.join("metadata.json"), json.as_bytes())
+    }
+}
+
+/// Now in UTC as RFC 3339 (`2026-11-26T12:00:00Z`).
+pub fn utc_now() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem / 60 % 60, rem % 60)
+}
