@@ -225,7 +225,7 @@ fn check_choices(field: &str, values: &[usize], choices: &[usize]) -> Result<()>
 
 /// One sub-network, in OFA's format: kernel size and expand ratio per slot, depth per
 /// stage, and the input resolution.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SubnetConfig {
     /// Depthwise kernel size of each of the 20 slots.
     pub ks: Vec<usize>,

@@ -1,6 +1,6 @@
 //! # dynofa
 //!
-//! The command-line tool: `dynofa infer | describe | convert | extract | calibrate | bench | profile`. Thin: each
+//! The command-line tool: `dynofa infer | describe | convert | extract | calibrate | bench | profile | search`. Thin: each
 //! command parses its arguments and calls the library crates (`dynofa-supernet`, …);
 //! errors are reported with `anyhow` context naming the file or value at fault.
 
@@ -34,6 +34,8 @@ enum Command {
     Bench(commands::bench::Args),
     /// Build latency look-up tables on this machine (per resolution and thread count) and validate them.
     Profile(commands::profile::Args),
+    /// Search the accuracy–latency Pareto front and write a family of levels along it.
+    Search(commands::search::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -53,6 +55,7 @@ fn main() -> std::process::ExitCode {
         Command::Calibrate(args) => commands::calibrate::run(args),
         Command::Bench(args) => commands::bench::run(args),
         Command::Profile(args) => commands::profile::run(args),
+        Command::Search(args) => commands::search::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

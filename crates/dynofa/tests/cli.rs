@@ -271,3 +271,44 @@ fn profile_quick_writes_tables_metadata_validation_and_plot_that_describe_reads(
     let run = dynofa(&["profile", "--out", s(&out), "--resolutions", "160", "--threads", "1", "--iters", "1", "--validate", "2"]);
     assert!(!run.status.success() && stderr(&run).contains("at least 4"), "{}", stderr(&run));
 }
+
+#[test]
+fn describe_adds_the_official_predictors_accuracy_and_jetson_latency() {
+    let (cases, _) = dynofa_golden::cases();
+    let case = cases.iter().find(|c| c.acc_predictor.is_some()).expect("a w1.2 case");
+    let predictor = dynofa_golden::dir().join("acc_predictor.pth");
+    let lut = format!("nx_gpu={}", s(&dynofa_golden::dir().join("lut/jetson_gpu")));
+    let run = dynofa(&["describe", "--subnet", &case.cfg.to_json(), "--predictor", s(&predictor), "--lut", &lut]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let facts: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert!((facts["acc"].as_f64().unwrap() - case.acc_predictor.unwrap()).abs() <= 1e-5);
+    let want = case.lut_ms.as_ref().unwrap()["jetson_gpu"];
+    assert!((facts["latency_ms"]["nx_gpu"].as_f64().unwrap() - want).abs() <= 1e-9 * want);
+    let run = dynofa(&["describe", "--subnet", &case.cfg.to_json(), "--predictor", s(&dynofa_golden::dir().join("cases.json"))]);
+    assert!(!run.status.success() && stderr(&run).contains("cases.json"), "{}", stderr(&run));
+}
+
+#[test]
+fn search_writes_a_family_the_store_can_load_and_a_plot_and_reports_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let golden = dynofa_golden::dir();
+    let (predictor, lut) = (golden.join("acc_predictor.pth"), format!("nx_gpu={}", s(&golden.join("lut/jetson_gpu"))));
+    let family = dir.path().join("nested/nx_gpu.ron");
+    let reference = golden.join("paper/dynamic_ofa_gpu_family.json");
+    let run = dynofa(&[
+        "search", "--predictor", s(&predictor), "--lut", &lut, "--levels", "4", "--out", s(&family),
+        "--population", "20", "--generations", "5", "--polish", "1", "--reference", s(&reference),
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let file = dynofa_slice::family_file::FamilyFile::read(&family).unwrap();
+    assert!(!file.levels.is_empty() && file.levels.len() <= 4);
+    assert!(file.levels.windows(2).all(|w| w[0].latency_ms["nx_gpu"] < w[1].latency_ms["nx_gpu"] && w[0].acc_pred < w[1].acc_pred));
+    assert!(family.with_extension("svg").is_file());
+    let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(summary["reference"].as_array().unwrap().len(), 6);
+
+    let run = dynofa(&["search", "--predictor", s(&predictor), "--lut", &lut, "--objective", "joules", "--out", s(&family)]);
+    assert!(!run.status.success() && stderr(&run).contains("joules"), "{}", stderr(&run));
+    let run = dynofa(&["search", "--predictor", s(&predictor), "--lut", &lut, "--out", s(&family), "--constraint", "1"]);
+    assert!(!run.status.success() && stderr(&run).contains("no sub-network meets"), "{}", stderr(&run));
+}

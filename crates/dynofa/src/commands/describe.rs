@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use dynofa_profiler::machine::Metadata;
 use dynofa_profiler::LatencyTables;
+use dynofa_search::AccuracyPredictor;
 use burn::prelude::*;
 use dynofa_supernet::SupernetConfig;
 use serde_json::json;
@@ -21,17 +22,21 @@ pub struct Args {
     /// `latency_corrected_ms`.
     #[arg(long = "lut", value_name = "NAME=DIR", value_parser = parse_named_dir)]
     luts: Vec<(String, PathBuf)>,
+    /// OFA's accuracy predictor file (`acc_predictor.pth`); adds `acc` (a fraction).
+    #[arg(long)]
+    predictor: Option<PathBuf>,
 }
 
 /// `NAME=DIR` → `(NAME, DIR)`.
-fn parse_named_dir(text: &str) -> Result<(String, PathBuf), String> {
+pub fn parse_named_dir(text: &str) -> Result<(String, PathBuf), String> {
     match text.split_once('=') {
         Some((name, dir)) if !name.is_empty() && !dir.is_empty() => Ok((name.into(), dir.into())),
         _ => Err(format!("'{text}': expected NAME=DIR")),
     }
 }
 
-/// Prints `{width, resolution, params, mflops, subnet}` (and `latency_ms` with `--lut`).
+/// Prints `{width, resolution, params, mflops, subnet}` (and `latency_ms` with `--lut`,
+/// `acc` with `--predictor`).
 pub fn run(args: Args) -> Result<()> {
     let subnet = args.net.config()?;
     let width = match &args.net.weights.weights {
@@ -48,6 +53,10 @@ pub fn run(args: Args) -> Result<()> {
         "mflops": counts.mflops,
         "subnet": subnet,
     });
+    if let Some(path) = &args.predictor {
+        let predictor = AccuracyPredictor::load(path).context("loading the accuracy predictor")?;
+        out["acc"] = json!(predictor.predict(&subnet));
+    }
     if !args.luts.is_empty() {
         let (mut latency, mut corrected) = (serde_json::Map::new(), serde_json::Map::new());
         for (name, dir) in &args.luts {

@@ -7,3 +7,4 @@ pub mod describe;
 pub mod extract;
 pub mod infer;
 pub mod profile;
+pub mod search;

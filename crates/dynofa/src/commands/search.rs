@@ -1,0 +1,226 @@
+//! `dynofa search`: the accuracy–cost Pareto front of a supernet on a device (NSGA-II with
+//! OFA's accuracy predictor and a latency table, MFLOPs or parameters), a family of levels
+//! along it written as a RON family file, and a plot of the front.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use dynofa_profiler::LatencyTables;
+use dynofa_search::cost::{Cost, LutLatency, Mflops, Params};
+use dynofa_search::evolution::{evolve, EvolutionOptions};
+use dynofa_search::family::evenly_spaced;
+use dynofa_search::nsga2::{nsga2, Evaluated, Nsga2Options};
+use dynofa_search::space::{AccuracyVsCost, SearchSpace};
+use dynofa_search::AccuracyPredictor;
+use dynofa_slice::family_file::{FamilyFile, LevelInfo, FORMAT_VERSION};
+use dynofa_supernet::{SubnetConfig, SupernetConfig, Width};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use crate::commands::describe::parse_named_dir;
+use crate::weights::parse_width;
+
+/// Arguments of `dynofa search`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// OFA's accuracy predictor (`acc_predictor.pth`).
+    #[arg(long)]
+    predictor: PathBuf,
+    /// Latency tables as NAME=DIR (repeatable); every level gets a latency per table.
+    #[arg(long = "lut", value_name = "NAME=DIR", value_parser = parse_named_dir)]
+    luts: Vec<(String, PathBuf)>,
+    /// The cost to minimise: a table's NAME, `mflops` or `params` (default: the first table).
+    #[arg(long)]
+    objective: Option<String>,
+    /// Levels in the family.
+    #[arg(long, default_value_t = 6)]
+    levels: usize,
+    /// The family file to write (RON).
+    #[arg(long)]
+    out: PathBuf,
+    /// Supernet width (the predictor is w1.2's).
+    #[arg(long, default_value = "1.2", value_parser = parse_width)]
+    width: Width,
+    /// Resolutions to search (default: those of the objective's tables, else 160…224 step 4).
+    #[arg(long, value_delimiter = ',')]
+    resolutions: Option<Vec<usize>>,
+    /// NSGA-II population.
+    #[arg(long, default_value_t = 100)]
+    population: usize,
+    /// NSGA-II generations.
+    #[arg(long, default_value_t = 100)]
+    generations: usize,
+    /// Rounds of local search on the final front.
+    #[arg(long, default_value_t = 50)]
+    polish: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Plot of the front (SVG; default: the family file with `.svg`).
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Reference sub-networks to overlay and compare with (JSON with `levels[].cfg`, e.g. the paper's family).
+    #[arg(long)]
+    reference: Option<PathBuf>,
+    /// Instead of the front: OFA's constrained evolution (its defaults: population 100,
+    /// 500 generations, parents 25%, mutation ratio 0.5, probabilities 0.1 / 0.5) for the
+    /// most accurate sub-network with cost ≤ this; prints it (no family file).
+    #[arg(long)]
+    constraint: Option<f64>,
+}
+
+/// Runs the search, writes the family and the plot, prints a JSON summary.
+pub fn run(args: Args) -> Result<()> {
+    anyhow::ensure!(args.levels > 0, "--levels must be positive");
+    anyhow::ensure!(args.population >= 2, "--population must be at least 2");
+    let config = SupernetConfig::ofa_mbv3(args.width);
+    let predictor = AccuracyPredictor::load(&args.predictor).context("loading the accuracy predictor")?;
+    let mut tables: Vec<LutLatency> = Vec::new();
+    for (name, dir) in &args.luts {
+        let t = LatencyTables::open(dir).with_context(|| format!("look-up table '{name}'"))?;
+        tables.push(LutLatency { name: name.clone(), config: config.clone(), tables: t });
+    }
+    let objective_name = args.objective.clone().or_else(|| tables.first().map(|t| t.name.clone())).unwrap_or_else(|| "mflops".into());
+    let (mflops, params) = (Mflops(config.clone()), Params(config.clone()));
+    let cost: &dyn Cost = match objective_name.as_str() {
+        "mflops" => &mflops,
+        "params" => &params,
+        name => match tables.iter().find(|t| t.name == name) {
+            Some(t) => t,
+            None => bail!("--objective '{name}': not a --lut name, 'mflops' or 'params'"),
+        },
+    };
+    let resolutions = match (&args.resolutions, tables.iter().find(|t| t.name == objective_name)) {
+        (Some(r), _) => r.clone(),
+        (None, Some(t)) => t.tables.tables.keys().copied().collect(),
+        (None, None) => (160..=224).step_by(4).collect(),
+    };
+    let space = SearchSpace::new(config.clone(), resolutions.clone())?;
+    if let Some(limit) = args.constraint {
+        return constrained(&space, &predictor, cost, limit, args.seed);
+    }
+    let problem = AccuracyVsCost { space: &space, predictor: &predictor, cost };
+    let bar = ProgressBar::new(args.generations as u64)
+        .with_style(ProgressStyle::with_template("NSGA-II [{bar:30}] generation {pos}/{len}, ETA {eta}").expect("template").progress_chars("=> "));
+    let start = Instant::now();
+    let options = Nsga2Options { population: args.population, generations: args.generations, seed: args.seed, polish_rounds: args.polish };
+    let result = nsga2(&problem, options, &mut |g, _| bar.set_position(g as u64)).context("searching")?;
+    bar.finish_and_clear();
+    let seconds = start.elapsed().as_secs_f64();
+    let chosen = evenly_spaced(&result.front, args.levels);
+
+    // The family file: every level with its counts, predicted accuracy and latency per table.
+    let mut levels = Vec::with_capacity(chosen.len());
+    for e in &chosen {
+        let counts = config.counts(&e.genome)?;
+        let latency_ms = tables.iter().map(|t| Ok((t.name.clone(), t.cost(&e.genome)?))).collect::<Result<BTreeMap<_, _>>>()?;
+        levels.push(LevelInfo { config: e.genome.clone(), params: counts.params, mflops: counts.mflops, acc_pred: Some(e.objectives.acc), latency_ms, calibrated: false });
+    }
+    let mut metadata = BTreeMap::new();
+    metadata.insert("predictor".into(), args.predictor.display().to_string());
+    metadata.insert("tables".into(), args.luts.iter().map(|(n, d)| format!("{n}={}", d.display())).collect::<Vec<_>>().join(" "));
+    metadata.insert("objective".into(), cost.name());
+    metadata.insert("search".into(), format!("NSGA-II population {} generations {} polish {} seed {}; resolutions {:?}", args.population, args.generations, args.polish, args.seed, resolutions));
+    let family = FamilyFile { format: FORMAT_VERSION, width: args.width, supernet: Some(format!("ofa_mbv3_d234_e346_k357_w{}", args.width)), metadata, levels };
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    family.write(&args.out)?;
+
+    let reference = args.reference.as_deref().map(|p| read_reference(p, &predictor, cost)).transpose()?;
+    let plot_path = args.plot.clone().unwrap_or_else(|| args.out.with_extension("svg"));
+    plot(&result.evaluated, &result.front, &chosen, reference.as_deref(), &cost.name(), &plot_path)?;
+    let margins = reference.as_ref().map(|points| {
+        points
+            .iter()
+            .map(|(acc, c)| {
+                let best = result.front.iter().filter(|e| e.objectives.cost <= *c).map(|e| e.objectives.acc).fold(f64::NEG_INFINITY, f64::max);
+                let cheapest = result.front.iter().filter(|e| e.objectives.acc >= *acc).map(|e| e.objectives.cost).fold(f64::INFINITY, f64::min);
+                json!({"acc": acc, "cost": c, "dominated": best >= *acc, "acc_margin": best - acc, "cost_saving_percent": 100.0 * (1.0 - cheapest / c)})
+            })
+            .collect::<Vec<_>>()
+    });
+    let out = json!({
+        "family": args.out, "plot": plot_path, "objective": cost.name(), "seconds": seconds,
+        "evaluations": result.evaluated.len(), "front": result.front.len(),
+        "levels": chosen.iter().map(|e| json!({"acc": e.objectives.acc, "cost": e.objectives.cost})).collect::<Vec<_>>(),
+        "reference": margins,
+    });
+    println!("{out}");
+    Ok(())
+}
+
+/// OFA's constrained evolution with its defaults; prints the best sub-network as JSON.
+fn constrained(space: &SearchSpace, predictor: &AccuracyPredictor, cost: &dyn Cost, limit: f64, seed: u64) -> Result<()> {
+    let options = EvolutionOptions { seed, ..EvolutionOptions::default() };
+    let bar = ProgressBar::new(options.generations as u64)
+        .with_style(ProgressStyle::with_template("evolution [{bar:30}] generation {pos}/{len}, ETA {eta}").expect("template").progress_chars("=> "));
+    let start = Instant::now();
+    let best = evolve(space, predictor, cost, limit, options, &mut |g, _| bar.set_position(g as u64))?;
+    bar.finish_and_clear();
+    let out = json!({"subnet": best.subnet, "acc": best.acc, "cost": best.cost, "objective": cost.name(), "limit": limit, "seconds": start.elapsed().as_secs_f64()});
+    println!("{out}");
+    Ok(())
+}
+
+/// Reference points `(predicted accuracy, cost)` of the sub-networks in a JSON file.
+fn read_reference(path: &Path, predictor: &AccuracyPredictor, cost: &dyn Cost) -> Result<Vec<(f64, f64)>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let json: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let levels = json["levels"].as_array().with_context(|| format!("{}: no 'levels' list", path.display()))?;
+    levels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let cfg: SubnetConfig = serde_json::from_value(l["cfg"].clone()).with_context(|| format!("{}: levels[{i}].cfg", path.display()))?;
+            Ok((predictor.predict(&cfg), cost.cost(&cfg)?))
+        })
+        .collect()
+}
+
+/// Every evaluated point (grey), the front (blue), the chosen levels (red), references (green).
+fn plot(all: &[Evaluated<SubnetConfig>], front: &[Evaluated<SubnetConfig>], chosen: &[Evaluated<SubnetConfig>], reference: Option<&[(f64, f64)]>, cost: &str, path: &Path) -> Result<()> {
+    use plotters::prelude::*;
+    let points = all.iter().map(|e| (e.objectives.cost, e.objectives.acc)).chain(reference.unwrap_or(&[]).iter().map(|&(a, c)| (c, a)));
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
+    for (x, y) in points {
+        (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
+    }
+    let (dx, dy) = ((x1 - x0).max(1e-9) * 0.05, (y1 - y0).max(1e-9) * 0.05);
+    let tmp = path.with_extension("svg.tmp");
+    {
+        let root = SVGBackend::new(&tmp, (800, 600)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(format!("Predicted accuracy vs {cost}"), ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x0 - dx..x1 + dx, (y0 - dy) * 100.0..(y1 + dy) * 100.0)?;
+        chart.configure_mesh().x_desc(cost).y_desc("predicted top-1 (%)").draw()?;
+        chart
+            .draw_series(all.iter().map(|e| Circle::new((e.objectives.cost, e.objectives.acc * 100.0), 1, BLACK.mix(0.15).filled())))?
+            .label(format!("evaluated ({})", all.len()))
+            .legend(|(x, y)| Circle::new((x, y), 3, BLACK.mix(0.3).filled()));
+        chart
+            .draw_series(LineSeries::new(front.iter().map(|e| (e.objectives.cost, e.objectives.acc * 100.0)), BLUE.stroke_width(2)))?
+            .label(format!("Pareto front ({})", front.len()))
+            .legend(|(x, y)| PathElement::new([(x - 8, y), (x + 8, y)], BLUE.stroke_width(2)));
+        chart
+            .draw_series(chosen.iter().map(|e| Circle::new((e.objectives.cost, e.objectives.acc * 100.0), 6, RED.filled())))?
+            .label("family levels")
+            .legend(|(x, y)| Circle::new((x, y), 5, RED.filled()));
+        if let Some(reference) = reference {
+            chart
+                .draw_series(reference.iter().map(|&(a, c)| TriangleMarker::new((c, a * 100.0), 7, GREEN.filled())))?
+                .label("reference")
+                .legend(|(x, y)| TriangleMarker::new((x, y), 6, GREEN.filled()));
+        }
+        chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).position(SeriesLabelPosition::LowerRight).draw()?;
+        root.present()?;
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
