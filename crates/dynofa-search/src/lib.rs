@@ -7,7 +7,8 @@
 //! - [`space`]: OFA's search space, mutation and crossover;
 //! - [`nsga2`]: multi-objective search (accuracy ↑, cost ↓) in one pass;
 //! - [`evolution`]: OFA's constrained single-objective evolution (the reference);
-//! - [`family`]: picking a family's levels along the front.
+//! - [`family`]: picking a family's levels along the front;
+//! - [`train`]: training a predictor on measured accuracies (CSV).
 
 pub mod cost;
 pub mod error;
@@ -16,6 +17,7 @@ pub mod family;
 pub mod nsga2;
 pub mod predictor;
 pub mod space;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use predictor::AccuracyPredictor;

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use dynofa_supernet::arch::SLOTS;
 use dynofa_supernet::checkpoint::Checkpoint;
+use dynofa_supernet::pth::{write_state_dict, NamedTensor};
 use dynofa_supernet::state_dict::TensorSource;
 use dynofa_supernet::{Result, SubnetConfig};
 
@@ -76,6 +77,29 @@ impl AccuracyPredictor {
             .collect::<Result<Vec<_>>>()
             .map_err(|e| e.in_file(path))?;
         Ok(AccuracyPredictor { layers })
+    }
+
+    /// A predictor from trained layers `(W [out, in], b, in)`.
+    pub(crate) fn from_layers(layers: Vec<(Vec<f32>, Vec<f32>, usize)>) -> Self {
+        AccuracyPredictor { layers: layers.into_iter().map(|(w, b, inputs)| Dense::new(w, b, inputs)).collect() }
+    }
+
+    /// Writes it in the official file's layout (PyTorch zip, keys `0.weight … 6.bias`), so
+    /// that `--predictor` takes it like the official one.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let tensors: Vec<NamedTensor> = self
+            .layers
+            .iter()
+            .zip(LAYERS)
+            .flat_map(|(layer, (prefix, out, inputs))| {
+                let weight = (0..out).flat_map(|o| (0..inputs).map(move |i| (o, i))).map(|(o, i)| layer.weight_t[i * out + o]).collect();
+                [
+                    NamedTensor { name: format!("{prefix}.weight"), shape: vec![out, inputs], data: weight },
+                    NamedTensor { name: format!("{prefix}.bias"), shape: vec![out], data: layer.bias.clone() },
+                ]
+            })
+            .collect();
+        write_state_dict(path, &tensors, false)
     }
 
     /// OFA's encoding of `subnet` (`spec2feats`): slots beyond a stage's depth are zeros.

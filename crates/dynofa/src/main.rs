@@ -1,6 +1,6 @@
 //! # dynofa
 //!
-//! The command-line tool: `dynofa infer | describe | convert | extract | calibrate | bench | profile | search`. Thin: each
+//! The command-line tool: `dynofa infer | describe | convert | extract | calibrate | bench | profile | search | train-predictor`. Thin: each
 //! command parses its arguments and calls the library crates (`dynofa-supernet`, …);
 //! errors are reported with `anyhow` context naming the file or value at fault.
 
@@ -36,6 +36,8 @@ enum Command {
     Profile(commands::profile::Args),
     /// Search the accuracy–latency Pareto front and write a family of levels along it.
     Search(commands::search::Args),
+    /// Train an accuracy predictor on measured accuracies (CSV) and report its held-out error.
+    TrainPredictor(commands::train_predictor::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -56,6 +58,7 @@ fn main() -> std::process::ExitCode {
         Command::Bench(args) => commands::bench::run(args),
         Command::Profile(args) => commands::profile::run(args),
         Command::Search(args) => commands::search::run(args),
+        Command::TrainPredictor(args) => commands::train_predictor::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

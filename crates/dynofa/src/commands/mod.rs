@@ -8,3 +8,4 @@ pub mod extract;
 pub mod infer;
 pub mod profile;
 pub mod search;
+pub mod train_predictor;
