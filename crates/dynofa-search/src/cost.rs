@@ -1,4 +1,5 @@
-//! Efficiency models behind one trait: what a sub-network costs (to be minimised).
+//! Efficiency models behind one trait: what a sub-network costs (to be minimised) — LUT
+//! latency, measured latency, MFLOPs, parameters.
 
 use dynofa_profiler::LatencyTables;
 use dynofa_supernet::{SubnetConfig, SupernetConfig};
@@ -54,5 +55,49 @@ impl Cost for Params {
     }
     fn cost(&self, subnet: &SubnetConfig) -> Result<f64> {
         Ok(self.0.counts(subnet)?.params as f64)
+    }
+}
+
+/// Latency measured on this machine: the fast path's forward of the sub-network (one
+/// image, median of `iters` after warm-up), each sub-network measured once and cached.
+/// Measurements never overlap (a lock), so parallel searches do not disturb them; still
+/// slow — for small searches and for checking a front, not for 10⁵ candidates.
+pub struct MeasuredLatency {
+    supernet: dynofa_supernet::Supernet,
+    threads: usize,
+    iters: usize,
+    cache: std::sync::Mutex<std::collections::HashMap<SubnetConfig, f64>>,
+}
+
+impl MeasuredLatency {
+    /// Measures with `threads` threads, `iters` timed forwards per sub-network.
+    pub fn new(supernet: dynofa_supernet::Supernet, threads: usize, iters: usize) -> Self {
+        MeasuredLatency { supernet, threads: threads.max(1), iters: iters.max(1), cache: Default::default() }
+    }
+}
+
+impl Cost for MeasuredLatency {
+    fn name(&self) -> String {
+        format!("measured_ms[{} threads]", self.threads)
+    }
+    fn cost(&self, subnet: &SubnetConfig) -> Result<f64> {
+        let mut cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(&ms) = cache.get(subnet) {
+            return Ok(ms);
+        }
+        let mut store = dynofa_slice::FamilyStore::new(&self.supernet, std::slice::from_ref(subnet), self.threads)?;
+        let image = dynofa_profiler::measure::test_image(subnet.resolution());
+        let mut times = Vec::with_capacity(self.iters);
+        for i in 0..self.iters + 2 {
+            let start = std::time::Instant::now();
+            store.forward(&image)?;
+            if i >= 2 {
+                times.push(start.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        let ms = times[times.len() / 2];
+        cache.insert(subnet.clone(), ms);
+        Ok(ms)
     }
 }

@@ -3,7 +3,8 @@
 //! Choosing sub-networks for a device:
 //! - [`predictor`]: OFA's accuracy predictor (an MLP on a one-hot encoding), loaded from
 //!   the official file;
-//! - [`cost`]: efficiency models behind one trait (LUT latency, MFLOPs, parameters);
+//! - [`cost`]: efficiency models behind one trait (LUT latency, measured latency,
+//!   MFLOPs, parameters);
 //! - [`space`]: OFA's search space, mutation and crossover;
 //! - [`nsga2`]: multi-objective search (accuracy ↑, cost ↓) in one pass;
 //! - [`evolution`]: OFA's constrained single-objective evolution (the reference);

@@ -113,3 +113,17 @@ fn a_table_missing_a_key_the_search_needs_names_it() {
     let err = nsga2(&problem, Nsga2Options { population: 4, generations: 1, seed: 0, polish_rounds: 0 }, &mut |_, _| {}).unwrap_err();
     assert!(err.to_string().contains(&dropped), "{err}");
 }
+
+#[test]
+fn measured_latency_is_a_cost_like_the_others_and_is_measured_once() {
+    use burn::prelude::*;
+    let config = SupernetConfig::ofa_mbv3(Width::W12);
+    let supernet = config.init(&Device::flex());
+    let measured = dynofa_search::cost::MeasuredLatency::new(supernet, 1, 2);
+    let small = SubnetConfig { ks: vec![3; 20], e: vec![3; 20], d: vec![2; 5], r: vec![160] };
+    let large = SubnetConfig { ks: vec![7; 20], e: vec![6; 20], d: vec![4; 5], r: vec![224] };
+    let (a, b) = (measured.cost(&small).unwrap(), measured.cost(&large).unwrap());
+    assert!(a > 0.0 && b > a, "{a} ms vs {b} ms");
+    assert_eq!(measured.cost(&small).unwrap(), a, "cached");
+    assert!(measured.name().starts_with("measured_ms"));
+}

@@ -307,6 +307,18 @@ fn search_writes_a_family_the_store_can_load_and_a_plot_and_reports_clear_errors
     let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     assert_eq!(summary["reference"].as_array().unwrap().len(), 6);
 
+    // Levels at latency targets: each within its budget.
+    let run = dynofa(&[
+        "search", "--predictor", s(&predictor), "--lut", &lut, "--targets", "20,25,30", "--out", s(&family),
+        "--population", "20", "--generations", "5", "--polish", "1",
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let file = dynofa_slice::family_file::FamilyFile::read(&family).unwrap();
+    assert_eq!(file.levels.len(), 3);
+    for (level, budget) in file.levels.iter().zip([20.0, 25.0, 30.0]) {
+        assert!(level.latency_ms["nx_gpu"] <= budget, "{} > {budget}", level.latency_ms["nx_gpu"]);
+    }
+
     let run = dynofa(&["search", "--predictor", s(&predictor), "--lut", &lut, "--objective", "joules", "--out", s(&family)]);
     assert!(!run.status.success() && stderr(&run).contains("joules"), "{}", stderr(&run));
     let run = dynofa(&["search", "--predictor", s(&predictor), "--lut", &lut, "--out", s(&family), "--constraint", "1"]);

@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use dynofa_profiler::LatencyTables;
 use dynofa_search::cost::{Cost, LutLatency, Mflops, Params};
 use dynofa_search::evolution::{evolve, EvolutionOptions};
-use dynofa_search::family::evenly_spaced;
+use dynofa_search::family::{at_targets, evenly_spaced};
 use dynofa_search::nsga2::{nsga2, Evaluated, Nsga2Options};
 use dynofa_search::space::{AccuracyVsCost, SearchSpace};
 use dynofa_search::AccuracyPredictor;
@@ -34,9 +34,12 @@ pub struct Args {
     /// The cost to minimise: a table's NAME, `mflops` or `params` (default: the first table).
     #[arg(long)]
     objective: Option<String>,
-    /// Levels in the family.
+    /// Levels in the family, evenly spaced in cost along the front.
     #[arg(long, default_value_t = 6)]
     levels: usize,
+    /// Instead of evenly spaced levels: one level per cost target (e.g. latency budgets in ms).
+    #[arg(long, value_delimiter = ',')]
+    targets: Option<Vec<f64>>,
     /// The family file to write (RON).
     #[arg(long)]
     out: PathBuf,
@@ -109,7 +112,10 @@ pub fn run(args: Args) -> Result<()> {
     let result = nsga2(&problem, options, &mut |g, _| bar.set_position(g as u64)).context("searching")?;
     bar.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
-    let chosen = evenly_spaced(&result.front, args.levels);
+    let chosen = match &args.targets {
+        Some(targets) => at_targets(&result.front, targets),
+        None => evenly_spaced(&result.front, args.levels),
+    };
 
     // The family file: every level with its counts, predicted accuracy and latency per table.
     let mut levels = Vec::with_capacity(chosen.len());
