@@ -71,14 +71,10 @@ pub fn write_table(path: &Path, entries: &BTreeMap<String, Entry>) -> Result<()>
     write_atomically(path, json.as_bytes())
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename.
+/// Writes `bytes` to `path` through a temporary file and a rename (the supernet crate's
+/// atomic writer, which also keeps the file's permissions usual).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let io = |source| Error::Io { path: path.into(), source };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-    std::io::Write::write_all(&mut tmp, bytes).map_err(io)?;
-    tmp.persist(path).map_err(|e| io(e.error))?;
-    Ok(())
+    Ok(dynofa_supernet::tensor_io::write_atomically(path, |f| std::io::Write::write_all(f, bytes))?)
 }
 
 /// Builds (or completes) the tables of `options.resolutions` in `dir` for `supernet` on
