@@ -105,9 +105,9 @@ fn output_rows_body<const FUSED: bool, const LANES: usize, const REGISTERS: usiz
 /// Input columns a register window may hold: `(P − 1)·S + K` for the blocks below.
 const WINDOW: usize = 16;
 
-/// One output row `[wo, C]` of one image `[h, w, C]`: kernel size, stride and pixels per
-/// block become constants for k ∈ {3, 5, 7} (so that the loops unroll and the window
-/// lives in registers); other sizes take [`row_any_k`].
+/// Output rows `oy..oy + R` (`[R, wo, C]`) of one image `[h, w, C]`: kernel size, stride
+/// and pixels per block become constants for k ∈ {3, 5, 7} (so that the loops unroll and the window
+/// lives in registers); other sizes take [`row_any_k`] (only ever with `R = 1`).
 #[inline(always)]
 fn output_row_body<const FUSED: bool, const LANES: usize, const REGISTERS: usize, const R: usize>(
     image: &[f32],
