@@ -5,6 +5,8 @@
 //! - `cargo xtask bench`: the criterion benchmarks.
 //! - `cargo xtask ort-compare`: the fast path against ONNX Runtime, as a table.
 //! - `cargo xtask build`: a release build of the `dynofa` binary.
+//! - `cargo xtask experiment`: the run-time policies side by side under the same load.
+//! - `cargo xtask default-family`: remake `assets/families/cpu_w12.ron` on this machine.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,8 +29,31 @@ enum Task {
         #[arg(long)]
         features: Option<String>,
     },
-    /// Run the main job on the embedded default supernet.
+    /// Run the main job on the embedded default supernet: `dynofa run` for 20 s with a
+    /// competing load from 6 s to 14 s (trace and plot in target/demo/).
     Demo,
+    /// The run-time policies under the same load schedule (`static:largest`, `dofa`,
+    /// `dofa` with an accuracy floor, `predictive`), as a table; traces and plots in
+    /// target/experiment/.
+    Experiment {
+        /// Latency target, ms.
+        #[arg(long, default_value_t = 15.0)]
+        target_ms: f64,
+        /// Seconds per run.
+        #[arg(long, default_value_t = 20.0)]
+        duration: f64,
+        /// Load schedule (see `dynofa run --help`).
+        #[arg(long, default_value = "6s-14s:2")]
+        load: String,
+    },
+    /// Remake the embedded default family on this machine: `dynofa profile` (1 and 2
+    /// threads), then `dynofa search` with OFA's accuracy predictor (from ../shared/golden
+    /// unless --predictor) minimising the all-core latency.
+    DefaultFamily {
+        /// OFA's accuracy predictor.
+        #[arg(long, default_value = "../shared/golden/acc_predictor.pth")]
+        predictor: PathBuf,
+    },
     /// Run the test suite (what CI runs).
     Test,
     /// Compare the fast path with ONNX Runtime on the smallest, a middle and the largest
@@ -61,11 +86,14 @@ fn main() -> Result<()> {
         Task::Demo => {
             cargo(&root, &["build", "--release", "-p", "dynofa"])?;
             let dynofa = root.join("target/release/dynofa");
+            eprintln!("dynofa run: 20 s, target 15 ms, two busy threads competing from 6 s to 14 s");
             run(&root, Command::new(&dynofa).args([
-                "infer", "--subnet", "assets/subnets/middle_r192.json", "--image", "assets/sample.png",
-            ]))?;
-            run(&root, Command::new(&dynofa).args(["describe", "--subnet", "assets/subnets/middle_r192.json"]))
+                "run", "--target-ms", "15", "--duration", "20", "--load", "6s-14s:2", "--policy", "predictive",
+                "--trace", "target/demo/trace.csv", "--plot", "target/demo/trace.svg",
+            ]))
         }
+        Task::Experiment { target_ms, duration, load } => experiment(&root, target_ms, duration, &load),
+        Task::DefaultFamily { predictor } => default_family(&root, &predictor),
         Task::Test => {
             let python_path = ensure_python_packages(&root)?;
             let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -128,6 +156,65 @@ fn ort_compare(root: &Path, weights: Option<&Path>, iters: usize) -> Result<()> 
             }
         }
     }
+    Ok(())
+}
+
+/// Runs each policy under the same load and prints one table row per policy.
+fn experiment(root: &Path, target_ms: f64, duration: f64, load: &str) -> Result<()> {
+    cargo(root, &["build", "--release", "-p", "dynofa"])?;
+    let dynofa = root.join("target/release/dynofa");
+    let dir = root.join("target/experiment");
+    std::fs::create_dir_all(&dir)?;
+    let (target, seconds) = (target_ms.to_string(), duration.to_string());
+    let run_policy = |name: &str, file: &str, args: &[&str]| -> Result<(String, serde_json::Value)> {
+        eprintln!("{name}: {duration} s, target {target_ms} ms, load {load}");
+        let (trace, plot) = (format!("target/experiment/{file}.csv"), format!("target/experiment/{file}.svg"));
+        let report = json_of(root, Command::new(&dynofa).args(["run", "--quiet", "--target-ms", &target, "--duration", &seconds, "--load", load]).args(args).args([
+            "--trace", &trace, "--plot", &plot,
+        ]))?;
+        Ok((name.to_string(), report))
+    };
+    let mut rows = vec![run_policy("static:largest", "static", &["--policy", "static:largest"])?];
+    // The reference climbs back only for an accuracy floor: a second run gives it the top level's.
+    let top = rows[0].1["accuracy"].as_array().and_then(|a| a.last()).and_then(|v| v.as_f64()).context("no accuracies in the report")?;
+    rows.push(run_policy("dofa", "dofa", &["--policy", "dofa"])?);
+    rows.push(run_policy(&format!("dofa, floor {:.2}%", top * 100.0), "dofa_floor", &["--policy", "dofa", "--min-accuracy", &top.to_string()])?);
+    rows.push(run_policy("predictive", "predictive", &["--policy", "predictive"])?);
+    println!("| policy | frames | over target | over, after 5 frames | back under (frames / ms) | climb back (s) | mean predicted acc | switches | switch µs |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (name, report) in &rows {
+        let s = &report["summary"];
+        let opt = |v: &serde_json::Value, digits: usize| v.as_f64().map_or("never".to_string(), |x| format!("{x:.digits$}"));
+        println!(
+            "| {name} | {} | {:.1}% | {:.1}% | {} / {} | {} | {:.2}% | {} | {:.2} |",
+            s["frames"], s["over_pct"].as_f64().unwrap_or(f64::NAN), s["over_after_reaction_pct"].as_f64().unwrap_or(f64::NAN),
+            opt(&s["reaction_frames_worst"], 0), opt(&s["reaction_ms_worst"], 0), opt(&s["climb_s_worst"], 2),
+            s["mean_acc"].as_f64().unwrap_or(f64::NAN) * 100.0, s["switches"], s["mean_switch_us"].as_f64().unwrap_or(f64::NAN)
+        );
+    }
+    eprintln!("traces, plots and summaries: {}", dir.display());
+    Ok(())
+}
+
+/// Profiles this machine and searches the family that `dynofa run` embeds.
+fn default_family(root: &Path, predictor: &Path) -> Result<()> {
+    anyhow::ensure!(predictor.exists(), "{}: OFA's accuracy predictor not found (give --predictor)", predictor.display());
+    cargo(root, &["build", "--release", "-p", "dynofa"])?;
+    let dynofa = root.join("target/release/dynofa");
+    let dir = root.join("target/default-family");
+    let tables = dir.join("profile");
+    run(root, Command::new(&dynofa).args(["profile", "--threads", "1,2", "--out"]).arg(&tables))?;
+    let family = dir.join("cpu_w12.ron");
+    run(root, Command::new(&dynofa).args(["search", "--levels", "6", "--predictor"]).arg(predictor).args([
+        "--lut", &format!("cpu_t2={}", tables.join("threads_2").display()), "--lut", &format!("cpu_t1={}", tables.join("threads_1").display()), "--out",
+    ]).arg(&family))?;
+    let header = "// The embedded default family of `dynofa run` (w1.2 supernet, CPU). Made by `cargo xtask default-family`:\n\
+                  // `dynofa profile` (threads 1 and 2), then `dynofa search` with OFA's accuracy predictor, minimising\n\
+                  // the 2-thread latency; cpu_t1/cpu_t2 are the tables' predictions. See assets/README.md.\n";
+    let text = std::fs::read_to_string(&family)?;
+    let out = root.join("assets/families/cpu_w12.ron");
+    std::fs::write(&out, format!("{header}{text}")).with_context(|| format!("writing {}", out.display()))?;
+    eprintln!("wrote {} (rebuild dynofa to embed it)", out.display());
     Ok(())
 }
 

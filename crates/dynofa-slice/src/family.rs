@@ -191,7 +191,10 @@ pub struct FamilyStore {
     per_image: (usize, usize),
     /// One workspace per worker (images of a batch run in parallel, one per worker).
     workspaces: Vec<Workspace>,
-    pool: Arc<rayon::ThreadPool>,
+    /// One pool per thread count `1..=max`, built up front so that changing the thread
+    /// count is as cheap as switching levels; `pools[threads - 1]` runs the forwards.
+    pools: Vec<Arc<rayon::ThreadPool>>,
+    threads: usize,
 }
 
 fn act(a: Act) -> Activation {
@@ -203,7 +206,8 @@ fn act(a: Act) -> Activation {
 }
 
 impl FamilyStore {
-    /// A store of `levels` (each a sub-network of `supernet`), running on `threads` threads.
+    /// A store of `levels` (each a sub-network of `supernet`), running on `threads` threads
+    /// (the most it will use: see [`FamilyStore::set_threads`]).
     pub fn new(supernet: &Supernet, levels: &[SubnetConfig], threads: usize) -> Result<Self> {
         if levels.is_empty() {
             return Err(Error::InvalidValue { field: "levels".into(), value: "none".into(), expected: "at least one".into() });
@@ -253,13 +257,8 @@ impl FamilyStore {
             active: 0,
             per_image: (0, 0),
             workspaces: Vec::new(),
-            pool: Arc::new(rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build().map_err(|e| {
-                Error::InvalidValue {
-                    field: "threads".into(),
-                    value: threads.to_string(),
-                    expected: format!("a thread count the OS grants ({e})"),
-                }
-            })?),
+            pools: (1..=threads.max(1)).map(thread_pool).collect::<Result<_>>()?,
+            threads: threads.max(1),
         };
         store.levels = levels.iter().map(|config| level(supernet, &specs, config, stored_k)).collect();
         // Size the buffers for the most demanding level now (batch 1), so that a forward
@@ -304,6 +303,34 @@ impl FamilyStore {
         }
         self.active = i;
         Ok(())
+    }
+
+    /// Threads the forwards use now.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// The most threads the store can use (what it was built with).
+    pub fn max_threads(&self) -> usize {
+        self.pools.len()
+    }
+
+    /// Runs the next forwards on `threads` threads (1 to [`FamilyStore::max_threads`]).
+    /// O(1): the pools exist already.
+    pub fn set_threads(&mut self, threads: usize) -> Result<()> {
+        if threads == 0 || threads > self.pools.len() {
+            return Err(Error::InvalidValue {
+                field: "threads".into(),
+                value: threads.to_string(),
+                expected: format!("1..={}", self.pools.len()),
+            });
+        }
+        self.threads = threads;
+        Ok(())
+    }
+
+    fn pool(&self) -> &rayon::ThreadPool {
+        &self.pools[self.threads - 1]
     }
 
     /// Uses the BatchNorm statistics of `calibrated` (the level's static network after
@@ -384,12 +411,12 @@ impl FamilyStore {
         // Images run in parallel, one per worker (each with its own buffers, which stay in
         // cache better than a whole batch layer by layer); within an image, every kernel
         // splits its work over the threads left idle.
-        let workers = self.pool.current_num_threads().min(batch).max(1);
+        let workers = self.pool().current_num_threads().min(batch).max(1);
         self.reserve_workers(workers);
         let per_worker = batch.div_ceil(workers);
         let mut workspaces = std::mem::take(&mut self.workspaces);
         let this = &*self;
-        this.pool.install(|| {
+        this.pool().install(|| {
             with_threads_awake(|| {
                 workspaces
                     .par_iter_mut()
@@ -442,7 +469,7 @@ impl FamilyStore {
         let mut logits = vec![0.0; self.config.num_classes];
         let mut runs = Vec::new();
         let this = &*self;
-        this.pool.install(|| {
+        this.pool().install(|| {
             for i in 0..iters.max(1) + 2 {
                 let mut timings = (i >= 2).then(Timings::default);
                 with_threads_awake(|| this.forward_image_timed(&mut ws, &image.data, r, &mut logits, &mut timings));
@@ -587,6 +614,16 @@ impl FamilyStore {
         clock.lap("classifier");
         clock.end_layer();
     }
+}
+
+/// A rayon pool of `threads` threads.
+fn thread_pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| Error::InvalidValue {
+        field: "threads".into(),
+        value: threads.to_string(),
+        expected: format!("a thread count the OS grants ({e})"),
+    })?;
+    Ok(Arc::new(pool))
 }
 
 /// Runs `work` on the current rayon pool while every other thread of the pool polls for

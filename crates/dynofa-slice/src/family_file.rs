@@ -82,7 +82,12 @@ impl FamilyFile {
     /// Reads a family RON file.
     pub fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let file: FamilyFile = ron::from_str(&text)
+        Self::parse(&text, path)
+    }
+
+    /// Parses the text of a family RON file (`path` names it in errors).
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        let file: FamilyFile = ron::from_str(text)
             .map_err(|e| Error::Parse { what: "family file".into(), detail: e.to_string() }.in_file(path))?;
         if file.format != FORMAT_VERSION {
             let e = Error::InvalidValue { field: "format".into(), value: file.format.to_string(), expected: FORMAT_VERSION.to_string() };
@@ -136,7 +141,12 @@ pub fn save_family(store: &FamilyStore, mut file: FamilyFile, path: &Path) -> Re
 
 /// Loads a family saved by [`save_family`] onto `supernet`.
 pub fn load_family(path: &Path, supernet: &Supernet, threads: usize) -> Result<(FamilyStore, FamilyFile)> {
-    let file = FamilyFile::read(path)?;
+    load_family_file(FamilyFile::read(path)?, path, supernet, threads)
+}
+
+/// [`load_family`] of a family file already read from `path` (its BatchNorm file, when
+/// levels are calibrated, is looked for beside `path`).
+pub fn load_family_file(file: FamilyFile, path: &Path, supernet: &Supernet, threads: usize) -> Result<(FamilyStore, FamilyFile)> {
     if file.width != supernet.config.width {
         let e = Error::InvalidValue {
             field: "width".into(),

@@ -170,3 +170,25 @@ fn family_files_round_trip_and_refuse_other_weights() {
     let err = load_family(&path, &net, 1).err().unwrap().to_string();
     assert!(err.contains("levels[1]") && err.contains("ks[0]"), "{err}");
 }
+
+#[test]
+fn thread_count_switches_like_levels_and_keeps_the_results() {
+    let net = w12(Precision::F32);
+    let family = paper_family();
+    let mut store = FamilyStore::new(&net, &family, 2).unwrap();
+    assert_eq!((store.threads(), store.max_threads()), (2, 2));
+    store.switch_to(1).unwrap();
+    let r = family[1].resolution();
+    let input = Array { shape: vec![1, 3, r, r], data: (0..3 * r * r).map(|i| ((i * 7 % 23) as f32 - 11.0) / 7.0).collect() };
+    let two = store.forward(&input).unwrap();
+    store.set_threads(1).unwrap();
+    assert_eq!(store.threads(), 1);
+    let one = store.forward(&input).unwrap();
+    // The same sums in the same order per output: thread count changes nothing.
+    let worst = one.data.iter().zip(&two.data).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(worst <= 1e-4, "1 vs 2 threads differ by {worst}");
+    for bad in [0, 3] {
+        let err = store.set_threads(bad).unwrap_err().to_string();
+        assert!(err.contains("threads") && err.contains("1..=2"), "{err}");
+    }
+}

@@ -1,6 +1,6 @@
 //! # dynofa
 //!
-//! The command-line tool: `dynofa infer | describe | convert | extract | calibrate | bench | profile | search | train-predictor`. Thin: each
+//! The command-line tool: `dynofa run | infer | describe | convert | extract | calibrate | bench | profile | search | train-predictor`. Thin: each
 //! command parses its arguments and calls the library crates (`dynofa-supernet`, …);
 //! errors are reported with `anyhow` context naming the file or value at fault.
 
@@ -38,6 +38,11 @@ enum Command {
     Search(commands::search::Args),
     /// Train an accuracy predictor on measured accuracies (CSV) and report its held-out error.
     TrainPredictor(commands::train_predictor::Args),
+    /// The main job: run a family under a latency target, switching levels as the load changes.
+    Run(commands::run::Args),
+    /// The competing process of a `run --load` window (runs until killed).
+    #[command(hide = true)]
+    LoadWorker(commands::run::LoadWorkerArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -58,6 +63,8 @@ fn main() -> std::process::ExitCode {
         Command::Bench(args) => commands::bench::run(args),
         Command::Profile(args) => commands::profile::run(args),
         Command::Search(args) => commands::search::run(args),
+        Command::Run(args) => commands::run::run(args),
+        Command::LoadWorker(args) => commands::run::load_worker(args),
         Command::TrainPredictor(args) => commands::train_predictor::run(args),
     };
     match result {

@@ -2,24 +2,15 @@
 //! checkpoint files), `describe`, `convert`, and clear errors with a non-zero exit.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use burn::prelude::*;
 use dynofa_golden::check_parity;
 use dynofa_supernet::tensor_io::{read_npy, Array};
 use dynofa_supernet::{load_checkpoint, load_checkpoint_in, Precision};
 
-fn dynofa(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dynofa")).args(args).output().expect("dynofa runs")
-}
+mod common;
 
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use common::{dynofa, s, stderr};
 
 #[test]
 fn infer_reproduces_every_golden_case_from_the_command_line() {

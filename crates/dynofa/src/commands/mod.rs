@@ -7,5 +7,6 @@ pub mod describe;
 pub mod extract;
 pub mod infer;
 pub mod profile;
+pub mod run;
 pub mod search;
 pub mod train_predictor;

@@ -1,0 +1,38 @@
+//! Errors of the runtime.
+
+use std::path::PathBuf;
+
+/// What can go wrong when building or running the runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A value outside what it may be (requirements, load spec, level index, …).
+    #[error("invalid {field}: {value:?} ({expected})")]
+    Invalid { field: String, value: String, expected: String },
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    /// The family store or the supernet refused something.
+    #[error(transparent)]
+    Model(#[from] dynofa_supernet::Error),
+    /// A competing process could not be started or stopped.
+    #[error("load process: {0}")]
+    Load(String),
+    /// A plot could not be drawn.
+    #[error("plot {}: {detail}", path.display())]
+    Plot { path: PathBuf, detail: String },
+}
+
+impl Error {
+    /// An [`Error::Invalid`].
+    pub fn invalid(field: impl Into<String>, value: impl ToString, expected: impl Into<String>) -> Self {
+        Error::Invalid { field: field.into(), value: value.to_string(), expected: expected.into() }
+    }
+
+    /// An [`Error::Io`] about `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+}
+
+/// Result with [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;

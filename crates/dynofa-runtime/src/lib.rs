@@ -1,0 +1,35 @@
+//! The run-time manager of dynofa: runs a family of sub-networks in-process, on one
+//! shared copy of the supernet's weights, and after every frame lets a [`Policy`] pick
+//! the level (and thread count) of the next one so that the latency target holds while
+//! accuracy stays as high as the machine allows.
+//!
+//! ```no_run
+//! # fn main() -> dynofa_runtime::Result<()> {
+//! use dynofa_runtime::{policy, Frame, Requirements, Runtime};
+//! # let supernet: dynofa_supernet::Supernet = todo!();
+//! let mut runtime = Runtime::from_family_file(&supernet, "family.ron".as_ref(), 2)?
+//!     .with_requirements(Requirements::latency(30.0)?)?
+//!     .with_policy(policy::by_name("predictive", 5)?);
+//! runtime.calibrate(3)?;
+//! let pixels = vec![0u8; 320 * 240 * 3];
+//! let result = runtime.infer(&Frame::rgb(320, 240, &pixels)?)?;
+//! println!("class {} by level {} in {:.1} ms", result.class, result.level, result.latency_ms);
+//! # Ok(()) }
+//! ```
+
+pub mod error;
+pub mod frame;
+pub mod load;
+pub mod model;
+pub mod monitor;
+pub mod policy;
+pub mod requirements;
+pub mod runtime;
+pub mod trace;
+
+pub use error::{Error, Result};
+pub use frame::Frame;
+pub use model::FamilyModel;
+pub use policy::{Decision, Policy, Reason};
+pub use requirements::{Priority, Requirements};
+pub use runtime::{Event, Inference, Observer, Runtime, Stats};

@@ -1,0 +1,227 @@
+//! Competing load on a schedule: real processes started and stopped at given times, as
+//! other applications come and go on a board.
+//!
+//! A spec is a comma-separated list of windows `START-END:KIND`, times in seconds (`5s`,
+//! `5`, `1.5s`) or milliseconds (`500ms`); `KIND` is a number of busy threads (`2`) or
+//! `dnn` / `dnn:T` (a second inference process on `T` threads, default 1: the paper's
+//! "another DNN application"). Example: `5s-14s:2,20s-25s:dnn`.
+
+use std::process::{Child, Command};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+
+/// What runs during a load window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadKind {
+    /// Threads spinning on the CPU.
+    Busy { threads: usize },
+    /// Another DNN inference process.
+    Dnn { threads: usize },
+}
+
+/// One window of load.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LoadWindow {
+    /// Start, seconds after the run starts.
+    pub start_s: f64,
+    /// End, seconds after the run starts.
+    pub end_s: f64,
+    /// What runs.
+    pub kind: LoadKind,
+}
+
+/// A load schedule.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LoadSpec {
+    /// Windows in the order given.
+    pub windows: Vec<LoadWindow>,
+}
+
+const SYNTAX: &str = "START-END:KIND[,…], e.g. 5s-14s:2 (two busy threads) or 3s-6s:dnn:1 (another inference process)";
+
+impl FromStr for LoadSpec {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        let bad = |why: &str| Error::invalid("load spec", text, format!("{why}; expected {SYNTAX}"));
+        let mut windows = Vec::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (span, kind) = part.split_once(':').ok_or_else(|| bad("no ':KIND'"))?;
+            let (start, end) = span.split_once('-').ok_or_else(|| bad("no START-END"))?;
+            let (start_s, end_s) = (seconds(start).ok_or_else(|| bad("bad START"))?, seconds(end).ok_or_else(|| bad("bad END"))?);
+            if end_s <= start_s {
+                return Err(bad("END must come after START"));
+            }
+            let threads = |t: &str| t.parse::<usize>().ok().filter(|&t| t > 0).ok_or_else(|| bad("thread count must be a positive integer"));
+            let kind = match kind.split_once(':') {
+                Some(("dnn", t)) => LoadKind::Dnn { threads: threads(t)? },
+                None if kind == "dnn" => LoadKind::Dnn { threads: 1 },
+                None => LoadKind::Busy { threads: threads(kind)? },
+                Some(_) => return Err(bad("KIND is a thread count, dnn or dnn:T")),
+            };
+            windows.push(LoadWindow { start_s, end_s, kind });
+        }
+        if windows.is_empty() {
+            return Err(bad("no window"));
+        }
+        Ok(LoadSpec { windows })
+    }
+}
+
+/// `5s`, `5`, `1.5s`, `500ms` → seconds.
+fn seconds(text: &str) -> Option<f64> {
+    let text = text.trim();
+    let (number, scale) = match text.strip_suffix("ms") {
+        Some(n) => (n, 1e-3),
+        None => (text.strip_suffix('s').unwrap_or(text), 1.0),
+    };
+    let value: f64 = number.parse().ok()?;
+    (value.is_finite() && value >= 0.0).then_some(value * scale)
+}
+
+impl LoadSpec {
+    /// Whether some window is active at `t_s`.
+    pub fn active_at(&self, t_s: f64) -> bool {
+        self.windows.iter().any(|w| (w.start_s..w.end_s).contains(&t_s))
+    }
+}
+
+/// Starts and stops the load processes on schedule, on a thread of its own; everything
+/// still running is killed when it is dropped.
+pub struct LoadRunner {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Result<()>>>,
+}
+
+impl LoadRunner {
+    /// Starts `spec` now; `command(kind)` builds the process of a window.
+    pub fn start(spec: LoadSpec, command: impl Fn(&LoadKind) -> Command + Send + 'static) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = stop.clone();
+            std::thread::Builder::new().name("dynofa-load".into()).spawn(move || drive(&spec, &command, &stop)).ok()
+        };
+        LoadRunner { stop, thread }
+    }
+
+    /// Stops the schedule, kills its processes and reports whether any failed to start.
+    pub fn finish(mut self) -> Result<()> {
+        self.stop_and_join()
+    }
+
+    fn stop_and_join(&mut self) -> Result<()> {
+        self.stop.store(true, Ordering::Relaxed);
+        match self.thread.take() {
+            Some(thread) => thread.join().map_err(|_| Error::Load("the load thread panicked".into()))?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for LoadRunner {
+    fn drop(&mut self) {
+        let _ = self.stop_and_join();
+    }
+}
+
+fn drive(spec: &LoadSpec, command: &dyn Fn(&LoadKind) -> Command, stop: &AtomicBool) -> Result<()> {
+    let start = Instant::now();
+    let mut running: Vec<Option<Child>> = spec.windows.iter().map(|_| None).collect();
+    let mut started = vec![false; spec.windows.len()];
+    let mut outcome = Ok(());
+    while !stop.load(Ordering::Relaxed) {
+        let t = start.elapsed().as_secs_f64();
+        for (i, window) in spec.windows.iter().enumerate() {
+            if !started[i] && t >= window.start_s && t < window.end_s {
+                started[i] = true;
+                match command(&window.kind).spawn() {
+                    Ok(child) => running[i] = Some(child),
+                    Err(e) => outcome = Err(Error::Load(format!("cannot start {:?}: {e}", window.kind))),
+                }
+            }
+            if t >= window.end_s {
+                if let Some(mut child) = running[i].take() {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for mut child in running.into_iter().flatten() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    outcome
+}
+
+/// Spins `threads` threads until the process is killed or its parent exits (the `busy` load).
+pub fn spin_forever(threads: usize) -> ! {
+    exit_with_parent();
+    for _ in 1..threads.max(1) {
+        std::thread::spawn(|| loop {
+            std::hint::spin_loop();
+        });
+    }
+    loop {
+        std::hint::spin_loop();
+    }
+}
+
+/// Ends this process when its parent does (checked every 100 ms on a thread of its own),
+/// so that load processes never outlive a run that was interrupted.
+pub fn exit_with_parent() {
+    #[cfg(unix)]
+    {
+        let parent = std::os::unix::process::parent_id();
+        std::thread::spawn(move || loop {
+            std::thread::sleep(Duration::from_millis(100));
+            if std::os::unix::process::parent_id() != parent {
+                std::process::exit(0);
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_load_specs() {
+        let spec: LoadSpec = "5s-14s:2, 500ms-1.5s:dnn, 20-25:dnn:2".parse().unwrap();
+        assert_eq!(spec.windows[0], LoadWindow { start_s: 5.0, end_s: 14.0, kind: LoadKind::Busy { threads: 2 } });
+        assert_eq!(spec.windows[1], LoadWindow { start_s: 0.5, end_s: 1.5, kind: LoadKind::Dnn { threads: 1 } });
+        assert_eq!(spec.windows[2].kind, LoadKind::Dnn { threads: 2 });
+        assert!(spec.active_at(6.0) && !spec.active_at(15.0));
+        for bad in ["", "5s-14s", "14s-5s:2", "5s-14s:0", "5s-14s:x", "a-b:2", "5s:2", "1-2:gpu:3"] {
+            let err = bad.parse::<LoadSpec>().unwrap_err().to_string();
+            assert!(err.contains("load spec"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn runs_and_stops_processes_on_schedule() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("started");
+        let spec: LoadSpec = "100ms-300ms:1".parse().unwrap();
+        let m = marker.clone();
+        let runner = LoadRunner::start(spec, move |_| {
+            let mut c = Command::new("sh");
+            c.args(["-c", &format!("touch {} && sleep 30", m.display())]);
+            c
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!marker.exists(), "not before its start");
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(marker.exists(), "started in its window");
+        let t = Instant::now();
+        runner.finish().unwrap();
+        assert!(t.elapsed() < Duration::from_secs(5), "killed, not waited for");
+    }
+}

@@ -1,0 +1,86 @@
+//! The reference Dynamic-OFA manager (`runtime_demo` of the paper's code), in-process.
+//!
+//! At each level it ignores the first `warmup` frames, then keeps the last `window`
+//! latencies: when their mean exceeds the target it steps down one level. After
+//! `warmup + settle + window` frames at a level whose accuracy is below the floor it
+//! steps up one level — unless the last two switches were up into that level and down out
+//! of it again (the two-level history that stops ping-pong); that block lapses after as
+//! many frames again, so that a load that has gone is noticed. It never steps up for
+//! latency alone, and always runs on every thread.
+
+use super::{Decision, Observation, Policy, Reason};
+use crate::model::FamilyModel;
+use crate::monitor::LatencyWindow;
+use crate::requirements::Requirements;
+
+/// The reference policy; [`Default`] has the reference's constants (20, 30, 20).
+#[derive(Debug, Clone)]
+pub struct Dofa {
+    warmup: u64,
+    settle: u64,
+    frames_at_level: u64,
+    window_frames: u64,
+    window: LatencyWindow,
+    /// The last two switches, oldest first: `(from, to)`.
+    history: [Option<(usize, usize)>; 2],
+}
+
+impl Default for Dofa {
+    fn default() -> Self {
+        // The reference records frames after the 20th and checks accuracy after the 50th
+        // once 20 more are recorded.
+        Dofa::new(20, 30, 20)
+    }
+}
+
+impl Dofa {
+    /// Ignores `warmup` frames after a switch, averages `window` frames, and waits
+    /// `settle` more frames before an accuracy step up.
+    pub fn new(warmup: u64, settle: u64, window: usize) -> Self {
+        Dofa { warmup, settle, frames_at_level: 0, window_frames: window as u64, window: LatencyWindow::new(window, 1.0), history: [None; 2] }
+    }
+
+    fn switch(&mut self, from: usize, to: usize, threads: usize, reason: Reason) -> Decision {
+        self.history = [self.history[1], Some((from, to))];
+        self.frames_at_level = 0;
+        self.window.clear();
+        Decision { level: to, threads, reason }
+    }
+
+    /// Whether stepping up from `level` would repeat a recent up-then-down bounce.
+    fn would_bounce(&self, level: usize) -> bool {
+        let recent = self.frames_at_level <= 2 * (self.warmup + self.settle + self.window_frames);
+        recent && self.history == [Some((level, level + 1)), Some((level + 1, level))]
+    }
+}
+
+impl Policy for Dofa {
+    fn name(&self) -> String {
+        "dofa".into()
+    }
+
+    fn start(&mut self, model: &FamilyModel, _: &Requirements, max_threads: usize) -> Decision {
+        self.frames_at_level = 0;
+        self.window.clear();
+        Decision { level: model.levels().saturating_sub(1), threads: max_threads, reason: Reason::Start }
+    }
+
+    fn decide(&mut self, o: &Observation) -> Decision {
+        self.frames_at_level += 1;
+        let hold = Decision { level: o.level, threads: o.threads, reason: Reason::Hold };
+        if self.frames_at_level <= self.warmup {
+            return hold;
+        }
+        self.window.push(o.latency_ms);
+        let requirements = o.requirements;
+        if self.window.is_full() && self.window.mean().is_some_and(|m| m > requirements.target_ms) && o.level > 0 {
+            return self.switch(o.level, o.level - 1, o.threads, Reason::Down);
+        }
+        let accurate_enough = requirements.accepts_accuracy(o.model.accuracy[o.level]);
+        let settled = self.frames_at_level > self.warmup + self.settle + self.window_frames && self.window.is_full();
+        if settled && !accurate_enough && o.level + 1 < o.model.levels() && !self.would_bounce(o.level) {
+            return self.switch(o.level, o.level + 1, o.threads, Reason::Floor);
+        }
+        hold
+    }
+}

@@ -1,0 +1,278 @@
+//! `predictive`: estimate how much slower than idle the machine runs the DNN now, and
+//! jump straight to the most accurate (level, threads) predicted to meet the target.
+//!
+//! - The slowdown is `observed / predicted idle latency`, tracked per thread count: it
+//!   rises as soon as two frames in a row confirm it (one slow frame is noise) and decays
+//!   smoothly, so load onsets are answered within a few frames and recoveries are not
+//!   over-trusted.
+//! - Thread counts not run lately are estimated from the competing demand: with `d`
+//!   cores wanted elsewhere, `t` threads on `n` allowed cores run about
+//!   `max(1, (t + d) / n)` slower. The OS only shows the share `c` the others got while
+//!   we competed: when the cores are saturated, fair sharing gives `c = d·n / (d + t)`,
+//!   so `d = c·t / (n − c)`. (Our own slowdown says little about `d`: threads that
+//!   synchronise every layer lose far more than their share when preempted.) An estimate
+//!   measured at another load level, or long ago, is discarded.
+//! - Down at once when the current configuration is over target; up only with a larger
+//!   margin and after a dwell time (hysteresis), the dwell doubling after a failed step up
+//!   (a probe that had to be undone) so that a steady load near a boundary does not
+//!   oscillate.
+
+use super::{Decision, Observation, Policy, Reason};
+use crate::model::FamilyModel;
+use crate::monitor::SystemSample;
+use crate::requirements::{Priority, Requirements};
+
+/// Tuning of [`Predictive`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PredictiveOptions {
+    /// A configuration is chosen when predicted ≤ target / (1 + margin).
+    pub margin: f64,
+    /// A step up needs predicted ≤ target / (1 + up_margin) (larger: hysteresis).
+    pub up_margin: f64,
+    /// Frames after a switch before a step up.
+    pub dwell_frames: u64,
+    /// The dwell never grows past this after failed steps up.
+    pub max_dwell_frames: u64,
+    /// How fast the slowdown estimate follows a falling ratio (0–1 per frame).
+    pub decay: f64,
+    /// A thread count's estimate is discarded when other processes' CPU use moved by
+    /// more than this many cores since it was measured,
+    pub load_change_cores: f64,
+    /// or when it was last measured more than this many frames ago (or the dwell, if longer).
+    pub memory_frames: u64,
+}
+
+impl Default for PredictiveOptions {
+    fn default() -> Self {
+        PredictiveOptions { margin: 0.05, up_margin: 0.15, dwell_frames: 10, max_dwell_frames: 320, decay: 0.3, load_change_cores: 0.5, memory_frames: 30 }
+    }
+}
+
+/// The slowdown measured on one thread count.
+#[derive(Debug, Clone, Copy)]
+struct Slowdown {
+    value: f64,
+    last_ratio: f64,
+    /// Other processes' CPU use (cores) when last updated.
+    others_cpu: f64,
+    /// Frame of the last update.
+    frame: u64,
+}
+
+/// The predictive policy.
+#[derive(Debug, Clone)]
+pub struct Predictive {
+    options: PredictiveOptions,
+    /// Per thread count (index `threads - 1`).
+    slowdown: Vec<Option<Slowdown>>,
+    frames_since_switch: u64,
+    dwell: u64,
+    /// Frame of the last step up, to notice a step up undone soon after.
+    last_up: Option<u64>,
+    /// Cores wanted by other processes, as estimated after the last frame.
+    demand: f64,
+}
+
+impl Predictive {
+    /// A predictive policy with `options`.
+    pub fn new(options: PredictiveOptions) -> Self {
+        Predictive { options, slowdown: Vec::new(), frames_since_switch: 0, dwell: options.dwell_frames, last_up: None, demand: 0.0 }
+    }
+
+    /// Frames a measured slowdown stays trusted: longer after failed steps up, so that a
+    /// configuration that just proved bad is not retried from an optimistic estimate.
+    fn memory(&self) -> u64 {
+        self.options.memory_frames.max(self.dwell)
+    }
+
+    /// Folds one frame's observed/predicted ratio into the estimate of its thread count.
+    fn observe(&mut self, threads: usize, ratio: f64, others_cpu: f64, frame: u64) {
+        if self.slowdown.len() < threads {
+            self.slowdown.resize(threads, None);
+        }
+        let (memory, load_change) = (self.memory(), self.options.load_change_cores);
+        let entry = &mut self.slowdown[threads - 1];
+        // An old estimate, or one from another load, is started afresh.
+        let current = entry.filter(|s| frame - s.frame <= memory.max(1) && (s.others_cpu - others_cpu).abs() <= load_change);
+        *entry = Some(match current {
+            None => Slowdown { value: ratio, last_ratio: ratio, others_cpu, frame },
+            Some(s) => {
+                let confirmed = ratio.min(s.last_ratio);
+                let value = if confirmed > s.value { confirmed } else { s.value + self.options.decay * (ratio - s.value) };
+                Slowdown { value, last_ratio: ratio, others_cpu, frame }
+            }
+        });
+    }
+
+    /// The expected slowdown of `threads` threads now: measured on the current thread
+    /// count; for another, its recent measurement if the load has not changed since, the
+    /// worse of measurement and estimate if the load has grown (the OS reading lags), and
+    /// the estimate from the competing demand otherwise.
+    fn slowdown_of(&self, threads: usize, current: usize, o: &Observation) -> f64 {
+        let estimate = ((threads as f64 + self.demand) / cores(o)).max(1.0);
+        match self.slowdown.get(threads - 1).copied().flatten() {
+            Some(s) if threads == current => s.value,
+            Some(s) if o.frame - s.frame <= self.memory() => {
+                let change = o.system.others_cpu - s.others_cpu;
+                if change.abs() <= self.options.load_change_cores {
+                    s.value
+                } else if change > 0.0 {
+                    s.value.max(estimate)
+                } else {
+                    estimate
+                }
+            }
+            _ => estimate,
+        }
+    }
+
+    /// The best configuration predicted to meet `target / (1 + margin)`: the most
+    /// accurate acceptable level, then the fastest; or `None`.
+    fn best(&self, o: &Observation, margin: f64) -> Option<(usize, usize, f64)> {
+        let model = o.model;
+        let requirements = o.requirements;
+        let budget = requirements.target_ms / (1.0 + margin);
+        let threads_max = o.max_threads.min(model.max_threads()).max(1);
+        let mut feasible = Vec::new();
+        for level in 0..model.levels() {
+            for threads in 1..=threads_max {
+                if let Some(idle) = model.predict(level, threads) {
+                    let expected = idle * self.slowdown_of(threads, o.threads, o);
+                    if expected <= budget {
+                        feasible.push((level, threads, expected));
+                    }
+                }
+            }
+        }
+        let floor_ok = |&&(level, _, _): &&(usize, usize, f64)| requirements.accepts_accuracy(model.accuracy[level]);
+        let accuracy_wins = requirements.priority == Priority::Accuracy;
+        let pool: Vec<_> = if accuracy_wins || feasible.iter().any(|c| floor_ok(&c)) {
+            feasible.iter().filter(floor_ok).copied().collect()
+        } else {
+            feasible
+        };
+        pool.into_iter().max_by(|a, b| a.0.cmp(&b.0).then(b.2.total_cmp(&a.2)))
+    }
+
+    /// The fastest configuration expected now (among accurate-enough levels when accuracy wins).
+    fn fastest(&self, o: &Observation) -> (usize, usize) {
+        let model = o.model;
+        let accurate_only = o.requirements.priority == Priority::Accuracy && o.requirements.min_accuracy.is_some();
+        let mut best = (o.level, o.threads, f64::INFINITY);
+        for level in 0..model.levels() {
+            if accurate_only && !o.requirements.accepts_accuracy(model.accuracy[level]) {
+                continue;
+            }
+            for threads in 1..=o.max_threads.min(model.max_threads()).max(1) {
+                if let Some(idle) = model.predict(level, threads) {
+                    let expected = idle * self.slowdown_of(threads, o.threads, o);
+                    if expected < best.2 {
+                        best = (level, threads, expected);
+                    }
+                }
+            }
+        }
+        (best.0, best.1)
+    }
+
+    fn switch(&mut self, o: &Observation, level: usize, threads: usize, reason: Reason) -> Decision {
+        if (level, threads) == (o.level, o.threads) {
+            // Nothing better to go to: say so when it is because nothing fits.
+            let reason = if reason == Reason::Infeasible { reason } else { Reason::Hold };
+            return Decision { level, threads, reason };
+        }
+        match reason {
+            Reason::Up => self.last_up = Some(o.frame),
+            Reason::Down | Reason::Infeasible => {
+                // A step up undone within two dwells: the next one waits twice as long.
+                if self.last_up.is_some_and(|f| o.frame - f <= 2 * self.dwell) {
+                    self.dwell = (self.dwell * 2).min(self.options.max_dwell_frames);
+                }
+                self.last_up = None;
+            }
+            _ => {}
+        }
+        self.frames_since_switch = 0;
+        Decision { level, threads, reason }
+    }
+}
+
+/// Cores wanted by other processes, from the share they got (see the module docs).
+fn competing_demand(o: &Observation) -> f64 {
+    let (n, share) = (cores(o), o.system.others_cpu);
+    let saturated = share + o.system.own_cpu.max(o.threads as f64) >= n - 0.25;
+    if !saturated {
+        return share;
+    }
+    let free = n - share;
+    if free < 0.05 { 4.0 * n } else { (share * o.threads as f64 / free).clamp(share, 4.0 * n) }
+}
+
+/// Cores the runtime may use, as a float.
+fn cores(o: &Observation) -> f64 {
+    o.system.allowed_cores.max(1) as f64
+}
+
+impl Policy for Predictive {
+    fn name(&self) -> String {
+        "predictive".into()
+    }
+
+    fn start(&mut self, model: &FamilyModel, requirements: &Requirements, max_threads: usize) -> Decision {
+        // Idle, as if a frame of the fastest configuration had run exactly as predicted.
+        let idle = SystemSample { allowed_cores: max_threads, ..SystemSample::default() };
+        let observation = Observation {
+            frame: 0,
+            t_s: 0.0,
+            level: 0,
+            threads: max_threads,
+            latency_ms: model.predict(0, max_threads).unwrap_or(0.0),
+            system: idle,
+            requirements,
+            model,
+            max_threads,
+        };
+        let (level, threads) = match self.best(&observation, self.options.margin) {
+            Some((level, threads, _)) => (level, threads),
+            None => self.fastest(&observation),
+        };
+        Decision { level, threads, reason: Reason::Start }
+    }
+
+    fn decide(&mut self, o: &Observation) -> Decision {
+        self.frames_since_switch += 1;
+        let Some(idle) = o.model.predict(o.level, o.threads) else {
+            return Decision { level: o.level, threads: o.threads, reason: Reason::Hold };
+        };
+        self.observe(o.threads, o.latency_ms / idle, o.system.others_cpu, o.frame);
+        if self.frames_since_switch > 100 {
+            self.dwell = self.options.dwell_frames;
+        }
+        self.demand = competing_demand(o);
+        let current = self.slowdown_of(o.threads, o.threads, o);
+        let expected_now = idle * current;
+        let target = o.requirements.target_ms;
+        let floor_ok = o.requirements.accepts_accuracy(o.model.accuracy[o.level]);
+        if expected_now > target || (!floor_ok && o.requirements.priority == Priority::Accuracy) {
+            return match self.best(o, self.options.margin) {
+                Some((level, threads, _)) => {
+                    let reason = if level > o.level { Reason::Up } else { Reason::Down };
+                    self.switch(o, level, threads, reason)
+                }
+                None => {
+                    let (level, threads) = self.fastest(o);
+                    self.switch(o, level, threads, Reason::Infeasible)
+                }
+            };
+        }
+        if self.frames_since_switch >= self.dwell {
+            if let Some((level, threads, _)) = self.best(o, self.options.up_margin) {
+                if level > o.level {
+                    let reason = if floor_ok { Reason::Up } else { Reason::Floor };
+                    return self.switch(o, level, threads, reason);
+                }
+            }
+        }
+        Decision { level: o.level, threads: o.threads, reason: Reason::Hold }
+    }
+}

@@ -1,0 +1,283 @@
+//! `dynofa run`: the main job. Runs a family under a latency target with a run-time
+//! policy for a given time, optionally under a scheduled competing load, with a live
+//! status line; writes the per-frame trace (CSV), its plot (SVG) and a summary (JSON).
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use burn::prelude::*;
+use dynofa_runtime::load::{LoadKind, LoadRunner, LoadSpec};
+use dynofa_runtime::trace::{self, Summary, TraceRow};
+use dynofa_runtime::{policy, Frame, Priority, Requirements, Runtime};
+use dynofa_slice::family_file::FamilyFile;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use crate::weights::WeightsArgs;
+
+/// The default family (w1.2), made on a 2-core x86-64 machine by `dynofa profile` and
+/// `dynofa search` (see `assets/families/README.md`).
+pub const DEFAULT_FAMILY: &str = include_str!("../../../../assets/families/cpu_w12.ron");
+/// Name shown for it.
+pub const DEFAULT_FAMILY_NAME: &str = "assets/families/cpu_w12.ron (embedded)";
+
+/// Arguments of `dynofa run`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    weights: WeightsArgs,
+    /// Family file (RON, from `dynofa search`). Default: the embedded w1.2 CPU family.
+    #[arg(long)]
+    family: Option<PathBuf>,
+    /// Latency target per frame, in ms.
+    #[arg(long, allow_negative_numbers = true)]
+    target_ms: f64,
+    /// Accuracy floor (a fraction, e.g. 0.78).
+    #[arg(long)]
+    min_accuracy: Option<f64>,
+    /// Which requirement wins when no level meets both: latency or accuracy.
+    #[arg(long, default_value = "latency", value_parser = parse_priority)]
+    priority: Priority,
+    /// Run-time policy: predictive, dofa (the reference) or static:LEVEL (index, smallest, largest).
+    #[arg(long, default_value = "predictive")]
+    policy: String,
+    /// How long to run, in seconds.
+    #[arg(long, default_value_t = 20.0)]
+    duration: f64,
+    /// Competing load: START-END:KIND[,…], e.g. 5s-14s:2 (two busy threads) or 5s-14s:dnn:1.
+    #[arg(long)]
+    load: Option<String>,
+    /// Frames: a directory of images (PNG/JPEG, cycled) or `synthetic`.
+    #[arg(long, default_value = "synthetic")]
+    input: String,
+    /// Most threads the DNN may use (default: the cores this process may use).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Timed forwards per level and thread count in the idle calibration (0: trust the
+    /// family's latency tables).
+    #[arg(long, default_value_t = 5)]
+    calibrate_iters: usize,
+    /// Per-frame trace (CSV).
+    #[arg(long, default_value = "dynofa-run/trace.csv")]
+    trace: PathBuf,
+    /// Plot of the trace (SVG).
+    #[arg(long, default_value = "dynofa-run/trace.svg")]
+    plot: PathBuf,
+    /// No live status line.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn parse_priority(text: &str) -> Result<Priority, String> {
+    match text {
+        "latency" => Ok(Priority::Latency),
+        "accuracy" => Ok(Priority::Accuracy),
+        _ => Err(format!("{text:?}: latency or accuracy")),
+    }
+}
+
+/// Runs the job; prints the summary as JSON on stdout.
+pub fn run(args: Args) -> Result<()> {
+    // Everything the user typed is checked before the (slow) supernet load.
+    let requirements = Requirements { target_ms: args.target_ms, min_accuracy: args.min_accuracy, priority: args.priority }.validated()?;
+    anyhow::ensure!(args.duration.is_finite() && args.duration > 0.0, "--duration {}: a positive number of seconds", args.duration);
+    let load: LoadSpec = match &args.load {
+        Some(spec) => spec.parse()?,
+        None => LoadSpec::default(),
+    };
+    anyhow::ensure!(args.plot.extension().is_some_and(|e| e == "svg"), "--plot {}: plots are SVG (give a .svg path)", args.plot.display());
+    let (family, family_name) = match &args.family {
+        Some(path) => (FamilyFile::read(path)?, path.clone()),
+        None => (FamilyFile::parse(DEFAULT_FAMILY, Path::new(DEFAULT_FAMILY_NAME))?, PathBuf::from(DEFAULT_FAMILY_NAME)),
+    };
+    let levels = family.levels.len();
+    let policy = policy::by_name(&args.policy, levels)?;
+    let frames = Frames::open(&args.input)?;
+    let cores = dynofa_runtime::monitor::system::allowed_cores();
+    let max_threads = args.threads.unwrap_or(cores);
+    anyhow::ensure!(max_threads >= 1, "--threads must be at least 1");
+
+    let untrained = args.weights.weights.is_none();
+    let supernet = args.weights.load(&Device::flex())?;
+    let mut runtime = Runtime::from_family(&supernet, family, &family_name, max_threads)?.with_requirements(requirements)?.with_policy(policy);
+    drop(supernet);
+    if args.calibrate_iters > 0 {
+        let bar = progress_bar(args.quiet, "idle calibration {bar:30} {pos}/{len} level × threads");
+        let start = Instant::now();
+        runtime.calibrate_with(args.calibrate_iters, |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        })?;
+        bar.finish_and_clear();
+        eprintln!("idle calibration: {} levels × {max_threads} thread counts in {:.1} s", levels, start.elapsed().as_secs_f64());
+    }
+    let model = runtime.model().clone();
+
+    let exe = std::env::current_exe().context("cannot find the dynofa executable to start the load")?;
+    let runner = (!load.windows.is_empty()).then(|| LoadRunner::start(load.clone(), move |kind| load_command(&exe, kind)));
+    let status = progress_bar(args.quiet, "{bar:20} {elapsed_precise} {msg}");
+    status.set_length((args.duration * 10.0) as u64);
+    let start = Instant::now();
+    let mut rows: Vec<TraceRow> = Vec::new();
+    let mut last_status = Instant::now();
+    let mut index = 0usize;
+    while start.elapsed().as_secs_f64() < args.duration {
+        let frame = frames.get(index);
+        index += 1;
+        let mut row = TraceRow::from(&runtime.infer(&frame)?);
+        row.t_s = start.elapsed().as_secs_f64();
+        if last_status.elapsed() >= Duration::from_millis(100) {
+            last_status = Instant::now();
+            status.set_position((row.t_s * 10.0) as u64);
+            status.set_message(format!(
+                "level {}/{} ×{}t  {:6.2} ms (target {})  others {:.1} cores{}",
+                row.level, levels - 1, row.threads, row.latency_ms, row.target_ms, row.others_cpu,
+                if load.active_at(row.t_s) { "  [load]" } else { "" }
+            ));
+        }
+        rows.push(row);
+    }
+    status.finish_and_clear();
+    if let Some(runner) = runner {
+        runner.finish()?;
+    }
+
+    if let Some(dir) = args.trace.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    if let Some(dir) = args.plot.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    trace::write_csv(&args.trace, &rows)?;
+    let title = format!("dynofa run: {} policy, target {} ms{}", runtime.policy_name(), requirements.target_ms, args.load.as_deref().map(|l| format!(", load {l}")).unwrap_or_default());
+    trace::plot(&args.plot, &rows, &load, &title)?;
+    let summary = Summary::of(&rows, &load, 5);
+    let stats = runtime.stats();
+    let report = json!({
+        "policy": runtime.policy_name(),
+        "family": family_name,
+        "weights": if untrained { "embedded default (seeded, UNTRAINED: predictions are meaningless; accuracies are the predictor's)".to_string() } else { args.weights.weights.as_ref().unwrap().display().to_string() },
+        "target_ms": requirements.target_ms,
+        "min_accuracy": requirements.min_accuracy,
+        "load": args.load,
+        "max_threads": max_threads,
+        "idle_latency_ms": model.latency_ms,
+        "accuracy": model.accuracy,
+        "frames_per_level": stats.frames_per_level,
+        "summary": summary,
+        "trace": args.trace,
+        "plot": args.plot,
+    });
+    let summary_path = args.trace.with_extension("summary.json");
+    dynofa_supernet::tensor_io::write_atomically(&summary_path, |f| serde_json::to_writer_pretty(&mut *f, &report).map_err(std::io::Error::other))?;
+    println!("{report}");
+    eprintln!(
+        "{} frames, {:.1}% over {} ms ({:.1}% after 5 reaction frames), mean predicted accuracy {:.2}%, {} switches ({:.1} µs each)",
+        summary.frames, summary.over_pct, requirements.target_ms, summary.over_after_reaction_pct, summary.mean_acc * 100.0, summary.switches, summary.mean_switch_us
+    );
+    eprintln!("trace: {}\nplot:  {}\nsummary: {}", args.trace.display(), args.plot.display(), summary_path.display());
+    if untrained {
+        eprintln!("note: these weights are NOT trained ImageNet weights: the classes are meaningless; the accuracies shown are the predictor's estimates for trained weights.");
+    }
+    Ok(())
+}
+
+fn progress_bar(quiet: bool, template: &str) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    ProgressBar::new(1).with_style(ProgressStyle::with_template(template).expect("template").progress_chars("=> "))
+}
+
+/// The process of a load window: this executable's hidden `load-worker` command.
+fn load_command(exe: &Path, kind: &LoadKind) -> Command {
+    let mut command = Command::new(exe);
+    match kind {
+        LoadKind::Busy { threads } => command.args(["load-worker", "busy", &threads.to_string()]),
+        LoadKind::Dnn { threads } => command.args(["load-worker", "dnn", &threads.to_string()]),
+    };
+    command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    command
+}
+
+/// The frames fed to the runtime, cycled.
+struct Frames {
+    /// `(width, height, rgb)` per frame.
+    images: Vec<(usize, usize, Vec<u8>)>,
+}
+
+impl Frames {
+    /// `synthetic` (eight seeded 320×240 noise frames) or a directory of images.
+    fn open(input: &str) -> Result<Self> {
+        if input == "synthetic" {
+            let mut state = 0x9e3779b97f4a7c15u64;
+            let images = (0..8)
+                .map(|_| {
+                    let pixels = (0..320 * 240 * 3)
+                        .map(|_| {
+                            state ^= state << 13;
+                            state ^= state >> 7;
+                            state ^= state << 17;
+                            (state >> 56) as u8
+                        })
+                        .collect();
+                    (320, 240, pixels)
+                })
+                .collect();
+            return Ok(Frames { images });
+        }
+        let dir = Path::new(input);
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+            .with_context(|| format!("--input {input}: not `synthetic` nor a readable directory"))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg")))
+            .collect();
+        paths.sort();
+        anyhow::ensure!(!paths.is_empty(), "--input {input}: no .png/.jpg/.jpeg image in the directory");
+        let images = paths
+            .iter()
+            .map(|p| {
+                let img = image::open(p).with_context(|| format!("cannot read image {}", p.display()))?.to_rgb8();
+                Ok((img.width() as usize, img.height() as usize, img.into_raw()))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Frames { images })
+    }
+
+    fn get(&self, i: usize) -> Frame<'_> {
+        let (w, h, rgb) = &self.images[i % self.images.len()];
+        Frame::rgb(*w, *h, rgb).expect("decoded frames have width × height × 3 bytes")
+    }
+}
+
+/// Arguments of the hidden `dynofa load-worker` (the process a load window starts).
+#[derive(clap::Args, Debug)]
+pub struct LoadWorkerArgs {
+    /// `busy` (spinning threads) or `dnn` (inference of the largest default level in a loop).
+    kind: String,
+    /// Threads.
+    threads: usize,
+}
+
+/// Runs until killed.
+pub fn load_worker(args: LoadWorkerArgs) -> Result<()> {
+    match args.kind.as_str() {
+        "busy" => dynofa_runtime::load::spin_forever(args.threads),
+        "dnn" => {
+            dynofa_runtime::load::exit_with_parent();
+            let supernet = dynofa_supernet::SupernetConfig::ofa_mbv3(dynofa_supernet::Width::W12).init(&Device::flex());
+            let family = FamilyFile::parse(DEFAULT_FAMILY, Path::new(DEFAULT_FAMILY_NAME))?;
+            let largest = family.levels.last().context("empty default family")?.config.clone();
+            let r = largest.resolution();
+            let mut store = dynofa_slice::FamilyStore::new(&supernet, &[largest], args.threads.max(1))?;
+            let input = dynofa_supernet::tensor_io::Array { shape: vec![1, 3, r, r], data: vec![0.1; 3 * r * r] };
+            loop {
+                store.forward(&input)?;
+            }
+        }
+        other => anyhow::bail!("load-worker kind {other:?}: busy or dnn"),
+    }
+}
