@@ -4,9 +4,17 @@
 //! - `cargo xtask test`: README's test command (installs ONNX Runtime for Python when missing).
 //! - `cargo xtask bench`: the criterion benchmarks.
 //! - `cargo xtask ort-compare`: the fast path against ONNX Runtime, as a table.
-//! - `cargo xtask build`: a release build of the `dynofa` binary.
+//! - `cargo xtask build [--target T]`: a release build of `dynofa` (and the runtime's
+//!   example), cross-compiled for aarch64 boards with the settings in `.cargo/config.toml`.
+//! - `cargo xtask setup`: the Debian packages and rustup targets the board workflow needs.
+//! - `cargo xtask deploy | profile | search | run --board USER@HOST[:PORT]`: the board
+//!   workflow over SSH (see README).
 //! - `cargo xtask experiment`: the run-time policies side by side under the same load.
 //! - `cargo xtask default-family`: remake `assets/families/cpu_w12.ron` on this machine.
+
+mod board;
+mod bundle;
+mod deploy;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,12 +31,28 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Release build of the `dynofa` binary.
+    /// Release build of the `dynofa` binary and the runtime's example, for this machine or
+    /// cross-compiled (aarch64-unknown-linux-gnu, aarch64-unknown-linux-musl).
     Build {
+        /// Target triple (default: this machine).
+        #[arg(long)]
+        target: Option<String>,
         /// Extra cargo features (e.g. `wgpu`).
         #[arg(long)]
         features: Option<String>,
     },
+    /// Install what cross-building and the board test need: Debian packages (aarch64 gcc
+    /// and libc, qemu-user, OpenSSH, rsync) and the rustup targets.
+    Setup,
+    /// Build for the board, copy a bundle (binary, families, weights if asked, manifest
+    /// with checksums), verify it there and install it atomically.
+    Deploy(deploy::DeployArgs),
+    /// Run `dynofa profile` on the board and fetch its tables into assets/boards/<host>/.
+    Profile(deploy::ProfileArgs),
+    /// Search a family with a board's tables (written beside them).
+    Search(deploy::SearchArgs),
+    /// Run `dynofa run` on the board and fetch its trace, plot and summary.
+    Run(deploy::RunArgs),
     /// Run the main job on the embedded default supernet: `dynofa run` for 20 s with a
     /// competing load from 6 s to 14 s (trace and plot in target/demo/).
     Demo,
@@ -76,13 +100,17 @@ enum Task {
 fn main() -> Result<()> {
     let root = workspace_root();
     match Cli::parse().command {
-        Task::Build { features } => {
-            let mut args = vec!["build", "--release", "-p", "dynofa"];
-            if let Some(f) = features.as_deref() {
-                args.extend(["--features", f]);
-            }
-            cargo(&root, &args)
+        Task::Build { target, features } => {
+            let target = target.unwrap_or_else(host_target);
+            let binary = build_for(&root, &target, features.as_deref())?;
+            eprintln!("{}", binary.display());
+            Ok(())
         }
+        Task::Setup => setup(&root),
+        Task::Deploy(args) => deploy::deploy(&root, &args),
+        Task::Profile(args) => deploy::profile(&root, &args),
+        Task::Search(args) => deploy::search(&root, &args),
+        Task::Run(args) => deploy::run(&root, &args),
         Task::Demo => {
             cargo(&root, &["build", "--release", "-p", "dynofa"])?;
             let dynofa = root.join("target/release/dynofa");
@@ -157,6 +185,53 @@ fn ort_compare(root: &Path, weights: Option<&Path>, iters: usize) -> Result<()> 
         }
     }
     Ok(())
+}
+
+/// The target `deploy` builds for by default: static, so any aarch64 Linux runs it.
+pub const DEFAULT_BOARD_TARGET: &str = "aarch64-unknown-linux-musl";
+
+/// This machine's target triple.
+fn host_target() -> String {
+    let out = Command::new("rustc").arg("-vV").output().ok();
+    let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    text.lines().find_map(|l| l.strip_prefix("host: ")).unwrap_or("x86_64-unknown-linux-gnu").to_string()
+}
+
+/// Release build of `dynofa` and the runtime example for `target`; returns the binary.
+/// Cross builds use the `board` profile (release without debug info: what gets copied).
+fn build_for(root: &Path, target: &str, features: Option<&str>) -> Result<PathBuf> {
+    let start = std::time::Instant::now();
+    let profile = if target == host_target() { "release" } else { "board" };
+    let mut args = vec!["build", "--profile", profile, "-p", "dynofa", "-p", "dynofa-runtime", "--bin", "dynofa", "--example", "embed", "--target", target];
+    if let Some(f) = features {
+        args.extend(["--features", f]);
+    }
+    cargo(root, &args).with_context(|| format!("building for {target} (run `cargo xtask setup` for the cross tools)"))?;
+    eprintln!("built for {target} ({profile} profile) in {:.0} s", start.elapsed().as_secs_f64());
+    let dir = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    Ok(dir.join(target).join(profile).join("dynofa"))
+}
+
+/// Debian packages and rustup targets of the board workflow (apt-get as root or with sudo).
+fn setup(root: &Path) -> Result<()> {
+    const PACKAGES: [&str; 6] = ["gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross", "qemu-user", "openssh-server", "openssh-client", "rsync"];
+    let missing: Vec<&str> = PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| !Command::new("dpkg").args(["-s", p]).output().is_ok_and(|o| o.status.success()))
+        .collect();
+    if !missing.is_empty() {
+        let root_user = Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+        let apt = |args: &[&str]| {
+            let mut c = if root_user { Command::new("apt-get") } else { let mut c = Command::new("sudo"); c.arg("apt-get"); c };
+            c.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+            c
+        };
+        eprintln!("installing {}", missing.join(" "));
+        run(root, apt(&["update", "-q"]).stdout(std::process::Stdio::null()))?;
+        run(root, apt(&["install", "-y", "-q", "--no-install-recommends"]).args(&missing).stdout(std::process::Stdio::null()))?;
+    }
+    run(root, Command::new("rustup").args(["target", "add", "aarch64-unknown-linux-gnu", "aarch64-unknown-linux-musl"]))
 }
 
 /// Runs each policy under the same load and prints one table row per policy.

@@ -17,7 +17,7 @@ fn main() -> dynofa_runtime::Result<()> {
     // A real application loads trained weights with `dynofa_supernet::load_weights`.
     let supernet = SupernetConfig::ofa_mbv3(Width::W12).init(&Device::flex());
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut runtime = Runtime::from_family_file(&supernet, &family, threads)?;
+    let runtime = Runtime::from_family_file(&supernet, &family, threads)?;
     let levels = runtime.model().levels();
     let mut runtime = runtime.with_requirements(Requirements::latency(20.0)?)?.with_policy(policy::by_name("predictive", levels)?);
     runtime.calibrate(3)?;

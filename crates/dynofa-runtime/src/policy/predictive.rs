@@ -15,7 +15,7 @@
 //! - Down at once when the current configuration is over target; up only with a larger
 //!   margin and after a dwell time (hysteresis), the dwell doubling after a failed step up
 //!   (a probe that had to be undone) so that a steady load near a boundary does not
-//!   oscillate.
+//!   oscillate; it returns to its base after 100 quiet frames or when the load changes.
 
 use super::{Decision, Observation, Policy, Reason};
 use crate::model::FamilyModel;
@@ -71,12 +71,15 @@ pub struct Predictive {
     last_up: Option<u64>,
     /// Cores wanted by other processes, as estimated after the last frame.
     demand: f64,
+    /// Other processes' CPU use when the dwell last grew: a failed step up says nothing
+    /// once the load has changed, so the dwell starts afresh then.
+    others_at_backoff: f64,
 }
 
 impl Predictive {
     /// A predictive policy with `options`.
     pub fn new(options: PredictiveOptions) -> Self {
-        Predictive { options, slowdown: Vec::new(), frames_since_switch: 0, dwell: options.dwell_frames, last_up: None, demand: 0.0 }
+        Predictive { options, slowdown: Vec::new(), frames_since_switch: 0, dwell: options.dwell_frames, last_up: None, demand: 0.0, others_at_backoff: 0.0 }
     }
 
     /// Frames a measured slowdown stays trusted: longer after failed steps up, so that a
@@ -187,6 +190,7 @@ impl Predictive {
                 // A step up undone within two dwells: the next one waits twice as long.
                 if self.last_up.is_some_and(|f| o.frame - f <= 2 * self.dwell) {
                     self.dwell = (self.dwell * 2).min(self.options.max_dwell_frames);
+                    self.others_at_backoff = o.system.others_cpu;
                 }
                 self.last_up = None;
             }
@@ -245,7 +249,8 @@ impl Policy for Predictive {
             return Decision { level: o.level, threads: o.threads, reason: Reason::Hold };
         };
         self.observe(o.threads, o.latency_ms / idle, o.system.others_cpu, o.frame);
-        if self.frames_since_switch > 100 {
+        let load_changed = (o.system.others_cpu - self.others_at_backoff).abs() > self.options.load_change_cores;
+        if self.frames_since_switch > 100 || load_changed {
             self.dwell = self.options.dwell_frames;
         }
         self.demand = competing_demand(o);
