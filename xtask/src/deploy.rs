@@ -100,9 +100,7 @@ pub fn profile(root: &Path, args: &ProfileArgs) -> Result<()> {
     if args.quick {
         command.push_str(" --quick");
     }
-    for a in &args.extra {
-        command.push_str(&format!(" '{}'", a.replace('\'', "'\\''")));
-    }
+    command.push_str(&shell_words(&args.extra));
     board.run_shown(&command)?;
     let out = args.out.clone().unwrap_or_else(|| root.join("assets/boards").join(board.name()));
     board.download_dir(&format!("{}/profile", board.dir()), &out)?;
@@ -174,12 +172,15 @@ pub fn run(root: &Path, args: &RunArgs) -> Result<()> {
     if let Some(family) = &args.family {
         command.push_str(&format!(" --family '{family}'"));
     }
-    for a in &args.extra {
-        command.push_str(&format!(" '{}'", a.replace('\'', "'\\''")));
-    }
+    command.push_str(&shell_words(&args.extra));
     board.run_shown(&command)?;
     let out = args.out.clone().unwrap_or_else(|| root.join("target/boards").join(board.name()));
     board.download_dir(&format!("{}/runs", board.dir()), &out)?;
     eprintln!("trace, plot and summary from {} in {}", args.board.board, out.display());
     Ok(())
+}
+
+/// `args` quoted for the board's shell, each after a space.
+fn shell_words(args: &[String]) -> String {
+    args.iter().map(|a| format!(" '{}'", a.replace('\'', "'\\''"))).collect()
 }

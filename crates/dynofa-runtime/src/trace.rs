@@ -148,7 +148,8 @@ pub struct Summary {
     pub reaction_frames_worst: Option<usize>,
     /// The same in ms.
     pub reaction_ms_worst: Option<f64>,
-    /// The slowest recovery: seconds from a load's end to the level it left (`None` if never).
+    /// The slowest recovery: seconds from a load's end until the level it left runs again
+    /// for `reaction_frames` frames in a row (`None` if never).
     pub climb_s_worst: Option<f64>,
     /// Mean predicted accuracy over the frames.
     pub mean_acc: f64,
@@ -187,8 +188,10 @@ impl Summary {
             // Back to the level that ran just before the onset.
             let before = rows[..onset].last().map_or(0, |r| r.level);
             if end < rows.len() {
-                match rows[end..].iter().find(|r| r.level >= before) {
-                    Some(r) => climb_worst = climb_worst.map(|w| w.max(r.t_s - window.end_s)),
+                let after = &rows[end..];
+                let back = (0..after.len()).find(|&k| after[k..].iter().take(run).all(|r| r.level >= before));
+                match back {
+                    Some(k) => climb_worst = climb_worst.map(|w| w.max(after[k].t_s - window.end_s)),
                     None => climb_worst = None,
                 }
             }

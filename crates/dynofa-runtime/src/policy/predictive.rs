@@ -74,12 +74,14 @@ pub struct Predictive {
     /// Other processes' CPU use when the dwell last grew: a failed step up says nothing
     /// once the load has changed, so the dwell starts afresh then.
     others_at_backoff: f64,
+    /// Other processes' CPU use at the previous frame.
+    last_others: f64,
 }
 
 impl Predictive {
     /// A predictive policy with `options`.
     pub fn new(options: PredictiveOptions) -> Self {
-        Predictive { options, slowdown: Vec::new(), frames_since_switch: 0, dwell: options.dwell_frames, last_up: None, demand: 0.0, others_at_backoff: 0.0 }
+        Predictive { options, slowdown: Vec::new(), frames_since_switch: 0, dwell: options.dwell_frames, last_up: None, demand: 0.0, others_at_backoff: 0.0, last_others: 0.0 }
     }
 
     /// Frames a measured slowdown stays trusted: longer after failed steps up, so that a
@@ -89,7 +91,11 @@ impl Predictive {
     }
 
     /// Folds one frame's observed/predicted ratio into the estimate of its thread count.
-    fn observe(&mut self, threads: usize, ratio: f64, others_cpu: f64, frame: u64) {
+    /// `assumed` is what the estimate was before this frame, for an estimate started afresh:
+    /// like any rise, the first ratio only counts once the next frame confirms it (the first
+    /// frame after a switch is often slow) — unless `load_rose`: the OS saw other processes
+    /// take more CPU just now, which explains a slow frame at once.
+    fn observe(&mut self, threads: usize, ratio: f64, assumed: f64, load_rose: bool, others_cpu: f64, frame: u64) {
         if self.slowdown.len() < threads {
             self.slowdown.resize(threads, None);
         }
@@ -98,9 +104,9 @@ impl Predictive {
         // An old estimate, or one from another load, is started afresh.
         let current = entry.filter(|s| frame - s.frame <= memory.max(1) && (s.others_cpu - others_cpu).abs() <= load_change);
         *entry = Some(match current {
-            None => Slowdown { value: ratio, last_ratio: ratio, others_cpu, frame },
+            None => Slowdown { value: if ratio > assumed && !load_rose { assumed } else { ratio }, last_ratio: ratio, others_cpu, frame },
             Some(s) => {
-                let confirmed = ratio.min(s.last_ratio);
+                let confirmed = if load_rose { ratio } else { ratio.min(s.last_ratio) };
                 let value = if confirmed > s.value { confirmed } else { s.value + self.options.decay * (ratio - s.value) };
                 Slowdown { value, last_ratio: ratio, others_cpu, frame }
             }
@@ -248,7 +254,10 @@ impl Policy for Predictive {
         let Some(idle) = o.model.predict(o.level, o.threads) else {
             return Decision { level: o.level, threads: o.threads, reason: Reason::Hold };
         };
-        self.observe(o.threads, o.latency_ms / idle, o.system.others_cpu, o.frame);
+        let assumed = self.slowdown_of(o.threads, 0, o);
+        let load_rose = o.system.others_cpu > self.last_others + self.options.load_change_cores;
+        self.last_others = o.system.others_cpu;
+        self.observe(o.threads, o.latency_ms / idle, assumed, load_rose, o.system.others_cpu, o.frame);
         let load_changed = (o.system.others_cpu - self.others_at_backoff).abs() > self.options.load_change_cores;
         if self.frames_since_switch > 100 || load_changed {
             self.dwell = self.options.dwell_frames;
