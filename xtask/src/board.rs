@@ -26,6 +26,14 @@ pub struct BoardArgs {
     pub run_prefix: Option<String>,
 }
 
+/// The name of a board's files from `USER@HOST[:PORT]` or a bare name: the host, with
+/// anything but letters, digits, `-` and `.` replaced by `_`.
+pub fn board_name(board: &str) -> String {
+    let host = board.rsplit_once('@').map_or(board, |(_, rest)| rest);
+    let host = host.rsplit_once(':').map_or(host, |(host, _)| host);
+    host.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect()
+}
+
 /// A parsed board.
 #[derive(Debug, Clone)]
 pub struct Board {
@@ -57,7 +65,7 @@ impl Board {
 
     /// A name for the board's files (`assets/boards/<name>/`): the host.
     pub fn name(&self) -> String {
-        self.host.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect()
+        board_name(&self.host)
     }
 
     /// The install directory on the board.
@@ -238,6 +246,8 @@ mod tests {
         let b = Board::new(&args("nvidia@jetson.local:2222")).unwrap();
         assert_eq!((b.user.as_str(), b.host.as_str(), b.port), ("nvidia", "jetson.local", 2222));
         assert_eq!(Board::new(&args("me@10.0.0.2")).unwrap().port, 22);
+        assert_eq!(board_name("nvidia@jetson.local:2222"), "jetson.local");
+        assert_eq!(board_name("jetson.local"), "jetson.local");
         for bad in ["jetson", "@host", "me@", "me@host:x", "me@host:70000"] {
             assert!(Board::new(&args(bad)).is_err(), "{bad}");
         }

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use crate::board::{Board, BoardArgs};
+use crate::board::{board_name, Board, BoardArgs};
 use crate::bundle::{self, CHECKSUMS};
 
 /// Arguments of `cargo xtask deploy`.
@@ -101,9 +101,8 @@ pub fn profile(root: &Path, args: &ProfileArgs) -> Result<()> {
         command.push_str(" --quick");
     }
     command.push_str(&shell_words(&args.extra));
-    board.run_shown(&command)?;
     let out = args.out.clone().unwrap_or_else(|| root.join("assets/boards").join(board.name()));
-    board.download_dir(&format!("{}/profile", board.dir()), &out)?;
+    run_and_fetch(&board, &command, "profile", &out)?;
     eprintln!("tables of {} in {}", args.board.board, out.display());
     Ok(())
 }
@@ -127,7 +126,7 @@ pub struct SearchArgs {
 
 /// Searches a family with the board's tables (objective: its largest thread count).
 pub fn search(root: &Path, args: &SearchArgs) -> Result<()> {
-    let name = args.board.rsplit_once('@').map_or(args.board.as_str(), |(_, host)| host.split(':').next().unwrap_or(host)).to_string();
+    let name = board_name(&args.board);
     let tables = args.tables.clone().unwrap_or_else(|| root.join("assets/boards").join(&name));
     let mut counts: Vec<usize> = std::fs::read_dir(&tables)
         .with_context(|| format!("{}: no tables (run `cargo xtask profile --board …` first)", tables.display()))?
@@ -135,9 +134,8 @@ pub fn search(root: &Path, args: &SearchArgs) -> Result<()> {
         .collect();
     counts.sort();
     let most = *counts.last().with_context(|| format!("{}: no threads_<T>/ table directory", tables.display()))?;
-    crate::cargo(root, &["build", "--release", "-p", "dynofa"])?;
     let family = tables.join("family.ron");
-    let mut command = std::process::Command::new(root.join("target/release/dynofa"));
+    let mut command = std::process::Command::new(crate::release_dynofa(root)?);
     command.args(["search", "--levels", &args.levels.to_string(), "--predictor"]).arg(&args.predictor);
     command.args(["--objective", &format!("board_t{most}")]);
     for t in &counts {
@@ -170,14 +168,21 @@ pub fn run(root: &Path, args: &RunArgs) -> Result<()> {
     let board = Board::new(&args.board)?;
     let mut command = format!("{} run --quiet --trace runs/trace.csv --plot runs/trace.svg", board.dynofa());
     if let Some(family) = &args.family {
-        command.push_str(&format!(" --family '{family}'"));
+        command.push_str(" --family");
+        command.push_str(&shell_words(std::slice::from_ref(family)));
     }
     command.push_str(&shell_words(&args.extra));
-    board.run_shown(&command)?;
     let out = args.out.clone().unwrap_or_else(|| root.join("target/boards").join(board.name()));
-    board.download_dir(&format!("{}/runs", board.dir()), &out)?;
+    run_and_fetch(&board, &command, "runs", &out)?;
     eprintln!("trace, plot and summary from {} in {}", args.board.board, out.display());
     Ok(())
+}
+
+/// Runs `command` on the board, then fetches `results` (a directory of the install
+/// directory) into `out`.
+fn run_and_fetch(board: &Board, command: &str, results: &str, out: &Path) -> Result<()> {
+    board.run_shown(command)?;
+    board.download_dir(&format!("{}/{results}", board.dir()), out)
 }
 
 /// `args` quoted for the board's shell, each after a space.

@@ -112,8 +112,7 @@ fn main() -> Result<()> {
         Task::Search(args) => deploy::search(&root, &args),
         Task::Run(args) => deploy::run(&root, &args),
         Task::Demo => {
-            cargo(&root, &["build", "--release", "-p", "dynofa"])?;
-            let dynofa = root.join("target/release/dynofa");
+            let dynofa = release_dynofa(&root)?;
             eprintln!("dynofa run: 20 s, target 15 ms, two busy threads competing from 6 s to 14 s");
             run(&root, Command::new(&dynofa).args([
                 "run", "--target-ms", "15", "--duration", "20", "--load", "6s-14s:2", "--policy", "predictive",
@@ -151,8 +150,7 @@ fn json_of(root: &Path, command: &mut Command) -> Result<serde_json::Value> {
 
 fn ort_compare(root: &Path, weights: Option<&Path>, iters: usize) -> Result<()> {
     let python_path = ensure_python_packages(root)?;
-    cargo(root, &["build", "--release", "-p", "dynofa"])?;
-    let dynofa = root.join("target/release/dynofa");
+    let dynofa = release_dynofa(root)?;
     let dir = root.join("target/ort-compare");
     std::fs::create_dir_all(&dir)?;
     let weight_args: Vec<String> = weights.map(|w| vec!["--weights".into(), w.display().to_string()]).unwrap_or_default();
@@ -198,18 +196,34 @@ fn host_target() -> String {
 }
 
 /// Release build of `dynofa` and the runtime example for `target`; returns the binary.
-/// Cross builds use the `board` profile (release without debug info: what gets copied).
+/// Cross builds use the `board` profile (release without debug info: what gets copied);
+/// a build for this machine is the plain release build the other tasks use.
 fn build_for(root: &Path, target: &str, features: Option<&str>) -> Result<PathBuf> {
     let start = std::time::Instant::now();
-    let profile = if target == host_target() { "release" } else { "board" };
-    let mut args = vec!["build", "--profile", profile, "-p", "dynofa", "-p", "dynofa-runtime", "--bin", "dynofa", "--example", "embed", "--target", target];
+    let host = target == host_target();
+    let profile = if host { "release" } else { "board" };
+    let mut args = vec!["build", "--profile", profile, "-p", "dynofa", "-p", "dynofa-runtime", "--bin", "dynofa", "--example", "embed"];
+    if !host {
+        args.extend(["--target", target]);
+    }
     if let Some(f) = features {
         args.extend(["--features", f]);
     }
     cargo(root, &args).with_context(|| format!("building for {target} (run `cargo xtask setup` for the cross tools)"))?;
     eprintln!("built for {target} ({profile} profile) in {:.0} s", start.elapsed().as_secs_f64());
-    let dir = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    Ok(dir.join(target).join(profile).join("dynofa"))
+    let dir = if host { target_dir(root) } else { target_dir(root).join(target) };
+    Ok(dir.join(profile).join("dynofa"))
+}
+
+/// Release build of `dynofa` for this machine; returns the binary.
+fn release_dynofa(root: &Path) -> Result<PathBuf> {
+    cargo(root, &["build", "--release", "-p", "dynofa"])?;
+    Ok(target_dir(root).join("release/dynofa"))
+}
+
+/// Cargo's build directory (`CARGO_TARGET_DIR` or `target/`).
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
 }
 
 /// Debian packages and rustup targets of the board workflow (apt-get as root or with sudo).
@@ -240,8 +254,7 @@ fn setup(root: &Path) -> Result<()> {
 
 /// Runs each policy under the same load and prints one table row per policy.
 fn experiment(root: &Path, target_ms: f64, duration: f64, load: &str) -> Result<()> {
-    cargo(root, &["build", "--release", "-p", "dynofa"])?;
-    let dynofa = root.join("target/release/dynofa");
+    let dynofa = release_dynofa(root)?;
     let dir = root.join("target/experiment");
     std::fs::create_dir_all(&dir)?;
     let (target, seconds) = (target_ms.to_string(), duration.to_string());
@@ -278,8 +291,7 @@ fn experiment(root: &Path, target_ms: f64, duration: f64, load: &str) -> Result<
 /// Profiles this machine and searches the family that `dynofa run` embeds.
 fn default_family(root: &Path, predictor: &Path) -> Result<()> {
     anyhow::ensure!(predictor.exists(), "{}: OFA's accuracy predictor not found (give --predictor)", predictor.display());
-    cargo(root, &["build", "--release", "-p", "dynofa"])?;
-    let dynofa = root.join("target/release/dynofa");
+    let dynofa = release_dynofa(root)?;
     let dir = root.join("target/default-family");
     let tables = dir.join("profile");
     run(root, Command::new(&dynofa).args(["profile", "--threads", "1,2", "--out"]).arg(&tables))?;

@@ -121,15 +121,8 @@ pub fn validate(supernet: &Supernet, tables: &LatencyTables, n: usize, seed: u64
     for (i, subnet) in subnets.iter().enumerate() {
         store.switch_to(i)?;
         let image = test_image(subnet.resolution());
-        let mut times: Vec<f64> = (0..iters.max(1) + 2)
-            .map(|_| {
-                let start = std::time::Instant::now();
-                store.forward(&image).map(|_| start.elapsed().as_secs_f64() * 1e3)
-            })
-            .collect::<std::result::Result<_, _>>()?;
-        times.drain(..2);
-        times.sort_by(f64::total_cmp);
-        points.push(Point { subnet: subnet.clone(), predicted_ms: tables.predict(config, subnet)?, measured_ms: times[times.len() / 2], fitted: i % 2 == 0 });
+        let measured_ms = store.median_forward_ms(&image, 2, iters)?;
+        points.push(Point { subnet: subnet.clone(), predicted_ms: tables.predict(config, subnet)?, measured_ms, fitted: i % 2 == 0 });
     }
     let correction = Correction::fit(points.iter().filter(|p| p.fitted));
     let held_out = || points.iter().filter(|p| !p.fitted);

@@ -44,8 +44,8 @@ impl<'a> Frame<'a> {
         out.clear();
         out.resize(3 * r * r, 0.0);
         let (w, h) = (self.width as f64, self.height as f64);
-        let short = (r as f64 / CROP_RATIO).ceil();
-        let (rw, rh) = if w <= h { (short, (h * short / w).round()) } else { ((w * short / h).round(), short) };
+        let (rw, rh) = resized_size(self.width, self.height, r);
+        let (rw, rh) = (rw as f64, rh as f64);
         let (left, top) = (((rw - r as f64) / 2.0).floor(), ((rh - r as f64) / 2.0).floor());
         let (sx, sy) = (w / rw, h / rh);
         // Source coordinates and weights per output column, computed once.
@@ -65,6 +65,15 @@ impl<'a> Frame<'a> {
             }
         }
     }
+}
+
+/// The size a `width × height` picture is resized to before the centre `r × r` crop:
+/// the shorter side becomes `ceil(r / 0.875)`, the other keeps the aspect ratio.
+pub fn resized_size(width: usize, height: usize, r: usize) -> (usize, usize) {
+    let (w, h) = (width as f64, height as f64);
+    let short = (r as f64 / CROP_RATIO).ceil();
+    let (rw, rh) = if w <= h { (short, (h * short / w).round()) } else { ((w * short / h).round(), short) };
+    (rw as usize, rh as usize)
 }
 
 /// The two source indices around coordinate `at` (clamped to `0..len`) and the weight of the second.

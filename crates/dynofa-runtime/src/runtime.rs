@@ -112,7 +112,8 @@ pub struct Runtime {
     observers: Vec<Box<dyn Observer>>,
     stats: Stats,
     started: Instant,
-    next: Option<Decision>,
+    /// Whether the policy has chosen the first configuration.
+    started_policy: bool,
     input: Vec<f32>,
     logits: Vec<f32>,
 }
@@ -136,7 +137,7 @@ impl Runtime {
             observers: Vec::new(),
             stats: Stats { frames_per_level: vec![0; levels], ..Stats::default() },
             started: Instant::now(),
-            next: None,
+            started_policy: false,
             input: Vec::new(),
             logits: Vec::new(),
         })
@@ -168,7 +169,7 @@ impl Runtime {
     /// Uses `policy` from the next frame on (it starts afresh).
     pub fn with_policy(mut self, policy: Box<dyn Policy>) -> Self {
         self.policy = policy;
-        self.next = None;
+        self.started_policy = false;
         self
     }
 
@@ -232,15 +233,8 @@ impl Runtime {
             self.store.switch_to(level)?;
             for t in 1..=max_threads {
                 self.store.set_threads(t)?;
-                self.store.forward(&input)?;
-                let mut ms: Vec<f64> = (0..iters.max(1))
-                    .map(|_| {
-                        let start = Instant::now();
-                        self.store.forward(&input).map(|_| start.elapsed().as_secs_f64() * 1e3)
-                    })
-                    .collect::<std::result::Result<_, _>>()?;
-                ms.sort_by(f64::total_cmp);
-                self.model.set_latency(level, t, ms[ms.len() / 2])?;
+                let ms = self.store.median_forward_ms(&input, 1, iters)?;
+                self.model.set_latency(level, t, ms)?;
                 progress(level * max_threads + t, total);
             }
         }
@@ -258,13 +252,13 @@ impl Runtime {
     /// A model without a latency for every level and thread count is calibrated first.
     pub fn infer(&mut self, frame: &Frame) -> Result<Inference> {
         let max_threads = self.store.max_threads();
-        if self.next.is_none() {
+        if !self.started_policy {
             if !self.model.is_complete(max_threads) {
                 self.calibrate(3)?;
             }
             let first = self.policy.start(&self.model, &self.requirements, max_threads);
             self.apply(first)?;
-            self.next = Some(first);
+            self.started_policy = true;
         }
         let (level, threads) = (self.store.active(), self.store.threads());
         let r = self.store.level_config(level).resolution();
@@ -293,7 +287,6 @@ impl Runtime {
         let decision = self.policy.decide(&observation);
         let t_s = observation.t_s;
         let switch_us = if (decision.level, decision.threads) != (level, threads) { self.apply(decision)? } else { 0.0 };
-        self.next = Some(decision);
 
         let result = Inference {
             frame: self.stats.frames,

@@ -71,6 +71,11 @@ impl From<&Inference> for TraceRow {
 }
 
 impl TraceRow {
+    /// Whether the frame ran over its target.
+    pub fn over_target(&self) -> bool {
+        self.latency_ms > self.target_ms
+    }
+
     fn csv_line(&self, out: &mut String) {
         let _ = writeln!(
             out,
@@ -164,8 +169,8 @@ pub struct Summary {
 impl Summary {
     /// The summary of `rows` under `load` (`reaction_frames` frames allowed after each onset).
     pub fn of(rows: &[TraceRow], load: &LoadSpec, reaction_frames: usize) -> Self {
-        let over = |r: &&TraceRow| r.latency_ms > r.target_ms;
         let first_at = |t: f64| rows.iter().position(|r| r.t_s >= t);
+        let run = reaction_frames.max(1);
         let mut excused = vec![false; rows.len()];
         let (mut reaction_worst, mut reaction_ms_worst, mut climb_worst) = (Some(0usize), Some(0.0f64), Some(0.0f64));
         for window in &load.windows {
@@ -174,10 +179,7 @@ impl Summary {
             for e in excused.iter_mut().skip(onset).take(reaction_frames) {
                 *e = true;
             }
-            let under: Vec<bool> = rows[onset..end].iter().map(|r| r.latency_ms <= r.target_ms).collect();
-            let run = reaction_frames.max(1);
-            let back = (0..under.len()).find(|&k| under[k..].iter().take(run).all(|&u| u));
-            match back {
+            match first_run(&rows[onset..end], run, |r| !r.over_target()) {
                 Some(k) => {
                     reaction_worst = reaction_worst.map(|w| w.max(k));
                     let ms = (rows[onset + k].t_s - window.start_s) * 1e3;
@@ -189,8 +191,7 @@ impl Summary {
             let before = rows[..onset].last().map_or(0, |r| r.level);
             if end < rows.len() {
                 let after = &rows[end..];
-                let back = (0..after.len()).find(|&k| after[k..].iter().take(run).all(|r| r.level >= before));
-                match back {
+                match first_run(after, run, |r| r.level >= before) {
                     Some(k) => climb_worst = climb_worst.map(|w| w.max(after[k].t_s - window.end_s)),
                     None => climb_worst = None,
                 }
@@ -203,8 +204,8 @@ impl Summary {
         let all: Vec<&TraceRow> = rows.iter().collect();
         Summary {
             frames: rows.len(),
-            over_pct: pct(rows.iter().filter(over).count(), rows.len()),
-            over_after_reaction_pct: pct(counted.iter().filter(|r| r.latency_ms > r.target_ms).count(), counted.len()),
+            over_pct: pct(rows.iter().filter(|r| r.over_target()).count(), rows.len()),
+            over_after_reaction_pct: pct(counted.iter().filter(|r| r.over_target()).count(), counted.len()),
             reaction_frames,
             reaction_frames_worst: reaction_worst,
             reaction_ms_worst,
@@ -217,6 +218,19 @@ impl Summary {
     }
 }
 
+/// The first index from which `run` rows in a row (or all that are left) satisfy `holds`.
+fn first_run(rows: &[TraceRow], run: usize, holds: impl Fn(&TraceRow) -> bool) -> Option<usize> {
+    (0..rows.len()).find(|&k| rows[k..].iter().take(run).all(&holds))
+}
+
+/// Checks that `path` names a plot this module can draw (an `.svg` file).
+pub fn check_plot_path(path: &Path) -> Result<()> {
+    if path.extension().and_then(|e| e.to_str()) != Some("svg") {
+        return Err(Error::invalid("plot file", path.display(), "a .svg path (plots are SVG: text stays text, no font library needed)"));
+    }
+    Ok(())
+}
+
 /// Level colours, smallest to largest (cool to warm).
 const PALETTE: [(u8, u8, u8); 8] =
     [(49, 54, 149), (69, 117, 180), (116, 173, 209), (102, 189, 99), (254, 224, 144), (253, 174, 97), (244, 109, 67), (165, 0, 38)];
@@ -226,9 +240,7 @@ const PALETTE: [(u8, u8, u8); 8] =
 pub fn plot(path: &Path, rows: &[TraceRow], load: &LoadSpec, title: &str) -> Result<()> {
     use plotters::prelude::*;
     let fail = |e: &dyn std::fmt::Display| Error::Plot { path: path.to_path_buf(), detail: e.to_string() };
-    if path.extension().and_then(|e| e.to_str()) != Some("svg") {
-        return Err(Error::invalid("plot file", path.display(), "a .svg path (plots are SVG: text stays text, no font library needed)"));
-    }
+    check_plot_path(path)?;
     let t_end = rows.last().map_or(1.0, |r| r.t_s).max(load.windows.iter().map(|w| w.end_s).fold(0.0, f64::max)).max(1e-3);
     let target = rows.iter().map(|r| r.target_ms).fold(0.0, f64::max);
     let y_top = rows.iter().map(|r| r.latency_ms).fold(target, f64::max) * 1.1;

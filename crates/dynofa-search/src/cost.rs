@@ -87,16 +87,7 @@ impl Cost for MeasuredLatency {
         }
         let mut store = dynofa_slice::FamilyStore::new(&self.supernet, std::slice::from_ref(subnet), self.threads)?;
         let image = dynofa_profiler::measure::test_image(subnet.resolution());
-        let mut times = Vec::with_capacity(self.iters);
-        for i in 0..self.iters + 2 {
-            let start = std::time::Instant::now();
-            store.forward(&image)?;
-            if i >= 2 {
-                times.push(start.elapsed().as_secs_f64() * 1e3);
-            }
-        }
-        times.sort_by(f64::total_cmp);
-        let ms = times[times.len() / 2];
+        let ms = store.median_forward_ms(&image, 2, self.iters)?;
         cache.insert(subnet.clone(), ms);
         Ok(ms)
     }

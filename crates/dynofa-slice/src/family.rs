@@ -433,6 +433,22 @@ impl FamilyStore {
         Ok(Array { shape: vec![batch, classes], data: logits })
     }
 
+    /// Median milliseconds of `iters` (at least one) whole forwards of `input` on the active
+    /// level, after `warmup` untimed ones: the latency the runtime sees for one batch.
+    pub fn median_forward_ms(&mut self, input: &Array, warmup: usize, iters: usize) -> Result<f64> {
+        for _ in 0..warmup {
+            self.forward(input)?;
+        }
+        let mut ms = Vec::with_capacity(iters.max(1));
+        for _ in 0..iters.max(1) {
+            let start = std::time::Instant::now();
+            self.forward(input)?;
+            ms.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+        ms.sort_by(f64::total_cmp);
+        Ok(ms[ms.len() / 2])
+    }
+
     /// Milliseconds per operation kind (stem, first block, expand, depthwise by kernel size,
     /// squeeze-and-excitation, project, head layers) for one image of the active level, the
     /// median over `iters` forwards after two warm-up ones. Every kernel uses all threads.

@@ -1,19 +1,15 @@
-//! OFA's ImageNet preprocessing and the class names.
+//! OFA's ImageNet preprocessing of image files and the class names.
 //!
-//! As OFA's evaluation transforms: resize the shorter side to `ceil(r / 0.875)` (bilinear),
-//! crop the centre `r × r`, scale to [0, 1], normalise with ImageNet's mean and std.
+//! As OFA's evaluation transforms: resize the shorter side to `ceil(r / 0.875)` (bilinear,
+//! anti-aliased), crop the centre `r × r`, scale to [0, 1], normalise with ImageNet's mean
+//! and std (the sizes and constants are the runtime's, `dynofa_runtime::frame`).
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use dynofa_runtime::frame::{resized_size, MEAN, STD};
 use image::imageops::FilterType;
 
-/// ImageNet channel means (RGB).
-pub const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
-/// ImageNet channel standard deviations (RGB).
-pub const STD: [f32; 3] = [0.229, 0.224, 0.225];
-/// OFA's centre-crop ratio.
-pub const CROP_RATIO: f64 = 0.875;
 
 /// The 1000 ImageNet class names, index order.
 pub fn class_names() -> Vec<&'static str> {
@@ -26,12 +22,8 @@ pub fn load_image(path: &Path, r: usize) -> Result<Vec<f32>> {
         .with_context(|| format!("cannot read image {}", path.display()))?
         .to_rgb8();
     let (w, h) = img.dimensions();
-    let short = (r as f64 / CROP_RATIO).ceil() as u32;
-    let (nw, nh) = if w <= h {
-        (short, ((h as f64) * short as f64 / w as f64).round() as u32)
-    } else {
-        (((w as f64) * short as f64 / h as f64).round() as u32, short)
-    };
+    let (nw, nh) = resized_size(w as usize, h as usize, r);
+    let (nw, nh) = (nw as u32, nh as u32);
     let resized = image::imageops::resize(&img, nw.max(1), nh.max(1), FilterType::Triangle);
     let r32 = r as u32;
     anyhow::ensure!(nw >= r32 && nh >= r32, "image {} is too small to crop {r}×{r}", path.display());

@@ -46,6 +46,11 @@ impl LatencyWindow {
         self.recent.is_empty()
     }
 
+    /// Frames the window holds when full.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// Whether the window holds `capacity` frames.
     pub fn is_full(&self) -> bool {
         self.recent.len() == self.capacity

@@ -19,7 +19,6 @@ pub struct Dofa {
     warmup: u64,
     settle: u64,
     frames_at_level: u64,
-    window_frames: u64,
     window: LatencyWindow,
     /// The last two switches, oldest first: `(from, to)`.
     history: [Option<(usize, usize)>; 2],
@@ -37,7 +36,7 @@ impl Dofa {
     /// Ignores `warmup` frames after a switch, averages `window` frames, and waits
     /// `settle` more frames before an accuracy step up.
     pub fn new(warmup: u64, settle: u64, window: usize) -> Self {
-        Dofa { warmup, settle, frames_at_level: 0, window_frames: window as u64, window: LatencyWindow::new(window, 1.0), history: [None; 2] }
+        Dofa { warmup, settle, frames_at_level: 0, window: LatencyWindow::new(window, 1.0), history: [None; 2] }
     }
 
     fn switch(&mut self, from: usize, to: usize, threads: usize, reason: Reason) -> Decision {
@@ -47,9 +46,14 @@ impl Dofa {
         Decision { level: to, threads, reason }
     }
 
+    /// Frames at a level before an accuracy step up: warm-up, settling, one window.
+    fn frames_to_settle(&self) -> u64 {
+        self.warmup + self.settle + self.window.capacity() as u64
+    }
+
     /// Whether stepping up from `level` would repeat a recent up-then-down bounce.
     fn would_bounce(&self, level: usize) -> bool {
-        let recent = self.frames_at_level <= 2 * (self.warmup + self.settle + self.window_frames);
+        let recent = self.frames_at_level <= 2 * self.frames_to_settle();
         recent && self.history == [Some((level, level + 1)), Some((level + 1, level))]
     }
 }
@@ -77,7 +81,7 @@ impl Policy for Dofa {
             return self.switch(o.level, o.level - 1, o.threads, Reason::Down);
         }
         let accurate_enough = requirements.accepts_accuracy(o.model.accuracy[o.level]);
-        let settled = self.frames_at_level > self.warmup + self.settle + self.window_frames && self.window.is_full();
+        let settled = self.frames_at_level > self.frames_to_settle() && self.window.is_full();
         if settled && !accurate_enough && o.level + 1 < o.model.levels() && !self.would_bounce(o.level) {
             return self.switch(o.level, o.level + 1, o.threads, Reason::Floor);
         }

@@ -135,24 +135,22 @@ impl Predictive {
         }
     }
 
+    /// Every (level, threads) the model predicts, with its expected latency now.
+    fn candidates(&self, o: &Observation) -> Vec<(usize, usize, f64)> {
+        let model = o.model;
+        let threads_max = o.max_threads.min(model.max_threads()).max(1);
+        (0..model.levels())
+            .flat_map(|level| (1..=threads_max).map(move |threads| (level, threads)))
+            .filter_map(|(level, threads)| Some((level, threads, model.predict(level, threads)? * self.slowdown_of(threads, o.threads, o))))
+            .collect()
+    }
+
     /// The best configuration predicted to meet `target / (1 + margin)`: the most
     /// accurate acceptable level, then the fastest; or `None`.
     fn best(&self, o: &Observation, margin: f64) -> Option<(usize, usize, f64)> {
-        let model = o.model;
-        let requirements = o.requirements;
+        let (model, requirements) = (o.model, o.requirements);
         let budget = requirements.target_ms / (1.0 + margin);
-        let threads_max = o.max_threads.min(model.max_threads()).max(1);
-        let mut feasible = Vec::new();
-        for level in 0..model.levels() {
-            for threads in 1..=threads_max {
-                if let Some(idle) = model.predict(level, threads) {
-                    let expected = idle * self.slowdown_of(threads, o.threads, o);
-                    if expected <= budget {
-                        feasible.push((level, threads, expected));
-                    }
-                }
-            }
-        }
+        let feasible: Vec<_> = self.candidates(o).into_iter().filter(|c| c.2 <= budget).collect();
         let floor_ok = |&&(level, _, _): &&(usize, usize, f64)| requirements.accepts_accuracy(model.accuracy[level]);
         let accuracy_wins = requirements.priority == Priority::Accuracy;
         let pool: Vec<_> = if accuracy_wins || feasible.iter().any(|c| floor_ok(&c)) {
@@ -163,25 +161,16 @@ impl Predictive {
         pool.into_iter().max_by(|a, b| a.0.cmp(&b.0).then(b.2.total_cmp(&a.2)))
     }
 
-    /// The fastest configuration expected now (among accurate-enough levels when accuracy wins).
+    /// The fastest configuration expected now (among accurate-enough levels when accuracy
+    /// wins); the current one when the model predicts none.
     fn fastest(&self, o: &Observation) -> (usize, usize) {
-        let model = o.model;
-        let accurate_only = o.requirements.priority == Priority::Accuracy && o.requirements.min_accuracy.is_some();
-        let mut best = (o.level, o.threads, f64::INFINITY);
-        for level in 0..model.levels() {
-            if accurate_only && !o.requirements.accepts_accuracy(model.accuracy[level]) {
-                continue;
-            }
-            for threads in 1..=o.max_threads.min(model.max_threads()).max(1) {
-                if let Some(idle) = model.predict(level, threads) {
-                    let expected = idle * self.slowdown_of(threads, o.threads, o);
-                    if expected < best.2 {
-                        best = (level, threads, expected);
-                    }
-                }
-            }
-        }
-        (best.0, best.1)
+        let requirements = o.requirements;
+        let accurate_only = requirements.priority == Priority::Accuracy && requirements.min_accuracy.is_some();
+        self.candidates(o)
+            .into_iter()
+            .filter(|&(level, _, _)| !accurate_only || requirements.accepts_accuracy(o.model.accuracy[level]))
+            .min_by(|a, b| a.2.total_cmp(&b.2))
+            .map_or((o.level, o.threads), |(level, threads, _)| (level, threads))
     }
 
     fn switch(&mut self, o: &Observation, level: usize, threads: usize, reason: Reason) -> Decision {

@@ -88,7 +88,7 @@ pub fn run(args: Args) -> Result<()> {
         Some(spec) => spec.parse()?,
         None => LoadSpec::default(),
     };
-    anyhow::ensure!(args.plot.extension().is_some_and(|e| e == "svg"), "--plot {}: plots are SVG (give a .svg path)", args.plot.display());
+    trace::check_plot_path(&args.plot).context("--plot")?;
     let (family, family_name) = match &args.family {
         Some(path) => (FamilyFile::read(path)?, path.clone()),
         None => (FamilyFile::parse(DEFAULT_FAMILY, Path::new(DEFAULT_FAMILY_NAME))?, PathBuf::from(DEFAULT_FAMILY_NAME)),
@@ -114,7 +114,6 @@ pub fn run(args: Args) -> Result<()> {
         bar.finish_and_clear();
         eprintln!("idle calibration: {} levels × {max_threads} thread counts in {:.1} s", levels, start.elapsed().as_secs_f64());
     }
-    let model = runtime.model().clone();
 
     let exe = std::env::current_exe().context("cannot find the dynofa executable to start the load")?;
     let runner = (!load.windows.is_empty()).then(|| LoadRunner::start(load.clone(), move |kind| load_command(&exe, kind)));
@@ -145,11 +144,10 @@ pub fn run(args: Args) -> Result<()> {
         runner.finish()?;
     }
 
-    if let Some(dir) = args.trace.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    if let Some(dir) = args.plot.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for path in [&args.trace, &args.plot] {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
     }
     trace::write_csv(&args.trace, &rows)?;
     let title = format!("dynofa run: {} policy, target {} ms{}", runtime.policy_name(), requirements.target_ms, args.load.as_deref().map(|l| format!(", load {l}")).unwrap_or_default());
@@ -164,8 +162,8 @@ pub fn run(args: Args) -> Result<()> {
         "min_accuracy": requirements.min_accuracy,
         "load": args.load,
         "max_threads": max_threads,
-        "idle_latency_ms": model.latency_ms,
-        "accuracy": model.accuracy,
+        "idle_latency_ms": runtime.model().latency_ms,
+        "accuracy": runtime.model().accuracy,
         "frames_per_level": stats.frames_per_level,
         "summary": summary,
         "trace": args.trace,
@@ -194,11 +192,12 @@ fn progress_bar(quiet: bool, template: &str) -> ProgressBar {
 
 /// The process of a load window: this executable's hidden `load-worker` command.
 fn load_command(exe: &Path, kind: &LoadKind) -> Command {
-    let mut command = Command::new(exe);
-    match kind {
-        LoadKind::Busy { threads } => command.args(["load-worker", "busy", &threads.to_string()]),
-        LoadKind::Dnn { threads } => command.args(["load-worker", "dnn", &threads.to_string()]),
+    let (name, threads) = match kind {
+        LoadKind::Busy { threads } => ("busy", threads),
+        LoadKind::Dnn { threads } => ("dnn", threads),
     };
+    let mut command = Command::new(exe);
+    command.args(["load-worker", name, &threads.to_string()]);
     command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
     command
 }
