@@ -169,6 +169,9 @@ unsafe fn row<const K: usize, const S: usize, const P: usize, const R: usize, co
         let mut c0 = 0;
         loop {
             for ox in (0..wo).step_by(P) {
+                // Opaque to the optimiser: addresses are then computed per block from a few
+                // values instead of as dozens of induction variables (which spill).
+                let ox = std::hint::black_box(ox);
                 // Interior: every window column inside the image.
                 if ox * S >= K / 2 && ox * S - K / 2 + (P - 1) * S + K <= shape.w {
                     block::<K, S, P, R, L, FUSED, false>(image, shape, kernels, epilogue, oy, ox, c0, out_row);

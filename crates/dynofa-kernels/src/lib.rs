@@ -14,7 +14,7 @@
 //!   crate) with the epilogue fused per tile.
 //! - [`depthwise`]: k×k depthwise convolution with "same" padding, stride 1 or 2, epilogue
 //!   fused.
-//! - [`conv`]: a small dense k×k convolution (the stem) via im2col + GEMM.
+//! - [`conv`]: a direct dense k×k convolution of few input channels (the stem).
 //! - [`epilogue`]: per-channel scale/shift (folded BatchNorm or bias), activation,
 //!   residual add.
 //! - [`pool`]: global average pooling and per-channel gating (squeeze-and-excitation).

@@ -38,6 +38,13 @@ impl<'a> MatRef<'a> {
         MatRef { rows, cols, ..self }
     }
 
+    /// Columns `range` of every row (a view of the same data).
+    pub fn columns(self, range: std::ops::Range<usize>) -> Self {
+        assert!(range.start <= range.end && range.end <= self.cols, "columns {range:?} of a {}-column matrix", self.cols);
+        let data = if self.rows == 0 { &self.data[..0] } else { &self.data[range.start..] };
+        MatRef { data, cols: range.end - range.start, ..self }
+    }
+
     /// Row `r`.
     pub fn row(&self, r: usize) -> &'a [f32] {
         &self.data[r * self.row_stride..r * self.row_stride + self.cols]

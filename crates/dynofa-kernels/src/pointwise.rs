@@ -24,6 +24,9 @@ const COLUMN_GRAIN: usize = 16;
 /// the weights): squeeze-and-excitation and the classifier at batch 1.
 const GEMV_ROWS: usize = 2;
 
+/// Weight rows a vector–matrix product reads at once (streams from memory in flight).
+const GEMV_STREAMS: usize = 8;
+
 /// Multiply–adds below which the product runs as one task.
 const SERIAL_BELOW: usize = 1 << 16;
 
@@ -48,13 +51,7 @@ pub fn pointwise(input: MatRef, weights: MatRef, epilogue: Epilogue, residual: O
         return;
     }
     if m <= GEMV_ROWS {
-        let isa = Isa::best();
-        for r in 0..m {
-            let row = &mut out[r * n..(r + 1) * n];
-            let x = &input.data[r * input.row_stride..r * input.row_stride + k];
-            gemv_on(isa, x, weights, row);
-            apply_row_on(isa, row, epilogue, residual.map(|res| &res[r * n..(r + 1) * n]));
-        }
+        gemv_rows(input, weights, epilogue, residual, out);
         return;
     }
     // Below this much work a task costs more than it saves.
@@ -138,9 +135,39 @@ unsafe fn multiply(dst: *mut f32, dst_stride: usize, lhs: *const f32, lhs_stride
     }
 }
 
+/// Each of the `m ≤ GEMV_ROWS` rows as a vector–matrix product, the columns split over
+/// the threads when the weights are large (reading them is the whole cost: one stream of
+/// memory per thread, each over its own block of columns).
+fn gemv_rows(input: MatRef, weights: MatRef, epilogue: Epilogue, residual: Option<&[f32]>, out: &mut [f32]) {
+    let (m, k, n) = (input.rows, input.cols, weights.cols);
+    let threads = if k * n < SERIAL_BELOW { 1 } else { rayon::current_num_threads() };
+    let column_block = n.div_ceil(threads).next_multiple_of(COLUMN_GRAIN).min(n);
+    let isa = Isa::best();
+    let dst = SharedOut(out.as_mut_ptr());
+    let finish_block = |c0: usize| {
+        let cols = column_block.min(n - c0);
+        let (weights, epilogue) = (weights.columns(c0..c0 + cols), epilogue.columns(c0..c0 + cols));
+        #[allow(clippy::redundant_locals)] // capture the whole `Send` wrapper, not its raw pointer
+        let dst = dst;
+        for r in 0..m {
+            // SAFETY: row `r`, columns `[c0, c0 + cols)` of `out` (m × n values, checked by
+            // the caller): no other task touches them.
+            let y = unsafe { std::slice::from_raw_parts_mut(dst.0.add(r * n + c0), cols) };
+            let x = &input.data[r * input.row_stride..r * input.row_stride + k];
+            gemv_on(isa, x, weights, y);
+            apply_row_on(isa, y, epilogue, residual.map(|res| &res[r * n + c0..r * n + c0 + cols]));
+        }
+    };
+    if threads == 1 {
+        finish_block(0);
+    } else {
+        (0..n.div_ceil(column_block)).into_par_iter().for_each(|block| finish_block(block * column_block));
+    }
+}
+
 crate::multiversion! {
     /// `y[N] = x[K] · weights[K, N]`: rows of the weights scaled and summed, vectorised
-    /// along `N`, reading the weights once.
+    /// along `N`, reading the weights once, [`GEMV_STREAMS`] rows per pass over `y`.
     fn gemv_on(x: &[f32], weights: MatRef, y: &mut [f32]) => gemv_body
 }
 
@@ -149,7 +176,24 @@ fn gemv_body<const FUSED: bool, const LANES: usize, const REGISTERS: usize>(x: &
     let n = weights.cols;
     let y = &mut y[..n];
     y.fill(0.0);
-    for (j, &xj) in x.iter().enumerate().take(weights.rows) {
+    let k = weights.rows.min(x.len());
+    // Rows in groups of `GEMV_STREAMS`: that many streams from memory at once, and `y`
+    // loaded and stored once per group.
+    let mut j = 0;
+    while j + GEMV_STREAMS <= k {
+        let rows: [&[f32]; GEMV_STREAMS] = std::array::from_fn(|i| weights.row(j + i));
+        let xs: [f32; GEMV_STREAMS] = std::array::from_fn(|i| x[j + i]);
+        for (c, o) in y.iter_mut().enumerate() {
+            let mut acc = *o;
+            for i in 0..GEMV_STREAMS {
+                // SAFETY: every row has `n` values and `c < n`.
+                acc = mul_add::<FUSED>(xs[i], unsafe { *rows[i].get_unchecked(c) }, acc);
+            }
+            *o = acc;
+        }
+        j += GEMV_STREAMS;
+    }
+    for (j, &xj) in x.iter().enumerate().take(k).skip(j) {
         for (o, &w) in y.iter_mut().zip(weights.row(j)) {
             *o = mul_add::<FUSED>(xj, w, *o);
         }

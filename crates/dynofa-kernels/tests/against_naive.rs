@@ -3,7 +3,7 @@
 //! of a vector width (and below one), 1×1 and odd spatial sizes, stride 2 on odd inputs,
 //! strided weight views, batches, one and two threads.
 
-use dynofa_kernels::conv::conv2d;
+use dynofa_kernels::conv::{conv2d_on, ConvShape};
 use dynofa_kernels::depthwise::{depthwise_on, out_size, DepthwiseShape};
 use dynofa_kernels::epilogue::apply_row_on;
 use dynofa_kernels::pointwise::pointwise;
@@ -55,7 +55,7 @@ fn the_portable_fallback_is_always_available() {
 
 #[test]
 fn pointwise_matches_naive_on_strided_prefix_views() {
-    for (m, k, n) in [(1, 1, 1), (7, 13, 5), (33, 17, 49), (300, 24, 40), (5, 200, 3), (1, 64, 1000), (2000, 40, 24)] {
+    for (m, k, n) in [(1, 1, 1), (7, 13, 5), (33, 17, 49), (300, 24, 40), (5, 200, 3), (1, 64, 1000), (2, 301, 250), (2000, 40, 24)] {
         let (ld_in, ld_w) = (k + 3, n + 2);
         let input = values(m * ld_in, 1);
         let weights = values((k + 2) * ld_w, 2);
@@ -144,16 +144,23 @@ fn depthwise_matches_naive_for_every_isa() {
 
 #[test]
 fn stem_conv_matches_naive() {
-    for &(batch, c_in, c_out, h, w, k, stride) in &[(1, 3, 24, 17, 17, 3, 2), (2, 3, 5, 8, 9, 3, 2), (1, 2, 3, 4, 4, 3, 1), (3, 3, 16, 1, 1, 3, 2)] {
+    for &(batch, c_in, c_out, h, w, k, stride) in &[(1, 3, 24, 17, 17, 3, 2), (2, 3, 5, 8, 9, 3, 2), (1, 2, 3, 4, 4, 3, 1), (3, 3, 16, 1, 1, 3, 2), (1, 3, 40, 37, 35, 3, 2), (2, 3, 19, 23, 40, 5, 1)] {
         let input = values(batch * c_in * h * w, 9); // [B, C_in, h, w]
         let weight = values(c_out * c_in * k * k, 10); // [C_out, C_in, k, k]
         let transposed: Vec<f32> = (0..c_in * k * k).flat_map(|j| (0..c_out).map(move |o| (o, j))).map(|(o, j)| weight[o * c_in * k * k + j]).collect();
         let (ho, wo) = (out_size(h, k, stride), out_size(w, k, stride));
         let (scale, shift) = (vec![1.0; c_out], vec![0.0; c_out]);
-        let mut patches = vec![0.0; batch * c_in * k * k * ho * wo];
-        let mut out = vec![f32::NAN; batch * ho * wo * c_out];
         let epi = Epilogue { scale: &scale, shift: &shift, act: Activation::None };
-        conv2d(&input, batch, c_in, h, w, MatRef::dense(&transposed, c_in * k * k, c_out), k, stride, epi, &mut patches, &mut out);
+        let shape = ConvShape { c_in, h, w, k, stride };
+        let outs: Vec<(String, Vec<f32>)> = Isa::available()
+            .into_iter()
+            .flat_map(|isa| [1, 2].map(|threads| (isa, threads)))
+            .map(|(isa, threads)| {
+                let mut out = vec![f32::NAN; batch * ho * wo * c_out];
+                pool(threads).install(|| conv2d_on(isa, &input, batch, shape, MatRef::dense(&transposed, c_in * k * k, c_out), epi, &mut out));
+                (format!("{} on {threads} threads", isa.name()), out)
+            })
+            .collect();
         let pad = (k / 2) as isize;
         let mut want = vec![0.0f64; batch * ho * wo * c_out];
         for b in 0..batch {
@@ -172,7 +179,9 @@ fn stem_conv_matches_naive() {
                 want[((b * ho + oy) * wo + ox) * c_out + o] = acc;
             }
         }
-        assert_close(&out, &want, &format!("conv b{batch} {c_in}→{c_out} {h}×{w} k{k} s{stride}"));
+        for (how, out) in &outs {
+            assert_close(out, &want, &format!("conv b{batch} {c_in}→{c_out} {h}×{w} k{k} s{stride}, {how}"));
+        }
     }
 }
 

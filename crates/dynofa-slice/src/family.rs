@@ -24,7 +24,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use burn::prelude::*;
-use dynofa_kernels::conv::conv2d;
+use dynofa_kernels::conv::{conv2d, ConvShape};
 use dynofa_kernels::depthwise::{depthwise, out_size, DepthwiseShape};
 use dynofa_kernels::pointwise::pointwise;
 use dynofa_kernels::pool::{mean_pixels, scale_channels};
@@ -139,13 +139,33 @@ struct Level {
 /// Reusable buffers, grown to the largest level's needs for the largest batch seen.
 #[derive(Default)]
 struct Workspace {
-    /// Activations `[B, H, W, C]` (and the stem's patches), 64-byte aligned.
+    /// Activations `[B, H, W, C]`, 64-byte aligned.
     bufs: [AlignedBuf; 4],
     /// Per-image channel vectors `[B, C]`: pooled features, squeezed features, gates, head.
     pooled: Vec<f32>,
     squeezed: Vec<f32>,
     gates: Vec<f32>,
     head: Vec<f32>,
+    /// Pooled features `[final_expand]` of one image (single-image path).
+    features: Vec<f32>,
+}
+
+/// The head's inputs and hidden layer for a whole batch: pooled features `[B,
+/// final_expand]` and the feature mix `[B, feature_mix]` (grown to the largest batch seen).
+#[derive(Default)]
+struct BatchHead {
+    features: Vec<f32>,
+    hidden: Vec<f32>,
+}
+
+impl BatchHead {
+    fn reserve(&mut self, batch: usize, final_expand: usize, feature_mix: usize) {
+        for (b, values) in [(&mut self.features, batch * final_expand), (&mut self.hidden, batch * feature_mix)] {
+            if b.len() < values {
+                b.resize(values, 0.0);
+            }
+        }
+    }
 }
 
 impl Workspace {
@@ -191,6 +211,8 @@ pub struct FamilyStore {
     per_image: (usize, usize),
     /// One workspace per worker (images of a batch run in parallel, one per worker).
     workspaces: Vec<Workspace>,
+    /// The head's buffers for a whole batch.
+    head: BatchHead,
     /// One pool per thread count `1..=max`, built up front so that changing the thread
     /// count is as cheap as switching levels; `pools[threads - 1]` runs the forwards.
     pools: Vec<Arc<rayon::ThreadPool>>,
@@ -257,6 +279,7 @@ impl FamilyStore {
             active: 0,
             per_image: (0, 0),
             workspaces: Vec::new(),
+            head: BatchHead::default(),
             pools: (1..=threads.max(1)).map(thread_pool).collect::<Result<_>>()?,
             threads: threads.max(1),
         };
@@ -269,6 +292,7 @@ impl FamilyStore {
         let widest = store.per_image.1.max(store.config.num_classes);
         (store.ones, store.zeros) = (vec![1.0; widest], vec![0.0; widest]);
         store.reserve_workers(1);
+        store.head.reserve(1, widths.final_expand, widths.feature_mix);
         Ok(store)
     }
 
@@ -407,29 +431,36 @@ impl FamilyStore {
         }
         let batch = input.shape[0];
         let classes = self.config.num_classes;
+        let widths = self.config.widths();
+        let (fe, fm) = (widths.final_expand, widths.feature_mix);
         let mut logits = vec![0.0; batch * classes];
         // Images run in parallel, one per worker (each with its own buffers, which stay in
         // cache better than a whole batch layer by layer); within an image, every kernel
-        // splits its work over the threads left idle.
+        // splits its work over the threads left idle. The head's fully connected layers
+        // then run once for the whole batch, so that their weights are read once.
         let workers = self.pool().current_num_threads().min(batch).max(1);
         self.reserve_workers(workers);
         let per_worker = batch.div_ceil(workers);
         let mut workspaces = std::mem::take(&mut self.workspaces);
+        let mut head = std::mem::take(&mut self.head);
+        head.reserve(batch, fe, fm);
         let this = &*self;
         this.pool().install(|| {
             with_threads_awake(|| {
                 workspaces
                     .par_iter_mut()
                     .zip(input.data.par_chunks(per_worker * 3 * r * r))
-                    .zip(logits.par_chunks_mut(per_worker * classes))
-                    .for_each(|((ws, images), logits)| {
-                        for (image, logits) in images.chunks(3 * r * r).zip(logits.chunks_mut(classes)) {
-                            this.forward_image(ws, image, r, logits);
+                    .zip(head.features[..batch * fe].par_chunks_mut(per_worker * fe))
+                    .for_each(|((ws, images), features)| {
+                        for (image, features) in images.chunks(3 * r * r).zip(features.chunks_mut(fe)) {
+                            this.trunk(ws, image, r, features, &mut Stopwatch::new(&mut None));
                         }
-                    })
+                    });
+                this.head(batch, &head.features[..batch * fe], &mut head.hidden[..batch * fm], &mut logits, &mut Stopwatch::new(&mut None));
             })
         });
         self.workspaces = workspaces;
+        self.head = head;
         Ok(Array { shape: vec![batch, classes], data: logits })
     }
 
@@ -512,7 +543,7 @@ impl FamilyStore {
         let widths = self.config.widths();
         let r = level.config.resolution();
         let (mut h, mut w) = (out_size(r, 3, 2), out_size(r, 3, 2));
-        let mut values = (27 * h * w).max(widths.stem * h * w); // the stem's patches, its output
+        let mut values = widths.stem * h * w; // the stem's output
         let mut channels = widths.feature_mix.max(widths.final_expand);
         for lb in &level.blocks {
             let spec = &self.blocks[lb.slot].as_ref().expect("stored").spec;
@@ -525,15 +556,23 @@ impl FamilyStore {
         (values.max(widths.final_expand * h * w), channels)
     }
 
-    /// Logits `[classes]` of the active level for one image `[3, r, r]`, on the current
-    /// rayon pool, with buffers `ws`. Activations are pixel-major, `[H, W, C]`.
-    fn forward_image(&self, ws: &mut Workspace, image: &[f32], r: usize, logits: &mut [f32]) {
-        self.forward_image_timed(ws, image, r, logits, &mut None)
+    /// Logits `[classes]` of the active level for one image `[3, r, r]` (trunk and head),
+    /// on the current rayon pool, with buffers `ws`, recording operation and layer times
+    /// when `timings` is given.
+    fn forward_image_timed(&self, ws: &mut Workspace, image: &[f32], r: usize, logits: &mut [f32], timings: &mut Option<Timings>) {
+        let widths = self.config.widths();
+        let mut clock = Stopwatch::new(timings);
+        let mut features = std::mem::take(&mut ws.features);
+        features.resize(widths.final_expand, 0.0);
+        let mut hidden = std::mem::take(&mut ws.head);
+        self.trunk(ws, image, r, &mut features, &mut clock);
+        self.head(1, &features, &mut hidden[..widths.feature_mix], logits, &mut clock);
+        (ws.features, ws.head) = (features, hidden);
     }
 
-    /// [`Self::forward_image`], recording operation and layer times when `timings` is given.
-    fn forward_image_timed(&self, ws: &mut Workspace, image: &[f32], r: usize, logits: &mut [f32], timings: &mut Option<Timings>) {
-        let mut clock = Stopwatch::new(timings);
+    /// Pooled features `[final_expand]` of the active level for one image `[3, r, r]`:
+    /// every layer up to the head's pooling. Activations are pixel-major, `[H, W, C]`.
+    fn trunk(&self, ws: &mut Workspace, image: &[f32], r: usize, features: &mut [f32], clock: &mut Stopwatch) {
         let batch = 1;
         let images = image;
         let level = &self.levels[self.active];
@@ -545,7 +584,8 @@ impl FamilyStore {
 
         // Stem: conv 3×3 s2 → BN → h-swish.                         [B, 3, r, r] → [B, h, w, stem]
         let a = pick(&mut own_bn, &self.stem_bn);
-        conv2d(images, batch, 3, r, r, self.stem.view(27, stem), 3, 2, a.epilogue(stem, Activation::HSwish), t3, cur);
+        let shape = ConvShape { c_in: 3, h: r, w: r, k: 3, stride: 2 };
+        conv2d(images, batch, shape, self.stem.view(27, stem), a.epilogue(stem, Activation::HSwish), cur);
         clock.lap("stem");
         clock.end_layer();
         // Block 0: depthwise 3×3 → BN → ReLU → 1×1 → BN, + input.    [B, h, w, stem]
@@ -607,26 +647,29 @@ impl FamilyStore {
             std::mem::swap(cur, t3);
         }
 
-        // Head: 1×1 → BN → h-swish → mean → 1×1 → h-swish → classifier.
-        let (fe, fm, n) = (widths.final_expand, widths.feature_mix, h * w);
+        // Final expansion 1×1 → BN → h-swish → mean.
+        let (fe, n) = (widths.final_expand, h * w);
         let last = widths.stages[4];
         let a = pick(&mut own_bn, &self.final_expand_bn);
         pointwise(MatRef::dense(cur, batch * n, last), self.final_expand.view(last, fe), a.epilogue(fe, Activation::HSwish), None, t1);
         clock.lap("final_expand");
         clock.end_layer();
-        let (pooled, head) = (&mut ws.pooled[..batch * fe], &mut ws.head[..batch * fm]);
-        for (image, pooled) in t1.chunks(n * fe).zip(pooled.chunks_mut(fe)) {
-            mean_pixels(image, pooled); //                             [B, fe]
-        }
+        mean_pixels(&t1[..n * fe], features); //                     [fe]
         clock.lap("pool");
         clock.end_layer();
+    }
+
+    /// Logits `[B, classes]` from pooled features `[B, final_expand]`: feature mix 1×1 →
+    /// h-swish → classifier, each one product for the whole batch. `hidden`: `[B, feature_mix]`.
+    fn head(&self, batch: usize, features: &[f32], hidden: &mut [f32], logits: &mut [f32], clock: &mut Stopwatch) {
+        let widths = self.config.widths();
+        let (fe, fm, classes) = (widths.final_expand, widths.feature_mix, self.config.num_classes);
         let mix = Epilogue { scale: &self.ones[..fm], shift: &self.zeros[..fm], act: Activation::HSwish };
-        pointwise(MatRef::dense(pooled, batch, fe), self.feature_mix.view(fe, fm), mix, None, head);
+        pointwise(MatRef::dense(features, batch, fe), self.feature_mix.view(fe, fm), mix, None, hidden);
         clock.lap("feature_mix");
         clock.end_layer();
-        let classes = self.config.num_classes;
         let classify = Epilogue { scale: &self.ones[..classes], shift: &self.classifier_bias, act: Activation::None };
-        pointwise(MatRef::dense(head, batch, fm), self.classifier.view(fm, classes), classify, None, logits);
+        pointwise(MatRef::dense(hidden, batch, fm), self.classifier.view(fm, classes), classify, None, logits);
         clock.lap("classifier");
         clock.end_layer();
     }
