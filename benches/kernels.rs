@@ -5,11 +5,13 @@
 //! - `pointwise/<M>x<K>x<N>`: 1×1 convolution with fused BN + activation;
 //! - `gemm/<M>x<K>x<N>`: the bare GEMM on the same shape (packed by `gemm` itself);
 //! - `depthwise/k<k>s<s>/<H>x<W>x<C>`: depthwise convolution with fused BN + activation,
-//!   for every instruction set the CPU has (`avx512`, `avx2`, `neon`, `portable`).
+//!   for every instruction set the CPU has (`avx512`, `avx2`, `neon`, `portable`);
+//! - `stem/<isa>/224`: the direct 3×3 stride-2 convolution of a 224×224 frame to 24 channels.
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use dynofa_kernels::conv::{conv2d_on, ConvShape};
 use dynofa_kernels::depthwise::{depthwise_on, DepthwiseShape};
 use dynofa_kernels::pointwise::pointwise;
 use dynofa_kernels::{Activation, Epilogue, Isa, MatRef};
@@ -78,6 +80,19 @@ fn kernels(c: &mut Criterion) {
                 on_pool(|| b.iter(|| depthwise_on(isa, input.get(), 1, shape, MatRef::dense(kernels.get(), k * k, ch), epilogue, black_box(out.get_mut()))))
             });
         }
+    }
+    group.finish();
+    let mut group = c.benchmark_group("stem");
+    let (shape, c_out) = (ConvShape { c_in: 3, h: 224, w: 224, k: 3, stride: 2 }, 24);
+    let (ho, wo) = shape.out_hw();
+    let (input, weights) = (values(3 * 224 * 224), values(27 * c_out));
+    let mut out = values(ho * wo * c_out);
+    group.throughput(Throughput::Elements((ho * wo * c_out * 27) as u64));
+    let epilogue = Epilogue { scale: &ones[..c_out], shift: &zeros[..c_out], act: Activation::HSwish };
+    for isa in Isa::available() {
+        group.bench_function(BenchmarkId::new(isa.name(), 224), |b| {
+            on_pool(|| b.iter(|| conv2d_on(isa, input.get(), 1, shape, MatRef::dense(weights.get(), 27, c_out), epilogue, black_box(out.get_mut()))))
+        });
     }
     group.finish();
 }

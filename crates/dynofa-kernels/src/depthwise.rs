@@ -62,7 +62,7 @@ pub fn depthwise_on(isa: Isa, input: &[f32], batch: usize, shape: DepthwiseShape
     }
     // One task per thread, each a contiguous band of rows (so that a thread keeps reading
     // the rows the previous kernel's same-numbered task wrote), `BAND` rows at a time.
-    let band = ho.div_ceil(rayon::current_num_threads()).next_multiple_of(BAND);
+    let band = ho.div_ceil(rayon::current_num_threads());
     out[..batch * ho * wo * c].par_chunks_mut(ho * wo * c).enumerate().for_each(|(b, out_image)| {
         let image = &input[b * h * w * c..(b + 1) * h * w * c];
         out_image.par_chunks_mut(band * wo * c).enumerate().for_each(|(task, out_rows)| {
@@ -73,7 +73,7 @@ pub fn depthwise_on(isa: Isa, input: &[f32], batch: usize, shape: DepthwiseShape
     });
 }
 
-/// Output rows per task (and per register block where registers allow).
+/// Output rows per register block (where registers allow).
 const BAND: usize = 2;
 
 crate::multiversion! {

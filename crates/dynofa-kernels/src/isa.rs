@@ -38,11 +38,16 @@ impl Isa {
         [Isa::Avx512, Isa::Avx2, Isa::Neon, Isa::Portable].into_iter().filter(|isa| isa.supported()).collect()
     }
 
-    /// Whether this CPU can run `self` (cheap: the standard library caches detection).
+    /// Whether this CPU can run `self` (detected once; then one load).
     pub fn supported(self) -> bool {
+        static SUPPORTED: OnceLock<[bool; 4]> = OnceLock::new();
+        SUPPORTED.get_or_init(|| [Isa::Avx512, Isa::Avx2, Isa::Neon, Isa::Portable].map(Isa::detect))[self as usize]
+    }
+
+    fn detect(self) -> bool {
         match self {
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => Isa::Avx2.supported() && is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl"),
+            Isa::Avx512 => Isa::Avx2.detect() && is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl"),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
             #[cfg(target_arch = "aarch64")]
