@@ -40,6 +40,12 @@ unsafe impl Sync for SharedOut {}
 /// `out[M, N] = epilogue(input[M, K] · weights[K, N]) + residual[M, N]`, with `out` and
 /// `residual` dense row-major. Runs on the current rayon pool.
 pub fn pointwise(input: MatRef, weights: MatRef, epilogue: Epilogue, residual: Option<&[f32]>, out: &mut [f32]) {
+    pointwise_on(Isa::best(), input, weights, epilogue, residual, out)
+}
+
+/// [`pointwise`] with the instruction set of its own loops (vector–matrix products,
+/// epilogues) chosen by the caller; the GEMM crate picks its own.
+pub fn pointwise_on(isa: Isa, input: MatRef, weights: MatRef, epilogue: Epilogue, residual: Option<&[f32]>, out: &mut [f32]) {
     let (m, k, n) = (input.rows, input.cols, weights.cols);
     assert_eq!(weights.rows, k, "weights of {} inputs for {k} input channels", weights.rows);
     assert_eq!(epilogue.len(), n, "epilogue of {} channels for {n} outputs", epilogue.len());
@@ -51,7 +57,7 @@ pub fn pointwise(input: MatRef, weights: MatRef, epilogue: Epilogue, residual: O
         return;
     }
     if m <= GEMV_ROWS {
-        gemv_rows(input, weights, epilogue, residual, out);
+        gemv_rows(isa, input, weights, epilogue, residual, out);
         return;
     }
     // Below this much work a task costs more than it saves.
@@ -67,7 +73,6 @@ pub fn pointwise(input: MatRef, weights: MatRef, epilogue: Epilogue, residual: O
         (m, n.div_ceil(threads).next_multiple_of(COLUMN_GRAIN).min(n))
     };
     let (row_parts, column_blocks) = (m.div_ceil(part_rows), n.div_ceil(column_block));
-    let isa = Isa::best();
     let dst = SharedOut(out.as_mut_ptr());
     (0..row_parts * column_blocks).into_par_iter().for_each(|part| {
         let (p0, c0) = ((part / column_blocks) * part_rows, (part % column_blocks) * column_block);
@@ -138,11 +143,10 @@ unsafe fn multiply(dst: *mut f32, dst_stride: usize, lhs: *const f32, lhs_stride
 /// Each of the `m ≤ GEMV_ROWS` rows as a vector–matrix product, the columns split over
 /// the threads when the weights are large (reading them is the whole cost: one stream of
 /// memory per thread, each over its own block of columns).
-fn gemv_rows(input: MatRef, weights: MatRef, epilogue: Epilogue, residual: Option<&[f32]>, out: &mut [f32]) {
+fn gemv_rows(isa: Isa, input: MatRef, weights: MatRef, epilogue: Epilogue, residual: Option<&[f32]>, out: &mut [f32]) {
     let (m, k, n) = (input.rows, input.cols, weights.cols);
     let threads = if k * n < SERIAL_BELOW { 1 } else { rayon::current_num_threads() };
     let column_block = n.div_ceil(threads).next_multiple_of(COLUMN_GRAIN).min(n);
-    let isa = Isa::best();
     let dst = SharedOut(out.as_mut_ptr());
     let finish_block = |c0: usize| {
         let cols = column_block.min(n - c0);

@@ -6,7 +6,7 @@
 use dynofa_kernels::conv::{conv2d_on, ConvShape};
 use dynofa_kernels::depthwise::{depthwise_on, out_size, DepthwiseShape};
 use dynofa_kernels::epilogue::apply_row_on;
-use dynofa_kernels::pointwise::pointwise;
+use dynofa_kernels::pointwise::pointwise_on;
 use dynofa_kernels::pool::{mean_pixels_on, scale_channels_on};
 use dynofa_kernels::{Activation, AlignedBuf, Epilogue, Isa, MatRef};
 
@@ -55,19 +55,20 @@ fn the_portable_fallback_is_always_available() {
 
 #[test]
 fn pointwise_matches_naive_on_strided_prefix_views() {
-    for (m, k, n) in [(1, 1, 1), (7, 13, 5), (33, 17, 49), (300, 24, 40), (5, 200, 3), (1, 64, 1000), (2, 301, 250), (2000, 40, 24)] {
+    // Vector–matrix products (M ≤ 2) and GEMMs, full and partial tiles.
+    for (m, k, n) in [(1, 1, 1), (7, 13, 5), (37, 32, 19), (2001, 24, 24), (33, 17, 49), (300, 24, 40), (5, 200, 3), (1, 64, 1000), (2, 301, 250), (2000, 40, 24)] {
         let (ld_in, ld_w) = (k + 3, n + 2);
         let input = values(m * ld_in, 1);
         let weights = values((k + 2) * ld_w, 2);
         let (scale, shift, residual) = (values(n, 3), values(n, 4), values(m * n, 5));
         let input_view = MatRef::strided(&input, m, k, ld_in);
         let weight_view = MatRef::strided(&weights, k + 2, n + 2, ld_w).top_left(k, n);
-        for threads in [1, 2] {
+        for (isa, threads) in Isa::available().into_iter().flat_map(|isa| [1, 2].map(|threads| (isa, threads))) {
             for (act, with_residual) in [(Activation::HSwish, false), (Activation::None, true), (Activation::Relu, false)] {
                 let mut out = vec![f32::NAN; m * n];
                 let epilogue = Epilogue { scale: &scale, shift: &shift, act };
                 let res = with_residual.then_some(&residual[..]);
-                pool(threads).install(|| pointwise(input_view, weight_view, epilogue, res, &mut out));
+                pool(threads).install(|| pointwise_on(isa, input_view, weight_view, epilogue, res, &mut out));
                 let want: Vec<f64> = (0..m * n)
                     .map(|idx| {
                         let (r, c) = (idx / n, idx % n);
@@ -75,7 +76,7 @@ fn pointwise_matches_naive_on_strided_prefix_views() {
                         act64(act, dot * scale[c] as f64 + shift[c] as f64) + if with_residual { residual[idx] as f64 } else { 0.0 }
                     })
                     .collect();
-                assert_close(&out, &want, &format!("pointwise {m}×{k}×{n}, {threads} threads, {act:?}"));
+                assert_close(&out, &want, &format!("pointwise {m}×{k}×{n}, {} on {threads} threads, {act:?}", isa.name()));
             }
         }
     }
