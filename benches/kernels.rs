@@ -11,8 +11,9 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use dynofa_kernels::conv::{conv2d_on, ConvShape};
-use dynofa_kernels::depthwise::{depthwise_on, DepthwiseShape};
+use dynofa_kernels::conv::conv2d_on;
+use dynofa_kernels::depthwise::depthwise_on;
+use dynofa_kernels::shape::ConvShape;
 use dynofa_kernels::pointwise::pointwise;
 use dynofa_kernels::{Activation, Epilogue, Isa, MatRef};
 
@@ -70,7 +71,7 @@ fn kernels(c: &mut Criterion) {
     group.finish();
     let mut group = c.benchmark_group("depthwise");
     for (h, ch, k, stride) in [(112, 96, 7, 2), (56, 144, 7, 1), (28, 288, 7, 1), (14, 816, 7, 1), (7, 1152, 7, 1), (56, 144, 3, 1)] {
-        let shape = DepthwiseShape { h, w: h, channels: ch, k, stride };
+        let shape = ConvShape { h, w: h, channels: ch, k, stride };
         let (ho, wo) = shape.out_hw();
         let (input, kernels) = (values(h * h * ch), values(k * k * ch));
         let mut out = values(ho * wo * ch);
@@ -84,7 +85,7 @@ fn kernels(c: &mut Criterion) {
     }
     group.finish();
     let mut group = c.benchmark_group("stem");
-    let (shape, c_out) = (ConvShape { c_in: 3, h: 224, w: 224, k: 3, stride: 2 }, 24);
+    let (shape, c_out) = (ConvShape { h: 224, w: 224, channels: 3, k: 3, stride: 2 }, 24);
     let (ho, wo) = shape.out_hw();
     let (input, weights) = (values(3 * 224 * 224), values(27 * c_out));
     let mut out = values(ho * wo * c_out);

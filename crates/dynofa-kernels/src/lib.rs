@@ -17,6 +17,7 @@
 //! - [`conv`]: a direct dense k×k convolution of few input channels (the stem).
 //! - [`epilogue`]: per-channel scale/shift (folded BatchNorm or bias), activation,
 //!   residual add.
+//! - [`shape`]: the shape of a k×k convolution (dense or depthwise) and its output size.
 //! - [`pool`]: global average pooling and per-channel gating (squeeze-and-excitation).
 //!
 //! Threads come from the caller's rayon pool. Depends on `gemm` and `rayon` only.
@@ -29,6 +30,7 @@ pub mod isa;
 pub mod matrix;
 pub mod pointwise;
 pub mod pool;
+pub mod shape;
 
 pub use buffer::AlignedBuf;
 pub use epilogue::{Activation, Epilogue};

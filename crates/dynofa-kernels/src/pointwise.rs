@@ -70,11 +70,7 @@ pub fn pointwise_on(isa: Isa, input: MatRef, weights: MatRef, epilogue: Epilogue
     // are enough (every convolution), else blocks of columns (fully connected layers of a
     // batch: each task then reads and packs only its slice of the weights). A task goes through
     // its part `ROW_TILE` rows at a time.
-    let (part_rows, column_block) = if m >= ROW_SPLIT_MIN || threads == 1 {
-        (m.div_ceil(threads), n)
-    } else {
-        (m, n.div_ceil(threads).next_multiple_of(COLUMN_GRAIN).min(n))
-    };
+    let (part_rows, column_block) = if m >= ROW_SPLIT_MIN || threads == 1 { (m.div_ceil(threads), n) } else { (m, column_block(n, threads)) };
     let (row_parts, column_blocks) = (m.div_ceil(part_rows), n.div_ceil(column_block));
     let dst = SharedOut(out.as_mut_ptr());
     (0..row_parts * column_blocks).into_par_iter().for_each(|part| {
@@ -149,9 +145,10 @@ unsafe fn multiply(dst: *mut f32, dst_stride: usize, lhs: *const f32, lhs_stride
 fn gemv_rows(isa: Isa, input: MatRef, weights: MatRef, epilogue: Epilogue, residual: Option<&[f32]>, out: &mut [f32]) {
     let (m, k, n) = (input.rows, input.cols, weights.cols);
     let threads = if k * n < SERIAL_BELOW { 1 } else { rayon::current_num_threads() };
-    let column_block = n.div_ceil(threads).next_multiple_of(COLUMN_GRAIN).min(n);
+    let column_block = column_block(n, threads);
     let dst = SharedOut(out.as_mut_ptr());
-    let finish_block = |c0: usize| {
+    (0..n.div_ceil(column_block)).into_par_iter().for_each(|block| {
+        let c0 = block * column_block;
         let cols = column_block.min(n - c0);
         let (weights, epilogue) = (weights.columns(c0..c0 + cols), epilogue.columns(c0..c0 + cols));
         #[allow(clippy::redundant_locals)] // capture the whole `Send` wrapper, not its raw pointer
@@ -164,12 +161,12 @@ fn gemv_rows(isa: Isa, input: MatRef, weights: MatRef, epilogue: Epilogue, resid
             gemv_on(isa, x, weights, y);
             apply_row_on(isa, y, epilogue, residual.map(|res| &res[r * n + c0..r * n + c0 + cols]));
         }
-    };
-    if threads == 1 {
-        finish_block(0);
-    } else {
-        (0..n.div_ceil(column_block)).into_par_iter().for_each(|block| finish_block(block * column_block));
-    }
+    });
+}
+
+/// Columns per task when `threads` tasks split `n` columns: whole vector registers.
+fn column_block(n: usize, threads: usize) -> usize {
+    n.div_ceil(threads).next_multiple_of(COLUMN_GRAIN).min(n)
 }
 
 crate::multiversion! {

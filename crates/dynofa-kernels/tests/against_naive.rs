@@ -3,11 +3,12 @@
 //! of a vector width (and below one), 1×1 and odd spatial sizes, stride 2 on odd inputs,
 //! strided weight views, batches, one and two threads.
 
-use dynofa_kernels::conv::{conv2d_on, ConvShape};
-use dynofa_kernels::depthwise::{depthwise_on, out_size, DepthwiseShape};
+use dynofa_kernels::conv::conv2d_on;
+use dynofa_kernels::depthwise::depthwise_on;
 use dynofa_kernels::epilogue::apply_row_on;
 use dynofa_kernels::pointwise::pointwise_on;
 use dynofa_kernels::pool::{mean_pixels_on, scale_channels_on};
+use dynofa_kernels::shape::{out_size, ConvShape};
 use dynofa_kernels::{Activation, AlignedBuf, Epilogue, Isa, MatRef};
 
 /// Deterministic pseudo-random values in [-1, 1).
@@ -83,8 +84,8 @@ fn pointwise_matches_naive_on_strided_prefix_views() {
 }
 
 /// `[B, ho, wo, C]` of a depthwise convolution of `[B, h, w, C]` with kernels `[k², C]`.
-fn naive_depthwise(input: &[f32], batch: usize, shape: DepthwiseShape, kernels: &[f32]) -> Vec<f64> {
-    let DepthwiseShape { h, w, channels: c, k, stride } = shape;
+fn naive_depthwise(input: &[f32], batch: usize, shape: ConvShape, kernels: &[f32]) -> Vec<f64> {
+    let ConvShape { h, w, channels: c, k, stride } = shape;
     let (ho, wo) = shape.out_hw();
     let pad = (k / 2) as isize;
     let mut out = vec![0.0; batch * ho * wo * c];
@@ -117,7 +118,7 @@ fn depthwise_matches_naive_for_every_isa() {
         for &(c, h, w) in &[(1, 1, 1), (3, 5, 7), (17, 9, 9), (33, 14, 14), (8, 11, 6), (40, 7, 7), (24, 13, 3), (16, 2, 17)] {
             for k in [3, 5, 7, 9] {
                 for stride in [1, 2] {
-                    let shape = DepthwiseShape { h, w, channels: c, k, stride };
+                    let shape = ConvShape { h, w, channels: c, k, stride };
                     let (ho, wo) = shape.out_hw();
                     let batch = 2;
                     let input = values(batch * h * w * c, 5);
@@ -152,7 +153,7 @@ fn stem_conv_matches_naive() {
         let (ho, wo) = (out_size(h, k, stride), out_size(w, k, stride));
         let (scale, shift) = (vec![1.0; c_out], vec![0.0; c_out]);
         let epi = Epilogue { scale: &scale, shift: &shift, act: Activation::None };
-        let shape = ConvShape { c_in, h, w, k, stride };
+        let shape = ConvShape { h, w, channels: c_in, k, stride };
         let outs: Vec<(String, Vec<f32>)> = Isa::available()
             .into_iter()
             .flat_map(|isa| [1, 2].map(|threads| (isa, threads)))

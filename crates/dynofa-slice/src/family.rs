@@ -24,10 +24,11 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use burn::prelude::*;
-use dynofa_kernels::conv::{conv2d, ConvShape};
-use dynofa_kernels::depthwise::{depthwise, out_size, DepthwiseShape};
+use dynofa_kernels::conv::conv2d;
+use dynofa_kernels::depthwise::depthwise;
 use dynofa_kernels::pointwise::pointwise;
 use dynofa_kernels::pool::{mean_pixels, scale_channels};
+use dynofa_kernels::shape::{out_size, ConvShape};
 use dynofa_kernels::{Activation, AlignedBuf, Epilogue, MatRef};
 use dynofa_supernet::layers::{Act, BatchNorm, SqueezeExcite, BN_EPS};
 use dynofa_supernet::supernet::BlockSpec;
@@ -141,13 +142,10 @@ struct Level {
 struct Workspace {
     /// Activations `[B, H, W, C]`, 64-byte aligned.
     bufs: [AlignedBuf; 4],
-    /// Per-image channel vectors `[B, C]`: pooled features, squeezed features, gates, head.
+    /// Squeeze-and-excitation's channel vectors `[C]`: pooled features, squeezed features, gates.
     pooled: Vec<f32>,
     squeezed: Vec<f32>,
     gates: Vec<f32>,
-    head: Vec<f32>,
-    /// Pooled features `[final_expand]` of one image (single-image path).
-    features: Vec<f32>,
 }
 
 /// The head's inputs and hidden layer for a whole batch: pooled features `[B,
@@ -173,7 +171,7 @@ impl Workspace {
         for b in self.bufs.iter_mut() {
             b.reserve(activations);
         }
-        for b in [&mut self.pooled, &mut self.squeezed, &mut self.gates, &mut self.head] {
+        for b in [&mut self.pooled, &mut self.squeezed, &mut self.gates] {
             if b.len() < channels {
                 b.resize(channels, 0.0);
             }
@@ -513,17 +511,18 @@ impl FamilyStore {
         }
         self.reserve_workers(1);
         let mut ws = std::mem::take(&mut self.workspaces[0]);
+        let mut head = std::mem::take(&mut self.head); // reserved for one image on construction
         let mut logits = vec![0.0; self.config.num_classes];
         let mut runs = Vec::new();
         let this = &*self;
         this.pool().install(|| {
             for i in 0..iters.max(1) + 2 {
                 let mut timings = (i >= 2).then(Timings::default);
-                with_threads_awake(|| this.forward_image_timed(&mut ws, &image.data, r, &mut logits, &mut timings));
+                with_threads_awake(|| this.forward_image_timed(&mut ws, &mut head, &image.data, r, &mut logits, &mut timings));
                 runs.extend(timings);
             }
         });
-        self.workspaces[0] = ws;
+        (self.workspaces[0], self.head) = (ws, head);
         Ok(runs)
     }
 
@@ -557,17 +556,14 @@ impl FamilyStore {
     }
 
     /// Logits `[classes]` of the active level for one image `[3, r, r]` (trunk and head),
-    /// on the current rayon pool, with buffers `ws`, recording operation and layer times
-    /// when `timings` is given.
-    fn forward_image_timed(&self, ws: &mut Workspace, image: &[f32], r: usize, logits: &mut [f32], timings: &mut Option<Timings>) {
+    /// on the current rayon pool, with buffers `ws` and `head`, recording operation and
+    /// layer times when `timings` is given.
+    fn forward_image_timed(&self, ws: &mut Workspace, head: &mut BatchHead, image: &[f32], r: usize, logits: &mut [f32], timings: &mut Option<Timings>) {
         let widths = self.config.widths();
+        let (features, hidden) = (&mut head.features[..widths.final_expand], &mut head.hidden[..widths.feature_mix]);
         let mut clock = Stopwatch::new(timings);
-        let mut features = std::mem::take(&mut ws.features);
-        features.resize(widths.final_expand, 0.0);
-        let mut hidden = std::mem::take(&mut ws.head);
-        self.trunk(ws, image, r, &mut features, &mut clock);
-        self.head(1, &features, &mut hidden[..widths.feature_mix], logits, &mut clock);
-        (ws.features, ws.head) = (features, hidden);
+        self.trunk(ws, image, r, features, &mut clock);
+        self.head(1, features, hidden, logits, &mut clock);
     }
 
     /// Pooled features `[final_expand]` of the active level for one image `[3, r, r]`:
@@ -584,13 +580,13 @@ impl FamilyStore {
 
         // Stem: conv 3×3 s2 → BN → h-swish.                         [B, 3, r, r] → [B, h, w, stem]
         let a = pick(&mut own_bn, &self.stem_bn);
-        let shape = ConvShape { c_in: 3, h: r, w: r, k: 3, stride: 2 };
+        let shape = ConvShape { h: r, w: r, channels: 3, k: 3, stride: 2 };
         conv2d(images, batch, shape, self.stem.view(27, stem), a.epilogue(stem, Activation::HSwish), cur);
         clock.lap("stem");
         clock.end_layer();
         // Block 0: depthwise 3×3 → BN → ReLU → 1×1 → BN, + input.    [B, h, w, stem]
         let a = pick(&mut own_bn, &self.block0_depthwise_bn);
-        let shape = DepthwiseShape { h, w, channels: stem, k: 3, stride: 1 };
+        let shape = ConvShape { h, w, channels: stem, k: 3, stride: 1 };
         depthwise(cur, batch, shape, self.block0_depthwise.view(9, stem), a.epilogue(stem, Activation::Relu), t1);
         let a = pick(&mut own_bn, &self.block0_project_bn);
         let pixels = batch * h * w;
@@ -614,7 +610,7 @@ impl FamilyStore {
                 None => sb.depthwise.view(k * k, mid),
             };
             let a = pick(&mut own_bn, &sb.depthwise_bn);
-            let shape = DepthwiseShape { h, w, channels: mid, k, stride: spec.stride };
+            let shape = ConvShape { h, w, channels: mid, k, stride: spec.stride };
             depthwise(t1, batch, shape, kernels, a.epilogue(mid, activation), t2);
             clock.lap(depthwise_label(k));
             (h, w) = shape.out_hw();
