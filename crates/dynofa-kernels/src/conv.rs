@@ -5,7 +5,6 @@
 //! products of one input value (broadcast) and one weight row `[C_out]`. Pixels go
 //! [`PIXELS`] at a time, so that each weight vector loaded feeds that many accumulators.
 
-use rayon::prelude::*;
 
 use crate::epilogue::{h_sigmoid, Activation, Epilogue};
 use crate::isa::{mul_add, Isa};
@@ -37,8 +36,8 @@ pub fn conv2d_on(isa: Isa, input: &[f32], batch: usize, shape: ConvShape, weight
     if rows * wo * c_out == 0 {
         return;
     }
-    let band = rows.div_ceil(rayon::current_num_threads());
-    out[..rows * wo * c_out].par_chunks_mut(band * wo * c_out).enumerate().for_each(|(task, out_rows)| {
+    let band = rows.div_ceil(crate::threads::current());
+    crate::threads::for_each_chunk_mut(&mut out[..rows * wo * c_out], band * wo * c_out, |task, out_rows| {
         for (i, out_row) in out_rows.chunks_mut(wo * c_out).enumerate() {
             let (b, oy) = ((task * band + i) / ho, (task * band + i) % ho);
             let image = &input[b * c_in * h * w..(b + 1) * c_in * h * w];

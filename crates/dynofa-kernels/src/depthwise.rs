@@ -6,12 +6,11 @@
 //! go `PIXELS` at a time, so that each kernel value loaded feeds several accumulators;
 //! pixels whose window crosses the border go one at a time over their valid taps.
 
-use rayon::prelude::*;
-
 use crate::epilogue::{h_sigmoid, Activation, Epilogue};
 use crate::isa::{mul_add, Isa};
 use crate::matrix::MatRef;
 use crate::shape::{out_size, ConvShape};
+use crate::threads;
 
 /// `out[b] = epilogue(kernels ⊛ input[b])` for each image `b` of `input = [B, h, w, C]`,
 /// `out = [B, ho, wo, C]`. `kernels` is `[k², C]`: row `ky·k + kx` holds that tap for
@@ -36,10 +35,10 @@ pub fn depthwise_on(isa: Isa, input: &[f32], batch: usize, shape: ConvShape, ker
     }
     // One task per thread, each a contiguous band of rows (so that a thread keeps reading
     // the rows the previous kernel's same-numbered task wrote), `BAND` rows at a time.
-    let band = ho.div_ceil(rayon::current_num_threads());
-    out[..batch * ho * wo * c].par_chunks_mut(ho * wo * c).enumerate().for_each(|(b, out_image)| {
+    let band = ho.div_ceil(threads::current());
+    threads::for_each_chunk_mut(&mut out[..batch * ho * wo * c], ho * wo * c, |b, out_image| {
         let image = &input[b * h * w * c..(b + 1) * h * w * c];
-        out_image.par_chunks_mut(band * wo * c).enumerate().for_each(|(task, out_rows)| {
+        threads::for_each_chunk_mut(out_image, band * wo * c, |task, out_rows| {
             for (i, out_rows) in out_rows.chunks_mut(BAND * wo * c).enumerate() {
                 output_rows(isa, image, shape, kernels, epilogue, task * band + i * BAND, out_rows);
             }
@@ -129,6 +128,11 @@ unsafe fn row<const K: usize, const S: usize, const P: usize, const R: usize, co
     out_row: &mut [f32],
 ) {
     let c = shape.channels;
+    #[cfg(target_arch = "x86_64")]
+    if L == 16 && FUSED && c >= L {
+        // SAFETY: 16 fused lanes: the AVX-512 variant; the rest is this function's contract.
+        return unsafe { crate::depthwise_avx512::rows::<K, S, R>(image, shape, kernels, epilogue, oy, out_row) };
+    }
     let wo = out_size(shape.w, K, S);
     // SAFETY: forwarded; blocks cover channels below `c` and pixels below `wo`.
     unsafe {

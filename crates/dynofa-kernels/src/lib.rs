@@ -19,18 +19,23 @@
 //!   residual add.
 //! - [`shape`]: the shape of a k×k convolution (dense or depthwise) and its output size.
 //! - [`pool`]: global average pooling and per-channel gating (squeeze-and-excitation).
+//! - [`threads`]: how kernels split work: tasks on the current rayon pool, or the calling
+//!   thread alone.
 //!
-//! Threads come from the caller's rayon pool. Depends on `gemm` and `rayon` only.
+//! Threads come from the caller's rayon pool (or none: [`threads::serial`]). Depends on `gemm` and `rayon` only.
 
 pub mod buffer;
 pub mod conv;
 pub mod depthwise;
+#[cfg(target_arch = "x86_64")]
+mod depthwise_avx512;
 pub mod epilogue;
 pub mod isa;
 pub mod matrix;
 pub mod pointwise;
 pub mod pool;
 pub mod shape;
+pub mod threads;
 
 pub use buffer::AlignedBuf;
 pub use epilogue::{Activation, Epilogue};

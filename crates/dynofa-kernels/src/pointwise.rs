@@ -7,7 +7,6 @@
 //! when there are too few rows to keep every thread busy — and each tile is multiplied
 //! (`gemm` crate, one thread) and finished by the epilogue while it is still in cache.
 
-use rayon::prelude::*;
 
 use crate::epilogue::{apply_row_on, Epilogue};
 use crate::isa::{mul_add, Isa};
@@ -64,7 +63,7 @@ pub fn pointwise_on(isa: Isa, input: MatRef, weights: MatRef, epilogue: Epilogue
         return;
     }
     // Below this much work a task costs more than it saves.
-    let threads = if m * n * k < SERIAL_BELOW { 1 } else { rayon::current_num_threads() };
+    let threads = if m * n * k < SERIAL_BELOW { 1 } else { crate::threads::current() };
     // One task per thread, each a contiguous part of the output (so that a thread keeps
     // the rows the previous kernel's same-numbered task wrote): blocks of rows when there
     // are enough (every convolution), else blocks of columns (fully connected layers of a
@@ -73,7 +72,7 @@ pub fn pointwise_on(isa: Isa, input: MatRef, weights: MatRef, epilogue: Epilogue
     let (part_rows, column_block) = if m >= ROW_SPLIT_MIN || threads == 1 { (m.div_ceil(threads), n) } else { (m, column_block(n, threads)) };
     let (row_parts, column_blocks) = (m.div_ceil(part_rows), n.div_ceil(column_block));
     let dst = SharedOut(out.as_mut_ptr());
-    (0..row_parts * column_blocks).into_par_iter().for_each(|part| {
+    crate::threads::for_each_task(row_parts * column_blocks, |part| {
         let (p0, c0) = ((part / column_blocks) * part_rows, (part % column_blocks) * column_block);
         let cols = column_block.min(n - c0);
         let epilogue = epilogue.columns(c0..c0 + cols);
@@ -144,10 +143,10 @@ unsafe fn multiply(dst: *mut f32, dst_stride: usize, lhs: *const f32, lhs_stride
 /// memory per thread, each over its own block of columns).
 fn gemv_rows(isa: Isa, input: MatRef, weights: MatRef, epilogue: Epilogue, residual: Option<&[f32]>, out: &mut [f32]) {
     let (m, k, n) = (input.rows, input.cols, weights.cols);
-    let threads = if k * n < SERIAL_BELOW { 1 } else { rayon::current_num_threads() };
+    let threads = if k * n < SERIAL_BELOW { 1 } else { crate::threads::current() };
     let column_block = column_block(n, threads);
     let dst = SharedOut(out.as_mut_ptr());
-    (0..n.div_ceil(column_block)).into_par_iter().for_each(|block| {
+    crate::threads::for_each_task(n.div_ceil(column_block), |block| {
         let c0 = block * column_block;
         let cols = column_block.min(n - c0);
         let (weights, epilogue) = (weights.columns(c0..c0 + cols), epilogue.columns(c0..c0 + cols));

@@ -9,6 +9,7 @@ use dynofa_kernels::epilogue::apply_row_on;
 use dynofa_kernels::pointwise::pointwise_on;
 use dynofa_kernels::pool::{mean_pixels_on, scale_channels_on};
 use dynofa_kernels::shape::{out_size, ConvShape};
+use dynofa_kernels::threads;
 use dynofa_kernels::{Activation, AlignedBuf, Epilogue, Isa, MatRef};
 
 /// Deterministic pseudo-random values in [-1, 1).
@@ -41,8 +42,13 @@ fn act64(act: Activation, x: f64) -> f64 {
 
 const ACTS: [Activation; 4] = [Activation::None, Activation::Relu, Activation::HSwish, Activation::HSigmoid];
 
-fn pool(threads: usize) -> rayon::ThreadPool {
-    rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool")
+/// Runs `f` with the kernels on `threads` threads: a rayon pool of that many, or — for
+/// one — the calling thread alone ([`threads::serial`], what the family store does).
+fn on_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    match threads {
+        1 => threads::serial(f),
+        _ => rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool").install(f),
+    }
 }
 
 #[test]
@@ -69,7 +75,7 @@ fn pointwise_matches_naive_on_strided_prefix_views() {
                 let mut out = vec![f32::NAN; m * n];
                 let epilogue = Epilogue { scale: &scale, shift: &shift, act };
                 let res = with_residual.then_some(&residual[..]);
-                pool(threads).install(|| pointwise_on(isa, input_view, weight_view, epilogue, res, &mut out));
+                on_threads(threads, || pointwise_on(isa, input_view, weight_view, epilogue, res, &mut out));
                 let want: Vec<f64> = (0..m * n)
                     .map(|idx| {
                         let (r, c) = (idx / n, idx % n);
@@ -115,7 +121,8 @@ fn naive_depthwise(input: &[f32], batch: usize, shape: ConvShape, kernels: &[f32
 #[test]
 fn depthwise_matches_naive_for_every_isa() {
     for isa in Isa::available() {
-        for &(c, h, w) in &[(1, 1, 1), (3, 5, 7), (17, 9, 9), (33, 14, 14), (8, 11, 6), (40, 7, 7), (24, 13, 3), (16, 2, 17)] {
+        // 48×9×29 and 20×6×31: wide enough for interior blocks of 8 pixels with k = 7.
+        for &(c, h, w) in &[(1, 1, 1), (3, 5, 7), (17, 9, 9), (33, 14, 14), (8, 11, 6), (40, 7, 7), (24, 13, 3), (16, 2, 17), (48, 9, 29), (20, 6, 31)] {
             for k in [3, 5, 7, 9] {
                 for stride in [1, 2] {
                     let shape = ConvShape { h, w, channels: c, k, stride };
@@ -131,13 +138,14 @@ fn depthwise_matches_naive_for_every_isa() {
                     let act = ACTS[(c + k + stride) % ACTS.len()];
                     let mut out = vec![f32::NAN; batch * ho * wo * c];
                     let epi = Epilogue { scale: &scale, shift: &shift, act };
-                    pool(2).install(|| depthwise_on(isa, &input, batch, shape, view, epi, &mut out));
+                    let threads = 1 + (c + h) % 2; // both cases over the shapes
+                    on_threads(threads, || depthwise_on(isa, &input, batch, shape, view, epi, &mut out));
                     let want: Vec<f64> = naive_depthwise(&input, batch, shape, &dense)
                         .iter()
                         .enumerate()
                         .map(|(i, &v)| act64(act, v * scale[i % c] as f64 + shift[i % c] as f64))
                         .collect();
-                    assert_close(&out, &want, &format!("{} depthwise c{c} {h}×{w} k{k} s{stride} {act:?}", isa.name()));
+                    assert_close(&out, &want, &format!("{} depthwise c{c} {h}×{w} k{k} s{stride} {act:?} on {threads} threads", isa.name()));
                 }
             }
         }
@@ -159,7 +167,7 @@ fn stem_conv_matches_naive() {
             .flat_map(|isa| [1, 2].map(|threads| (isa, threads)))
             .map(|(isa, threads)| {
                 let mut out = vec![f32::NAN; batch * ho * wo * c_out];
-                pool(threads).install(|| conv2d_on(isa, &input, batch, shape, MatRef::dense(&transposed, c_in * k * k, c_out), epi, &mut out));
+                on_threads(threads, || conv2d_on(isa, &input, batch, shape, MatRef::dense(&transposed, c_in * k * k, c_out), epi, &mut out));
                 (format!("{} on {threads} threads", isa.name()), out)
             })
             .collect();

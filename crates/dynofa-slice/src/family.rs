@@ -211,9 +211,11 @@ pub struct FamilyStore {
     workspaces: Vec<Workspace>,
     /// The head's buffers for a whole batch.
     head: BatchHead,
-    /// One pool per thread count `1..=max`, built up front so that changing the thread
-    /// count is as cheap as switching levels; `pools[threads - 1]` runs the forwards.
+    /// One pool per thread count `2..=max_threads`, built up front so that changing the
+    /// thread count is as cheap as switching levels; `pools[threads - 2]` runs the forwards
+    /// (one thread needs none: the caller runs them).
     pools: Vec<Arc<rayon::ThreadPool>>,
+    max_threads: usize,
     threads: usize,
 }
 
@@ -278,7 +280,8 @@ impl FamilyStore {
             per_image: (0, 0),
             workspaces: Vec::new(),
             head: BatchHead::default(),
-            pools: (1..=threads.max(1)).map(thread_pool).collect::<Result<_>>()?,
+            pools: (2..=threads).map(thread_pool).collect::<Result<_>>()?,
+            max_threads: threads.max(1),
             threads: threads.max(1),
         };
         store.levels = levels.iter().map(|config| level(supernet, &specs, config, stored_k)).collect();
@@ -334,25 +337,30 @@ impl FamilyStore {
 
     /// The most threads the store can use (what it was built with).
     pub fn max_threads(&self) -> usize {
-        self.pools.len()
+        self.max_threads
     }
 
     /// Runs the next forwards on `threads` threads (1 to [`FamilyStore::max_threads`]).
     /// O(1): the pools exist already.
     pub fn set_threads(&mut self, threads: usize) -> Result<()> {
-        if threads == 0 || threads > self.pools.len() {
+        if threads == 0 || threads > self.max_threads {
             return Err(Error::InvalidValue {
                 field: "threads".into(),
                 value: threads.to_string(),
-                expected: format!("1..={}", self.pools.len()),
+                expected: format!("1..={}", self.max_threads),
             });
         }
         self.threads = threads;
         Ok(())
     }
 
-    fn pool(&self) -> &rayon::ThreadPool {
-        &self.pools[self.threads - 1]
+    /// Runs `work` on the active thread count: one runs it on this thread (no hand-over to
+    /// a pool thread and back), more run it on their pool with every thread kept awake.
+    fn on_threads<R: Send>(&self, work: impl FnOnce() -> R + Send) -> R {
+        match self.threads {
+            1 => dynofa_kernels::threads::serial(work),
+            threads => self.pools[threads - 2].install(|| with_threads_awake(work)),
+        }
     }
 
     /// Uses the BatchNorm statistics of `calibrated` (the level's static network after
@@ -436,26 +444,29 @@ impl FamilyStore {
         // cache better than a whole batch layer by layer); within an image, every kernel
         // splits its work over the threads left idle. The head's fully connected layers
         // then run once for the whole batch, so that their weights are read once.
-        let workers = self.pool().current_num_threads().min(batch).max(1);
+        let workers = self.threads.min(batch).max(1);
         self.reserve_workers(workers);
         let per_worker = batch.div_ceil(workers);
         let mut workspaces = std::mem::take(&mut self.workspaces);
         let mut head = std::mem::take(&mut self.head);
         head.reserve(batch, fe, fm);
         let this = &*self;
-        this.pool().install(|| {
-            with_threads_awake(|| {
+        let trunks = |ws: &mut Workspace, images: &[f32], features: &mut [f32]| {
+            for (image, features) in images.chunks(3 * r * r).zip(features.chunks_mut(fe)) {
+                this.trunk(ws, image, r, features, &mut Stopwatch::new(&mut None));
+            }
+        };
+        this.on_threads(|| {
+            if workers == 1 {
+                trunks(&mut workspaces[0], &input.data, &mut head.features[..batch * fe]);
+            } else {
                 workspaces
                     .par_iter_mut()
                     .zip(input.data.par_chunks(per_worker * 3 * r * r))
                     .zip(head.features[..batch * fe].par_chunks_mut(per_worker * fe))
-                    .for_each(|((ws, images), features)| {
-                        for (image, features) in images.chunks(3 * r * r).zip(features.chunks_mut(fe)) {
-                            this.trunk(ws, image, r, features, &mut Stopwatch::new(&mut None));
-                        }
-                    });
-                this.head(batch, &head.features[..batch * fe], &mut head.hidden[..batch * fm], &mut logits, &mut Stopwatch::new(&mut None));
-            })
+                    .for_each(|((ws, images), features)| trunks(ws, images, features));
+            }
+            this.head(batch, &head.features[..batch * fe], &mut head.hidden[..batch * fm], &mut logits, &mut Stopwatch::new(&mut None));
         });
         self.workspaces = workspaces;
         self.head = head;
@@ -515,13 +526,11 @@ impl FamilyStore {
         let mut logits = vec![0.0; self.config.num_classes];
         let mut runs = Vec::new();
         let this = &*self;
-        this.pool().install(|| {
-            for i in 0..iters.max(1) + 2 {
-                let mut timings = (i >= 2).then(Timings::default);
-                with_threads_awake(|| this.forward_image_timed(&mut ws, &mut head, &image.data, r, &mut logits, &mut timings));
-                runs.extend(timings);
-            }
-        });
+        for i in 0..iters.max(1) + 2 {
+            let mut timings = (i >= 2).then(Timings::default);
+            this.on_threads(|| this.forward_image_timed(&mut ws, &mut head, &image.data, r, &mut logits, &mut timings));
+            runs.extend(timings);
+        }
         (self.workspaces[0], self.head) = (ws, head);
         Ok(runs)
     }
