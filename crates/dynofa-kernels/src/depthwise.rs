@@ -2,9 +2,12 @@
 //! images `[H, W, C]`, with the per-channel epilogue fused.
 //!
 //! Channels are the vector dimension: each output pixel accumulates `k²` products of a
-//! kernel tap `[C]` and an input pixel `[C]`, `LANES` channels at a time. Interior pixels
-//! go `PIXELS` at a time, so that each kernel value loaded feeds several accumulators;
-//! pixels whose window crosses the border go one at a time over their valid taps.
+//! kernel tap `[C]` and an input pixel `[C]`, `LANES` channels at a time. Pixels go in
+//! register blocks (up to 2 rows × 4 pixels here), so that each input column and kernel
+//! value loaded feeds several accumulators; blocks whose window crosses the image's left
+//! or right edge check each column. On AVX-512 the blocks are the intrinsics of
+//! `depthwise_avx512` (16 accumulators at stride 1), which measured
+//! 10–25% faster than this generic body compiled for AVX-512.
 
 use crate::epilogue::{h_sigmoid, Activation, Epilogue};
 use crate::isa::{mul_add, Isa};
