@@ -9,7 +9,8 @@
 
 use std::arch::x86_64::*;
 
-use crate::epilogue::{Activation, Epilogue};
+use crate::avx512::affine_activate;
+use crate::epilogue::Epilogue;
 use crate::matrix::MatRef;
 use crate::shape::{ConvShape, out_size};
 
@@ -94,7 +95,7 @@ unsafe fn rows_blocked<const K: usize, const S: usize, const P: usize, const R: 
             );
             for (r, acc) in acc.iter().enumerate() {
                 for (p, &acc) in acc.iter().enumerate().take(P.min(wo - ox)) {
-                    let y = activate(_mm512_fmadd_ps(acc, scale, shift), epilogue.act);
+                    let y = affine_activate(acc, scale, shift, epilogue.act);
                     _mm512_storeu_ps(out.add((r * wo + ox + p) * c + c0), y);
                 }
             }
@@ -178,24 +179,4 @@ impl Band {
             acc
         }
     }
-}
-
-/// The activation of 16 lanes.
-#[target_feature(enable = "avx512f")]
-#[inline]
-fn activate(y: __m512, act: Activation) -> __m512 {
-    match act {
-        Activation::None => y,
-        Activation::Relu => _mm512_max_ps(y, _mm512_setzero_ps()),
-        Activation::HSwish => _mm512_mul_ps(y, h_sigmoid(y)),
-        Activation::HSigmoid => h_sigmoid(y),
-    }
-}
-
-/// `relu6(y + 3) / 6` of 16 lanes.
-#[target_feature(enable = "avx512f")]
-#[inline]
-fn h_sigmoid(y: __m512) -> __m512 {
-    let relu6 = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(y, _mm512_set1_ps(3.0)), _mm512_setzero_ps()), _mm512_set1_ps(6.0));
-    _mm512_mul_ps(relu6, _mm512_set1_ps(1.0 / 6.0))
 }

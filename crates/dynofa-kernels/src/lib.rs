@@ -24,6 +24,8 @@
 //!
 //! Threads come from the caller's rayon pool (or none: [`threads::serial`]). Depends on `gemm` and `rayon` only.
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 pub mod buffer;
 pub mod conv;
 pub mod depthwise;
@@ -33,6 +35,8 @@ pub mod epilogue;
 pub mod isa;
 pub mod matrix;
 pub mod pointwise;
+#[cfg(target_arch = "x86_64")]
+mod pointwise_avx512;
 pub mod pool;
 pub mod shape;
 pub mod threads;

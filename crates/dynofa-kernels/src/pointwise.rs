@@ -29,6 +29,15 @@ const GEMV_ROWS: usize = 2;
 /// Weight rows a vector–matrix product reads at once (streams from memory in flight).
 const GEMV_STREAMS: usize = 8;
 
+/// Weights (`K × N` values) up to which AVX-512 runs the products through the own kernel
+/// of [`crate::pointwise_avx512`] (epilogue in registers, no packing): its strided
+/// reads of the weights then hit L1/L2 after the first row block. Larger weights come
+/// from L3 at every block and go through `gemm`, whose packing reads them in order:
+/// measured on the largest sub-network, the own kernel made the 14×14 and 7×7
+/// expansions (up to 192 × 1152 weights) 10–40% slower, and the first block's 24 × 24
+/// product 30% faster.
+const OWN_KERNEL_MAX_WEIGHTS: usize = 16 * 1024;
+
 /// Multiply–adds below which the product runs as one task.
 const SERIAL_BELOW: usize = 1 << 16;
 
@@ -86,6 +95,13 @@ pub fn pointwise_on(isa: Isa, input: MatRef, weights: MatRef, epilogue: Epilogue
             // their own `cols` values, so no two tasks hold overlapping slices.
             unsafe {
                 let tile_out = dst.0.add(r0 * n + c0);
+                #[cfg(target_arch = "x86_64")]
+                if isa == Isa::Avx512 && isa.supported() && k * n <= OWN_KERNEL_MAX_WEIGHTS {
+                    let (lhs, rhs) = (input.data.as_ptr().add(r0 * input.row_stride), weights.data.as_ptr().add(c0));
+                    let residual = residual.map(|res| res.as_ptr().add(r0 * n + c0));
+                    crate::pointwise_avx512::multiply_fused(tile_out, n, lhs, input.row_stride, rhs, weights.row_stride, rows, k, cols, epilogue, residual);
+                    continue;
+                }
                 multiply(tile_out, n, input.data.as_ptr().add(r0 * input.row_stride), input.row_stride, weights.data.as_ptr().add(c0), weights.row_stride, rows, k, cols);
                 for r in 0..rows {
                     let row = std::slice::from_raw_parts_mut(tile_out.add(r * n), cols);

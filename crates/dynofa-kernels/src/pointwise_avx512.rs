@@ -1,0 +1,160 @@
+//! The 1×1 convolution's AVX-512 body: `out = act(input · weights × scale + shift) +
+//! residual` for one tile, in register blocks of [`ROWS`] output rows × [`COLUMNS`]
+//! columns that accumulate over all of `K` and get their epilogue in registers before their
+//! only store (the `gemm` path writes a tile, then reads it back for the epilogue).
+//!
+//! Neither operand is packed: a block broadcasts its input rows' values from where they
+//! are (`ROWS` streams along `K`) and loads each weight row's 48 columns as three vectors
+//! (a weight row of a sub-network is a prefix of the supernet's, contiguous); the last
+//! vector of a row is masked when fewer columns remain. Column blocks go outer, so that a
+//! block's `K × 48` weights stay in L1/L2 while the tile's rows go by. Full vectors are
+//! stored unmasked: masked stores of whole vectors made the next layer, which reads them,
+//! measurably slower (0.3–0.5 ms per forward of the largest sub-network).
+
+use std::arch::x86_64::*;
+
+use crate::avx512::affine_activate;
+use crate::epilogue::Epilogue;
+
+/// Output rows per register block: 8 rows × 3 vectors = 24 accumulators, so that enough
+/// independent multiply–adds are in flight (8 × 2 measured 5–15% slower, 6 × 4 no faster).
+const ROWS: usize = 8;
+/// Output columns per register block (three vectors of 16).
+const COLUMNS: usize = 48;
+
+/// `out[rows × cols] = act(lhs[rows × k] · rhs[k × cols] × scale + shift) + residual`, row
+/// strides as given (`residual` shares `out`'s); `epilogue` covers the tile's `cols`.
+///
+/// # Safety
+/// The CPU has AVX-512F; each pointer is valid for the extents its stride and sizes
+/// describe; `out` does not overlap the inputs.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn multiply_fused(
+    out: *mut f32,
+    out_stride: usize,
+    lhs: *const f32,
+    lhs_stride: usize,
+    rhs: *const f32,
+    rhs_stride: usize,
+    rows: usize,
+    k: usize,
+    cols: usize,
+    epilogue: Epilogue,
+    residual: Option<*const f32>,
+) {
+    let tile = Tile { out, out_stride, lhs, lhs_stride, rhs, rhs_stride, k, epilogue, residual };
+    for n0 in (0..cols).step_by(COLUMNS) {
+        let width = (cols - n0).min(COLUMNS);
+        for m0 in (0..rows).step_by(ROWS) {
+            let r = (rows - m0).min(ROWS);
+            // SAFETY: rows `m0..m0 + r` and columns `n0..n0 + width` of the tile.
+            unsafe {
+                match width.div_ceil(16) {
+                    3 => tile.rows::<3>(r, m0, n0, width),
+                    2 => tile.rows::<2>(r, m0, n0, width),
+                    _ => tile.rows::<1>(r, m0, n0, width),
+                }
+            }
+        }
+    }
+}
+
+/// The operands of one tile (see [`multiply_fused`]).
+struct Tile<'a> {
+    out: *mut f32,
+    out_stride: usize,
+    lhs: *const f32,
+    lhs_stride: usize,
+    rhs: *const f32,
+    rhs_stride: usize,
+    k: usize,
+    epilogue: Epilogue<'a>,
+    residual: Option<*const f32>,
+}
+
+impl Tile<'_> {
+    /// [`Tile::block`] for `r ≤ ROWS` rows (a constant per call).
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn rows<const V: usize>(&self, r: usize, m0: usize, n0: usize, width: usize) {
+        // SAFETY: forwarded.
+        unsafe {
+            match r {
+                8 => self.block::<8, V>(m0, n0, width),
+                7 => self.block::<7, V>(m0, n0, width),
+                6 => self.block::<6, V>(m0, n0, width),
+                5 => self.block::<5, V>(m0, n0, width),
+                4 => self.block::<4, V>(m0, n0, width),
+                3 => self.block::<3, V>(m0, n0, width),
+                2 => self.block::<2, V>(m0, n0, width),
+                _ => self.block::<1, V>(m0, n0, width),
+            }
+        }
+    }
+
+    /// Output rows `m0..m0 + R`, columns `n0..n0 + width` (`V` vectors of 16: `width` in
+    /// `16·(V − 1) + 1 ..= 16·V`; lanes past it are masked off in every load and store).
+    ///
+    /// # Safety
+    /// As [`multiply_fused`], with the block inside the tile.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn block<const R: usize, const V: usize>(&self, m0: usize, n0: usize, width: usize) {
+        let last = lanes(width - 16 * (V - 1));
+        // SAFETY: masked-off lanes are never read or written (AVX-512 masked accesses do
+        // not fault on them); the rest is the caller's contract.
+        unsafe {
+            let mut acc = [[_mm512_setzero_ps(); V]; R];
+            let lhs = self.lhs.add(m0 * self.lhs_stride);
+            let mut rhs = self.rhs.add(n0);
+            for kk in 0..self.k {
+                let mut b = [_mm512_setzero_ps(); V];
+                for (v, b) in b.iter_mut().enumerate() {
+                    *b = if v + 1 < V { _mm512_loadu_ps(rhs.add(16 * v)) } else { _mm512_maskz_loadu_ps(last, rhs.add(16 * v)) };
+                }
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let a = _mm512_set1_ps(*lhs.add(r * self.lhs_stride + kk));
+                    for (acc, &b) in acc.iter_mut().zip(&b) {
+                        *acc = _mm512_fmadd_ps(a, b, *acc);
+                    }
+                }
+                rhs = rhs.add(self.rhs_stride);
+            }
+            self.finish(acc, m0, n0, last);
+        }
+    }
+
+    /// Applies the epilogue to a block's accumulators and stores them (the last vector of
+    /// each row through `last`). Not inlined: indexing the accumulators by a loop
+    /// variable here would otherwise keep them in memory during the whole `K` loop.
+    #[target_feature(enable = "avx512f")]
+    #[inline(never)]
+    unsafe fn finish<const R: usize, const V: usize>(&self, acc: [[__m512; V]; R], m0: usize, n0: usize, last: __mmask16) {
+        // SAFETY: the block's own columns and rows (the caller's contract).
+        unsafe {
+            for v in 0..V {
+                let (c0, mask) = (n0 + 16 * v, if v + 1 < V { lanes(16) } else { last });
+                let scale = _mm512_maskz_loadu_ps(mask, self.epilogue.scale.as_ptr().add(c0));
+                let shift = _mm512_maskz_loadu_ps(mask, self.epilogue.shift.as_ptr().add(c0));
+                for (r, acc) in acc.iter().enumerate() {
+                    let at = (m0 + r) * self.out_stride + c0;
+                    let mut y = affine_activate(acc[v], scale, shift, self.epilogue.act);
+                    if let Some(residual) = self.residual {
+                        y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask, residual.add(at)));
+                    }
+                    if mask == lanes(16) {
+                        _mm512_storeu_ps(self.out.add(at), y);
+                    } else {
+                        _mm512_mask_storeu_ps(self.out.add(at), mask, y);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A mask of the first `n ≤ 16` lanes.
+fn lanes(n: usize) -> __mmask16 {
+    ((1u32 << n) - 1) as __mmask16
+}
