@@ -2,6 +2,7 @@
 //! squeeze and the excitation of squeeze-and-excitation, and the head's pooling).
 
 use crate::isa::Isa;
+use crate::threads;
 
 /// `out[c] = mean over pixels p of image[p, c]` for `image = [P, C]`, `C = out.len()`.
 pub fn mean_pixels(image: &[f32], out: &mut [f32]) {
@@ -27,9 +28,50 @@ fn mean_pixels_body<const FUSED: bool, const LANES: usize, const REGISTERS: usiz
     out.iter_mut().for_each(|o| *o *= inv);
 }
 
+/// [`mean_pixels`] of `image = [rows, W, C]` split into one band of rows per thread
+/// ([`threads::current`], the bands the convolution kernels use), each band averaged into
+/// its own row of `partial` (`[threads, C]`, grown when needed), then the bands combined:
+/// each thread reads the rows it wrote itself in the kernel before, from its own cache
+/// (measured: one thread pooling both bands was slower on 2 threads than on 1).
+pub fn mean_pixels_banded(image: &[f32], rows: usize, out: &mut [f32], partial: &mut Vec<f32>) {
+    let c = out.len();
+    let pixels = image.len().checked_div(c).unwrap_or(0);
+    let band = rows.div_ceil(threads::current().max(1)).max(1);
+    let bands = rows.div_ceil(band);
+    if bands <= 1 || pixels % rows != 0 {
+        return mean_pixels(image, out);
+    }
+    let band_values = band * (pixels / rows) * c;
+    if partial.len() < bands * c {
+        partial.resize(bands * c, 0.0);
+    }
+    threads::for_each_chunk_mut(&mut partial[..bands * c], c, |i, means| {
+        mean_pixels(&image[i * band_values..((i + 1) * band_values).min(pixels * c)], means);
+    });
+    // Each band's mean weighs by its share of the pixels.
+    out.fill(0.0);
+    for (i, means) in partial[..bands * c].chunks(c).enumerate() {
+        let share = ((band_values.min(pixels * c - i * band_values)) / c) as f32 / pixels as f32;
+        for (o, &m) in out.iter_mut().zip(means) {
+            *o += m * share;
+        }
+    }
+}
+
 /// `image[p, c] *= gates[c]` for `image = [P, C]`, `C = gates.len()`.
 pub fn scale_channels(image: &mut [f32], gates: &[f32]) {
     scale_channels_on(Isa::best(), image, gates)
+}
+
+/// [`scale_channels`] of `image = [rows, W, C]`, one band of rows per thread (the bands of
+/// [`mean_pixels_banded`]): each thread gates the rows in its own cache.
+pub fn scale_channels_banded(image: &mut [f32], rows: usize, gates: &[f32]) {
+    let band = rows.div_ceil(threads::current().max(1)).max(1);
+    let row_values = image.len() / rows.max(1);
+    if band >= rows || row_values % gates.len().max(1) != 0 {
+        return scale_channels(image, gates);
+    }
+    threads::for_each_chunk_mut(image, band * row_values, |_, rows| scale_channels(rows, gates));
 }
 
 crate::multiversion! {

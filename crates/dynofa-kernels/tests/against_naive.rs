@@ -7,7 +7,7 @@ use dynofa_kernels::conv::conv2d_on;
 use dynofa_kernels::depthwise::depthwise_on;
 use dynofa_kernels::epilogue::apply_row_on;
 use dynofa_kernels::pointwise::pointwise_on;
-use dynofa_kernels::pool::{mean_pixels_on, scale_channels_on};
+use dynofa_kernels::pool::{mean_pixels_banded, mean_pixels_on, scale_channels_banded, scale_channels_on};
 use dynofa_kernels::shape::{out_size, ConvShape};
 use dynofa_kernels::threads;
 use dynofa_kernels::{Activation, AlignedBuf, Epilogue, Isa, MatRef};
@@ -217,6 +217,28 @@ fn epilogue_pooling_and_gating_for_every_isa() {
             scale_channels_on(isa, &mut gated, &res);
             let want: Vec<f64> = (0..pixels * c).map(|i| image[i] as f64 * res[i % c] as f64).collect();
             assert_close(&gated, &want, &format!("{} gate c{c}", isa.name()));
+        }
+    }
+}
+
+#[test]
+fn banded_pooling_and_gating_match_naive_on_1_and_2_threads() {
+    // Rows that split evenly, unevenly (7 → 4 + 3) and not at all (1).
+    for (rows, w, c) in [(14, 14, 40), (7, 7, 37), (1, 5, 16), (3, 1, 20)] {
+        let pixels = rows * w;
+        let image = values(pixels * c, 16);
+        let gates = values(c, 17);
+        for threads in [1, 2] {
+            let (mut means, mut partial) = (vec![f32::NAN; c], Vec::new());
+            let mut gated = image.clone();
+            on_threads(threads, || {
+                mean_pixels_banded(&image, rows, &mut means, &mut partial);
+                scale_channels_banded(&mut gated, rows, &gates);
+            });
+            let want: Vec<f64> = (0..c).map(|ch| (0..pixels).map(|p| image[p * c + ch] as f64).sum::<f64>() / pixels as f64).collect();
+            assert_close(&means, &want, &format!("banded mean {rows}×{w}×{c} on {threads} threads"));
+            let want: Vec<f64> = (0..pixels * c).map(|i| image[i] as f64 * gates[i % c] as f64).collect();
+            assert_close(&gated, &want, &format!("banded gate {rows}×{w}×{c} on {threads} threads"));
         }
     }
 }

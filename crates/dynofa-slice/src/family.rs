@@ -27,7 +27,7 @@ use burn::prelude::*;
 use dynofa_kernels::conv::conv2d;
 use dynofa_kernels::depthwise::depthwise;
 use dynofa_kernels::pointwise::pointwise;
-use dynofa_kernels::pool::{mean_pixels, scale_channels};
+use dynofa_kernels::pool::{mean_pixels, mean_pixels_banded, scale_channels_banded};
 use dynofa_kernels::shape::{out_size, ConvShape};
 use dynofa_kernels::{Activation, AlignedBuf, Epilogue, MatRef};
 use dynofa_supernet::layers::{Act, BatchNorm, SqueezeExcite, BN_EPS};
@@ -146,6 +146,8 @@ struct Workspace {
     pooled: Vec<f32>,
     squeezed: Vec<f32>,
     gates: Vec<f32>,
+    /// Per-thread means of squeeze-and-excitation pooling `[threads, C]`.
+    band_means: Vec<f32>,
 }
 
 /// The head's inputs and hidden layer for a whole batch: pooled features `[B,
@@ -629,7 +631,7 @@ impl FamilyStore {
                 let reduced = SqueezeExcite::reduced(mid);
                 let (pooled, squeezed, gates) = (&mut ws.pooled[..batch * mid], &mut ws.squeezed[..batch * reduced], &mut ws.gates[..batch * mid]);
                 for (image, pooled) in t2.chunks(n * mid).zip(pooled.chunks_mut(mid)) {
-                    mean_pixels(image, pooled);
+                    mean_pixels_banded(image, h, pooled, &mut ws.band_means);
                 }
                 clock.lap("se_pool");
                 let reduce = Epilogue { scale: &self.ones[..reduced], shift: &se.reduce_bias[..reduced], act: Activation::Relu };
@@ -638,7 +640,7 @@ impl FamilyStore {
                 pointwise(MatRef::dense(squeezed, batch, reduced), se.expand.view(reduced, mid), expand, None, gates);
                 clock.lap("se_fc");
                 for (image, gates) in t2.chunks_mut(n * mid).zip(gates.chunks(mid)) {
-                    scale_channels(image, gates);
+                    scale_channels_banded(image, h, gates);
                 }
                 clock.lap("squeeze_excite");
             }
