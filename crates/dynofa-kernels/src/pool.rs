@@ -38,7 +38,7 @@ pub fn mean_pixels_banded(image: &[f32], rows: usize, out: &mut [f32], partial: 
     let pixels = image.len().checked_div(c).unwrap_or(0);
     let band = rows.div_ceil(threads::current().max(1)).max(1);
     let bands = rows.div_ceil(band);
-    if bands <= 1 || pixels % rows != 0 {
+    if bands <= 1 || !pixels.is_multiple_of(rows) {
         return mean_pixels(image, out);
     }
     let band_values = band * (pixels / rows) * c;
@@ -68,7 +68,7 @@ pub fn scale_channels(image: &mut [f32], gates: &[f32]) {
 pub fn scale_channels_banded(image: &mut [f32], rows: usize, gates: &[f32]) {
     let band = rows.div_ceil(threads::current().max(1)).max(1);
     let row_values = image.len() / rows.max(1);
-    if band >= rows || row_values % gates.len().max(1) != 0 {
+    if band >= rows || !row_values.is_multiple_of(gates.len().max(1)) {
         return scale_channels(image, gates);
     }
     threads::for_each_chunk_mut(image, band * row_values, |_, rows| scale_channels(rows, gates));
