@@ -63,6 +63,11 @@ fn output_row_body<const FUSED: bool, const LANES: usize, const REGISTERS: usize
     out_row: &mut [f32],
 ) {
     let (c, wo) = (weights.cols, shape.out_hw().1);
+    #[cfg(target_arch = "x86_64")]
+    if LANES == 16 && FUSED && c > LANES {
+        // SAFETY: 16 fused lanes: the AVX-512 variant; sizes as the caller checked.
+        return unsafe { crate::conv_avx512::row(image, shape, weights, epilogue, oy, out_row) };
+    }
     for ox in (0..wo).step_by(PIXELS) {
         // Opaque to the optimiser: addresses are computed per block (no spilled induction variables).
         let ox = std::hint::black_box(ox);

@@ -28,6 +28,8 @@
 mod avx512;
 pub mod buffer;
 pub mod conv;
+#[cfg(target_arch = "x86_64")]
+mod conv_avx512;
 pub mod depthwise;
 #[cfg(target_arch = "x86_64")]
 mod depthwise_avx512;
