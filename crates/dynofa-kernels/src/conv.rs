@@ -36,7 +36,7 @@ pub fn conv2d_on(isa: Isa, input: &[f32], batch: usize, shape: ConvShape, weight
     if rows * wo * c_out == 0 {
         return;
     }
-    let band = rows.div_ceil(crate::threads::current());
+    let band = rows.div_ceil(crate::threads::for_work(rows * wo * c_out * c_in * k * k));
     crate::threads::for_each_chunk_mut(&mut out[..rows * wo * c_out], band * wo * c_out, |task, out_rows| {
         for (i, out_row) in out_rows.chunks_mut(wo * c_out).enumerate() {
             let (b, oy) = ((task * band + i) / ho, (task * band + i) % ho);

@@ -38,7 +38,7 @@ pub fn depthwise_on(isa: Isa, input: &[f32], batch: usize, shape: ConvShape, ker
     }
     // One task per thread, each a contiguous band of rows (so that a thread keeps reading
     // the rows the previous kernel's same-numbered task wrote), `BAND` rows at a time.
-    let band = ho.div_ceil(threads::current());
+    let band = ho.div_ceil(threads::for_work(batch * ho * wo * c * k * k));
     threads::for_each_chunk_mut(&mut out[..batch * ho * wo * c], ho * wo * c, |b, out_image| {
         let image = &input[b * h * w * c..(b + 1) * h * w * c];
         threads::for_each_chunk_mut(out_image, band * wo * c, |task, out_rows| {

@@ -38,8 +38,6 @@ const GEMV_STREAMS: usize = 8;
 /// product 30% faster.
 const OWN_KERNEL_MAX_WEIGHTS: usize = 16 * 1024;
 
-/// Multiply–adds below which the product runs as one task.
-const SERIAL_BELOW: usize = 1 << 16;
 
 /// A raw output pointer shared by tasks that write disjoint tiles.
 #[derive(Clone, Copy)]
@@ -72,7 +70,7 @@ pub fn pointwise_on(isa: Isa, input: MatRef, weights: MatRef, epilogue: Epilogue
         return;
     }
     // Below this much work a task costs more than it saves.
-    let threads = if m * n * k < SERIAL_BELOW { 1 } else { crate::threads::current() };
+    let threads = crate::threads::for_work(m * n * k);
     // One task per thread, each a contiguous part of the output (so that a thread keeps
     // the rows the previous kernel's same-numbered task wrote): blocks of rows when there
     // are enough (every convolution), else blocks of columns (fully connected layers of a
@@ -159,7 +157,7 @@ unsafe fn multiply(dst: *mut f32, dst_stride: usize, lhs: *const f32, lhs_stride
 /// memory per thread, each over its own block of columns).
 fn gemv_rows(isa: Isa, input: MatRef, weights: MatRef, epilogue: Epilogue, residual: Option<&[f32]>, out: &mut [f32]) {
     let (m, k, n) = (input.rows, input.cols, weights.cols);
-    let threads = if k * n < SERIAL_BELOW { 1 } else { crate::threads::current() };
+    let threads = crate::threads::for_work(k * n);
     let column_block = column_block(n, threads);
     let dst = SharedOut(out.as_mut_ptr());
     crate::threads::for_each_task(n.div_ceil(column_block), |block| {

@@ -36,7 +36,7 @@ fn mean_pixels_body<const FUSED: bool, const LANES: usize, const REGISTERS: usiz
 pub fn mean_pixels_banded(image: &[f32], rows: usize, out: &mut [f32], partial: &mut Vec<f32>) {
     let c = out.len();
     let pixels = image.len().checked_div(c).unwrap_or(0);
-    let band = rows.div_ceil(threads::current().max(1)).max(1);
+    let band = rows.div_ceil(threads::for_work(image.len())).max(1);
     let bands = rows.div_ceil(band);
     if bands <= 1 || !pixels.is_multiple_of(rows) {
         return mean_pixels(image, out);
@@ -66,7 +66,7 @@ pub fn scale_channels(image: &mut [f32], gates: &[f32]) {
 /// [`scale_channels`] of `image = [rows, W, C]`, one band of rows per thread (the bands of
 /// [`mean_pixels_banded`]): each thread gates the rows in its own cache.
 pub fn scale_channels_banded(image: &mut [f32], rows: usize, gates: &[f32]) {
-    let band = rows.div_ceil(threads::current().max(1)).max(1);
+    let band = rows.div_ceil(threads::for_work(image.len())).max(1);
     let row_values = image.len() / rows.max(1);
     if band >= rows || !row_values.is_multiple_of(gates.len().max(1)) {
         return scale_channels(image, gates);

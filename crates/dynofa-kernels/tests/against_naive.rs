@@ -223,8 +223,9 @@ fn epilogue_pooling_and_gating_for_every_isa() {
 
 #[test]
 fn banded_pooling_and_gating_match_naive_on_1_and_2_threads() {
-    // Rows that split evenly, unevenly (7 → 4 + 3) and not at all (1).
-    for (rows, w, c) in [(14, 14, 40), (7, 7, 37), (1, 5, 16), (3, 1, 20)] {
+    // Rows that split evenly, unevenly (7 → 4 + 3; 65 → 33 + 32) and not at all (1; too
+    // little work: see `threads::SERIAL_BELOW`).
+    for (rows, w, c) in [(28, 28, 96), (7, 7, 1400), (65, 33, 31), (1, 5, 16), (3, 1, 20)] {
         let pixels = rows * w;
         let image = values(pixels * c, 16);
         let gates = values(c, 17);
