@@ -126,27 +126,31 @@ impl Tile<'_> {
     }
 
     /// Applies the epilogue to a block's accumulators and stores them (the last vector of
-    /// each row through `last`). Not inlined: indexing the accumulators by a loop
-    /// variable here would otherwise keep them in memory during the whole `K` loop.
+    /// each row through `last`).
     #[target_feature(enable = "avx512f")]
-    #[inline(never)]
+    #[inline]
     unsafe fn finish<const R: usize, const V: usize>(&self, acc: [[__m512; V]; R], m0: usize, n0: usize, last: __mmask16) {
         // SAFETY: the block's own columns and rows (the caller's contract).
         unsafe {
-            for v in 0..V {
-                let (c0, mask) = (n0 + 16 * v, if v + 1 < V { lanes(16) } else { last });
-                let scale = _mm512_maskz_loadu_ps(mask, self.epilogue.scale.as_ptr().add(c0));
-                let shift = _mm512_maskz_loadu_ps(mask, self.epilogue.shift.as_ptr().add(c0));
-                for (r, acc) in acc.iter().enumerate() {
-                    let at = (m0 + r) * self.out_stride + c0;
-                    let mut y = affine_activate(acc[v], scale, shift, self.epilogue.act);
+            let mut scale = [_mm512_setzero_ps(); V];
+            let mut shift = [_mm512_setzero_ps(); V];
+            for (v, (scale, shift)) in scale.iter_mut().zip(&mut shift).enumerate() {
+                let mask = if v + 1 < V { lanes(16) } else { last };
+                *scale = _mm512_maskz_loadu_ps(mask, self.epilogue.scale.as_ptr().add(n0 + 16 * v));
+                *shift = _mm512_maskz_loadu_ps(mask, self.epilogue.shift.as_ptr().add(n0 + 16 * v));
+            }
+            for (r, row) in acc.iter().enumerate() {
+                let at = (m0 + r) * self.out_stride + n0;
+                for (v, ((&acc, &scale), &shift)) in row.iter().zip(&scale).zip(&shift).enumerate() {
+                    let mut y = affine_activate(acc, scale, shift, self.epilogue.act);
                     if let Some(residual) = self.residual {
-                        y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask, residual.add(at)));
+                        let mask = if v + 1 < V { lanes(16) } else { last };
+                        y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask, residual.add(at + 16 * v)));
                     }
-                    if mask == lanes(16) {
-                        _mm512_storeu_ps(self.out.add(at), y);
+                    if v + 1 < V {
+                        _mm512_storeu_ps(self.out.add(at + 16 * v), y);
                     } else {
-                        _mm512_mask_storeu_ps(self.out.add(at), mask, y);
+                        _mm512_mask_storeu_ps(self.out.add(at + 16 * v), last, y);
                     }
                 }
             }
