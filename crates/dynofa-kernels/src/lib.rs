@@ -10,6 +10,7 @@
 //! - [`isa`]: run-time choice of AVX-512 / AVX2+FMA / NEON / portable code.
 //! - [`matrix`]: matrices as strided views of a slice, so that a sub-network's weights
 //!   are read in place from the supernet's (a prefix of rows and columns).
+//! - [`panels`]: 1×1 weights stored column panel by column panel (AVX-512 kernel layout).
 //! - [`pointwise`]: 1×1 convolutions and fully connected layers as tiled GEMMs (`gemm`
 //!   crate) with the epilogue fused per tile.
 //! - [`depthwise`]: k×k depthwise convolution with "same" padding, stride 1 or 2, epilogue
@@ -36,6 +37,7 @@ mod depthwise_avx512;
 pub mod epilogue;
 pub mod isa;
 pub mod matrix;
+pub mod panels;
 pub mod pointwise;
 #[cfg(target_arch = "x86_64")]
 mod pointwise_avx512;

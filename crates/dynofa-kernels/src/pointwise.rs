@@ -11,6 +11,7 @@
 use crate::epilogue::{apply_row_on, Epilogue};
 use crate::isa::{mul_add, Isa};
 use crate::matrix::MatRef;
+use crate::panels::{PanelRef, PANEL};
 
 /// Rows per tile: the tile's output and input stay in L2 while the epilogue runs.
 const ROW_TILE: usize = 512;
@@ -19,8 +20,8 @@ const ROW_TILE: usize = 512;
 /// depthwise kernels do, so that each thread reads back what it wrote: measured on 2
 /// threads, 256 (columns at 14×14 and 7×7) was 5–10% slower on whole networks.
 const ROW_SPLIT_MIN: usize = 32;
-/// Column blocks are multiples of this (a vector register of `f32` on AVX-512).
-const COLUMN_GRAIN: usize = 16;
+/// Column blocks are multiples of this (a panel: three vector registers of `f32` on AVX-512).
+const COLUMN_GRAIN: usize = PANEL;
 
 /// Up to this many rows, each row is a vector–matrix product (no packing, one pass over
 /// the weights): squeeze-and-excitation and the classifier at batch 1.
@@ -48,15 +49,49 @@ unsafe impl Sync for SharedOut {}
 
 /// `out[M, N] = epilogue(input[M, K] · weights[K, N]) + residual[M, N]`, with `out` and
 /// `residual` dense row-major. Runs on the current rayon pool.
-pub fn pointwise(input: MatRef, weights: MatRef, epilogue: Epilogue, residual: Option<&[f32]>, out: &mut [f32]) {
+pub fn pointwise<'w>(input: MatRef, weights: impl Into<Weights<'w>>, epilogue: Epilogue, residual: Option<&[f32]>, out: &mut [f32]) {
     pointwise_on(Isa::best(), input, weights, epilogue, residual, out)
+}
+
+/// The weights `[K, N]` of a product, in either layout.
+#[derive(Debug, Clone, Copy)]
+pub enum Weights<'a> {
+    /// Row-major (a strided view).
+    RowMajor(MatRef<'a>),
+    /// Column panels ([`crate::panels`]): what the AVX-512 kernel reads best. Other
+    /// instruction sets copy them to row-major first (correct, not fast: the family store
+    /// only makes panels where the AVX-512 kernel runs).
+    Panels(PanelRef<'a>),
+}
+
+impl<'a> From<MatRef<'a>> for Weights<'a> {
+    fn from(weights: MatRef<'a>) -> Self {
+        Weights::RowMajor(weights)
+    }
+}
+
+impl<'a> From<PanelRef<'a>> for Weights<'a> {
+    fn from(weights: PanelRef<'a>) -> Self {
+        Weights::Panels(weights)
+    }
+}
+
+impl Weights<'_> {
+    /// `(K, N)`.
+    pub fn shape(&self) -> (usize, usize) {
+        match self {
+            Weights::RowMajor(w) => (w.rows, w.cols),
+            Weights::Panels(w) => (w.rows, w.cols),
+        }
+    }
 }
 
 /// [`pointwise`] with the instruction set of its own loops (vector–matrix products,
 /// epilogues) chosen by the caller; the GEMM crate picks its own.
-pub fn pointwise_on(isa: Isa, input: MatRef, weights: MatRef, epilogue: Epilogue, residual: Option<&[f32]>, out: &mut [f32]) {
-    let (m, k, n) = (input.rows, input.cols, weights.cols);
-    assert_eq!(weights.rows, k, "weights of {} inputs for {k} input channels", weights.rows);
+pub fn pointwise_on<'w>(isa: Isa, input: MatRef, weights: impl Into<Weights<'w>>, epilogue: Epilogue, residual: Option<&[f32]>, out: &mut [f32]) {
+    let weights = weights.into();
+    let (m, k, n) = (input.rows, input.cols, weights.shape().1);
+    assert_eq!(weights.shape().0, k, "weights of {} inputs for {k} input channels", weights.shape().0);
     assert_eq!(epilogue.len(), n, "epilogue of {} channels for {n} outputs", epilogue.len());
     assert!(out.len() >= m * n, "output of {} values for {m}×{n}", out.len());
     if let Some(r) = residual {
@@ -65,7 +100,15 @@ pub fn pointwise_on(isa: Isa, input: MatRef, weights: MatRef, epilogue: Epilogue
     if m == 0 || n == 0 {
         return;
     }
-    if m <= GEMV_ROWS {
+    let own_kernel = isa == Isa::Avx512 && isa.supported() && cfg!(target_arch = "x86_64");
+    let weights = match weights {
+        Weights::Panels(panels) if !own_kernel || m <= GEMV_ROWS => {
+            let dense = panels.to_row_major();
+            return pointwise_on(isa, input, MatRef::dense(&dense, k, n), epilogue, residual, out);
+        }
+        weights => weights,
+    };
+    if let (true, Weights::RowMajor(weights)) = (m <= GEMV_ROWS, weights) {
         gemv_rows(isa, input, weights, epilogue, residual, out);
         return;
     }
@@ -94,12 +137,20 @@ pub fn pointwise_on(isa: Isa, input: MatRef, weights: MatRef, epilogue: Epilogue
             unsafe {
                 let tile_out = dst.0.add(r0 * n + c0);
                 #[cfg(target_arch = "x86_64")]
-                if isa == Isa::Avx512 && isa.supported() && k * n <= OWN_KERNEL_MAX_WEIGHTS {
-                    let (lhs, rhs) = (input.data.as_ptr().add(r0 * input.row_stride), weights.data.as_ptr().add(c0));
+                if own_kernel && (matches!(weights, Weights::Panels(_)) || k * n <= OWN_KERNEL_MAX_WEIGHTS) {
+                    // Column block `j` (from `c0`, a multiple of `PANEL`) starts at
+                    // `rhs + (j / PANEL)·block_stride`; rows follow `rhs_stride` apart.
+                    let (rhs, rhs_stride, block_stride) = match weights {
+                        Weights::RowMajor(w) => (w.data.as_ptr().add(c0), w.row_stride, PANEL),
+                        Weights::Panels(w) => (w.data.as_ptr().add((c0 / PANEL) * w.panel_stride), PANEL, w.panel_stride),
+                    };
+                    let lhs = input.data.as_ptr().add(r0 * input.row_stride);
                     let residual = residual.map(|res| res.as_ptr().add(r0 * n + c0));
-                    crate::pointwise_avx512::multiply_fused(tile_out, n, lhs, input.row_stride, rhs, weights.row_stride, rows, k, cols, epilogue, residual);
+                    let operands = crate::pointwise_avx512::Operands { rhs, rhs_stride, block_stride };
+                    crate::pointwise_avx512::multiply_fused(tile_out, n, lhs, input.row_stride, operands, rows, k, cols, epilogue, residual);
                     continue;
                 }
+                let Weights::RowMajor(weights) = weights else { unreachable!("panels go to the AVX-512 kernel or were copied") };
                 multiply(tile_out, n, input.data.as_ptr().add(r0 * input.row_stride), input.row_stride, weights.data.as_ptr().add(c0), weights.row_stride, rows, k, cols);
                 for r in 0..rows {
                     let row = std::slice::from_raw_parts_mut(tile_out.add(r * n), cols);

@@ -3,9 +3,10 @@
 //! columns that accumulate over all of `K` and get their epilogue in registers before their
 //! only store (the `gemm` path writes a tile, then reads it back for the epilogue).
 //!
-//! Neither operand is packed: a block broadcasts its input rows' values from where they
+//! Neither operand is packed per call: a block broadcasts its input rows' values from where they
 //! are (`ROWS` streams along `K`) and loads each weight row's 48 columns as three vectors
-//! (a weight row of a sub-network is a prefix of the supernet's, contiguous); the last
+//! (a weight row of a sub-network is a prefix of the supernet's, contiguous; in the
+//! family store the weights are column panels, [`crate::panels`], made once); the last
 //! vector of a row is masked when fewer columns remain. Column blocks go outer, so that a
 //! block's `K × 48` weights stay in L1/L2 while the tile's rows go by. Full vectors are
 //! stored unmasked: masked stores of whole vectors made the next layer, which reads them,
@@ -20,10 +21,10 @@ use crate::epilogue::Epilogue;
 /// independent multiply–adds are in flight (8 × 2 measured 5–15% slower, 6 × 4 no faster).
 const ROWS: usize = 8;
 /// Output columns per register block (three vectors of 16).
-const COLUMNS: usize = 48;
+const COLUMNS: usize = crate::panels::PANEL;
 
-/// `out[rows × cols] = act(lhs[rows × k] · rhs[k × cols] × scale + shift) + residual`, row
-/// strides as given (`residual` shares `out`'s); `epilogue` covers the tile's `cols`.
+/// `out[rows × cols] = act(lhs[rows × k] · weights[k × cols] × scale + shift) + residual`,
+/// row strides as given (`residual` shares `out`'s); `epilogue` covers the tile's `cols`.
 ///
 /// # Safety
 /// The CPU has AVX-512F; each pointer is valid for the extents its stride and sizes
@@ -35,15 +36,15 @@ pub(crate) unsafe fn multiply_fused(
     out_stride: usize,
     lhs: *const f32,
     lhs_stride: usize,
-    rhs: *const f32,
-    rhs_stride: usize,
+    weights: Operands,
     rows: usize,
     k: usize,
     cols: usize,
     epilogue: Epilogue,
     residual: Option<*const f32>,
 ) {
-    let tile = Tile { out, out_stride, lhs, lhs_stride, rhs, rhs_stride, k, epilogue, residual };
+    let Operands { rhs, rhs_stride, block_stride } = weights;
+    let tile = Tile { out, out_stride, lhs, lhs_stride, rhs, rhs_stride, block_stride, k, epilogue, residual };
     for n0 in (0..cols).step_by(COLUMNS) {
         let width = (cols - n0).min(COLUMNS);
         for m0 in (0..rows).step_by(ROWS) {
@@ -60,6 +61,17 @@ pub(crate) unsafe fn multiply_fused(
     }
 }
 
+/// Where a tile's weights are: column block `j` (`j` a multiple of [`COLUMNS`] from the
+/// tile's first column) starts at `rhs + (j / COLUMNS)·block_stride`, its rows
+/// `rhs_stride` apart — `(row stride, COLUMNS)` for row-major weights, `(COLUMNS, panel
+/// stride)` for panels.
+#[derive(Clone, Copy)]
+pub(crate) struct Operands {
+    pub rhs: *const f32,
+    pub rhs_stride: usize,
+    pub block_stride: usize,
+}
+
 /// The operands of one tile (see [`multiply_fused`]).
 struct Tile<'a> {
     out: *mut f32,
@@ -68,6 +80,7 @@ struct Tile<'a> {
     lhs_stride: usize,
     rhs: *const f32,
     rhs_stride: usize,
+    block_stride: usize,
     k: usize,
     epilogue: Epilogue<'a>,
     residual: Option<*const f32>,
@@ -107,7 +120,7 @@ impl Tile<'_> {
         unsafe {
             let mut acc = [[_mm512_setzero_ps(); V]; R];
             let lhs = self.lhs.add(m0 * self.lhs_stride);
-            let mut rhs = self.rhs.add(n0);
+            let mut rhs = self.rhs.add((n0 / COLUMNS) * self.block_stride);
             for kk in 0..self.k {
                 let mut b = [_mm512_setzero_ps(); V];
                 for (v, b) in b.iter_mut().enumerate() {

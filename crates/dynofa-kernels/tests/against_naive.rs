@@ -6,6 +6,7 @@
 use dynofa_kernels::conv::conv2d_on;
 use dynofa_kernels::depthwise::depthwise_on;
 use dynofa_kernels::epilogue::apply_row_on;
+use dynofa_kernels::panels::PanelMatrix;
 use dynofa_kernels::pointwise::pointwise_on;
 use dynofa_kernels::pool::{mean_pixels_banded, mean_pixels_on, scale_channels_banded, scale_channels_on};
 use dynofa_kernels::shape::{out_size, ConvShape};
@@ -63,19 +64,23 @@ fn the_portable_fallback_is_always_available() {
 #[test]
 fn pointwise_matches_naive_on_strided_prefix_views() {
     // Vector–matrix products (M ≤ 2) and GEMMs, split by rows or (few rows) by columns.
-    for (m, k, n) in [(1, 1, 1), (7, 13, 5), (37, 32, 19), (2001, 24, 24), (33, 17, 49), (20, 200, 100), (300, 24, 40), (5, 200, 3), (1, 64, 1000), (2, 301, 250), (2000, 40, 24)] {
+    for (m, k, n) in [(1, 1, 1), (7, 13, 5), (37, 32, 19), (2001, 24, 24), (33, 17, 49), (20, 200, 100), (300, 24, 40), (5, 200, 3), (1, 64, 1000), (2, 301, 250), (2000, 40, 24), (150, 190, 200)] {
         let (ld_in, ld_w) = (k + 3, n + 2);
         let input = values(m * ld_in, 1);
         let weights = values((k + 2) * ld_w, 2);
         let (scale, shift, residual) = (values(n, 3), values(n, 4), values(m * n, 5));
         let input_view = MatRef::strided(&input, m, k, ld_in);
         let weight_view = MatRef::strided(&weights, k + 2, n + 2, ld_w).top_left(k, n);
+        let panels = PanelMatrix::from_row_major(&weights, k + 2, n + 2);
         for (isa, threads) in Isa::available().into_iter().flat_map(|isa| [1, 2].map(|threads| (isa, threads))) {
             for (act, with_residual) in [(Activation::HSwish, false), (Activation::None, true), (Activation::Relu, false)] {
                 let mut out = vec![f32::NAN; m * n];
                 let epilogue = Epilogue { scale: &scale, shift: &shift, act };
                 let res = with_residual.then_some(&residual[..]);
                 on_threads(threads, || pointwise_on(isa, input_view, weight_view, epilogue, res, &mut out));
+                // The same weights as column panels (the family store's layout on AVX-512).
+                let mut from_panels = vec![f32::NAN; m * n];
+                on_threads(threads, || pointwise_on(isa, input_view, panels.view(k, n), epilogue, res, &mut from_panels));
                 let want: Vec<f64> = (0..m * n)
                     .map(|idx| {
                         let (r, c) = (idx / n, idx % n);
@@ -84,6 +89,7 @@ fn pointwise_matches_naive_on_strided_prefix_views() {
                     })
                     .collect();
                 assert_close(&out, &want, &format!("pointwise {m}×{k}×{n}, {} on {threads} threads, {act:?}", isa.name()));
+                assert_close(&from_panels, &want, &format!("pointwise {m}×{k}×{n} from panels, {} on {threads} threads, {act:?}", isa.name()));
             }
         }
     }

@@ -26,10 +26,11 @@ use rayon::prelude::*;
 use burn::prelude::*;
 use dynofa_kernels::conv::conv2d;
 use dynofa_kernels::depthwise::depthwise;
-use dynofa_kernels::pointwise::pointwise;
+use dynofa_kernels::panels::PanelMatrix;
+use dynofa_kernels::pointwise::{pointwise, Weights};
 use dynofa_kernels::pool::{mean_pixels, mean_pixels_banded, scale_channels_banded};
 use dynofa_kernels::shape::{out_size, ConvShape};
-use dynofa_kernels::{Activation, AlignedBuf, Epilogue, MatRef};
+use dynofa_kernels::{Activation, AlignedBuf, Epilogue, Isa, MatRef};
 use dynofa_supernet::layers::{Act, BatchNorm, SqueezeExcite, BN_EPS};
 use dynofa_supernet::supernet::BlockSpec;
 use dynofa_supernet::tensor_io::Array;
@@ -99,15 +100,48 @@ impl Matrix {
     }
 }
 
+/// A 1×1 convolution's weights `[in, out]`, one copy for every level: column panels where
+/// the AVX-512 product kernel runs (made here, once: read as one contiguous run per
+/// panel, where row-major weights made the kernel fetch large matrices from L3 in a
+/// pattern the prefetchers miss, and `gemm` repack them at every call), else row-major.
+enum ConvWeights {
+    RowMajor(Matrix),
+    Panels(PanelMatrix),
+}
+
+impl ConvWeights {
+    fn new(weights: Matrix) -> Self {
+        if Isa::best() == Isa::Avx512 {
+            ConvWeights::Panels(PanelMatrix::from_row_major(&weights.data, weights.rows, weights.cols))
+        } else {
+            ConvWeights::RowMajor(weights)
+        }
+    }
+
+    fn view(&self, rows: usize, cols: usize) -> Weights<'_> {
+        match self {
+            ConvWeights::RowMajor(m) => m.view(rows, cols).into(),
+            ConvWeights::Panels(p) => p.view(rows, cols).into(),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            ConvWeights::RowMajor(m) => m.bytes(),
+            ConvWeights::Panels(p) => p.bytes(),
+        }
+    }
+}
+
 /// The shared weights of one elastic block slot, pruned to the widest level.
 struct SharedBlock {
     spec: BlockSpec,
-    expand: Matrix,      // [in, mid_max]
+    expand: ConvWeights, // [in, mid_max]
     expand_bn: Affine,   // [mid_max]
     depthwise: Matrix,   // [7·7, mid_max]: taps by channel
     depthwise_bn: Affine,
     se: Option<SharedSe>,
-    project: Matrix,     // [mid_max, out]
+    project: ConvWeights, // [mid_max, out]
     project_bn: Affine,  // [out]
 }
 
@@ -193,10 +227,10 @@ pub struct FamilyStore {
     stem_bn: Affine,
     block0_depthwise: Matrix, // [9, stem]
     block0_depthwise_bn: Affine,
-    block0_project: Matrix, // [stem, stem]
+    block0_project: ConvWeights, // [stem, stem]
     block0_project_bn: Affine,
     blocks: Vec<Option<SharedBlock>>, // by slot
-    final_expand: Matrix,
+    final_expand: ConvWeights,
     final_expand_bn: Affine,
     feature_mix: Matrix,
     classifier: Matrix,
@@ -267,10 +301,10 @@ impl FamilyStore {
             stem_bn: Affine::of(&net.first_conv.bn),
             block0_depthwise: Matrix::transposed_prefix(net.first_block.depth_conv.conv.weight.val(), stem, 9),
             block0_depthwise_bn: Affine::of(&net.first_block.depth_conv.bn),
-            block0_project: Matrix::transposed_prefix(net.first_block.point_linear.conv.weight.val(), stem, stem),
+            block0_project: ConvWeights::new(Matrix::transposed_prefix(net.first_block.point_linear.conv.weight.val(), stem, stem)),
             block0_project_bn: Affine::of(&net.first_block.point_linear.bn),
             blocks,
-            final_expand: Matrix::transposed_prefix(net.final_expand_layer.conv.weight.val(), widths.final_expand, widths.stages[4]),
+            final_expand: ConvWeights::new(Matrix::transposed_prefix(net.final_expand_layer.conv.weight.val(), widths.final_expand, widths.stages[4])),
             final_expand_bn: Affine::of(&net.final_expand_layer.bn),
             feature_mix: Matrix::transposed_prefix(net.feature_mix_layer.weight.val(), widths.feature_mix, widths.final_expand),
             classifier: Matrix::transposed_prefix(net.classifier.weight.val(), net.config.num_classes, widths.feature_mix),
@@ -409,10 +443,9 @@ impl FamilyStore {
 
     /// Bytes held: shared weights plus every level's own tensors.
     pub fn memory_bytes(&self) -> usize {
-        let shared: usize = [&self.stem, &self.block0_depthwise, &self.block0_project, &self.final_expand, &self.feature_mix, &self.classifier]
-            .iter()
-            .map(|m| m.bytes())
-            .sum::<usize>()
+        let shared: usize = [&self.stem, &self.block0_depthwise, &self.feature_mix, &self.classifier].iter().map(|m| m.bytes()).sum::<usize>()
+            + self.block0_project.bytes()
+            + self.final_expand.bytes()
             + [&self.stem_bn, &self.block0_depthwise_bn, &self.block0_project_bn, &self.final_expand_bn].iter().map(|a| a.bytes()).sum::<usize>()
             + 4 * self.classifier_bias.len()
             + self.blocks.iter().flatten().map(SharedBlock::bytes).sum::<usize>();
@@ -797,12 +830,12 @@ fn shared_block(net: &Supernet, spec: &BlockSpec, mid: usize, stored_k: usize) -
     });
     SharedBlock {
         spec: *spec,
-        expand: Matrix::transposed_prefix(b.inverted_bottleneck.conv.weight.val(), mid, spec.in_channels),
+        expand: ConvWeights::new(Matrix::transposed_prefix(b.inverted_bottleneck.conv.weight.val(), mid, spec.in_channels)),
         expand_bn: trim(Affine::of(&b.inverted_bottleneck.bn), mid),
         depthwise: Matrix::transposed_prefix(b.depth_conv.conv.weight.val(), mid, stored_k * stored_k),
         depthwise_bn: trim(Affine::of(&b.depth_conv.bn), mid),
         se,
-        project: Matrix::transposed_prefix(b.point_linear.conv.weight.val(), spec.out_channels, mid),
+        project: ConvWeights::new(Matrix::transposed_prefix(b.point_linear.conv.weight.val(), spec.out_channels, mid)),
         project_bn: Affine::of(&b.point_linear.bn),
     }
 }
