@@ -3,7 +3,7 @@
 //!
 //! Output channels are the vector dimension: each output pixel accumulates `C_in·k²`
 //! products of one input value (broadcast) and one weight row `[C_out]`. Pixels go
-//! [`PIXELS`] at a time, so that each weight vector loaded feeds that many accumulators.
+//! `PIXELS` at a time, so that each weight vector loaded feeds that many accumulators.
 
 
 use crate::epilogue::{h_sigmoid, Activation, Epilogue};

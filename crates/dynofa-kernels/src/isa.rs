@@ -4,7 +4,9 @@
 //! that the compiler vectorises, generic over whether multiply–add is fused. The
 //! [`multiversion!`](crate::multiversion) macro compiles that body once per instruction
 //! set (`#[target_feature]`) and picks the variant from an [`Isa`] value, so one binary
-//! runs AVX-512 or AVX2+FMA where the CPU has them and still runs everywhere else.
+//! runs AVX-512 or AVX2+FMA where the CPU has them and still runs everywhere else. Where
+//! the compiled generic body stayed well below what the registers allow (depthwise, 1×1
+//! products, stem), the AVX-512 variant calls a body written in intrinsics instead.
 
 use std::sync::OnceLock;
 

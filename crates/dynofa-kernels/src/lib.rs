@@ -11,8 +11,9 @@
 //! - [`matrix`]: matrices as strided views of a slice, so that a sub-network's weights
 //!   are read in place from the supernet's (a prefix of rows and columns).
 //! - [`panels`]: 1×1 weights stored column panel by column panel (AVX-512 kernel layout).
-//! - [`pointwise`]: 1×1 convolutions and fully connected layers as tiled GEMMs (`gemm`
-//!   crate) with the epilogue fused per tile.
+//! - [`pointwise`]: 1×1 convolutions and fully connected layers as tiled products with
+//!   the epilogue fused (the AVX-512 kernel, else the `gemm` crate), vector–matrix
+//!   products at batch 1.
 //! - [`depthwise`]: k×k depthwise convolution with "same" padding, stride 1 or 2, epilogue
 //!   fused.
 //! - [`conv`]: a direct dense k×k convolution of few input channels (the stem).
@@ -23,7 +24,12 @@
 //! - [`threads`]: how kernels split work: tasks on the current rayon pool, or the calling
 //!   thread alone.
 //!
-//! Threads come from the caller's rayon pool (or none: [`threads::serial`]). Depends on `gemm` and `rayon` only.
+//! The hottest bodies also exist in AVX-512 intrinsics (private modules `*_avx512`:
+//! depthwise, 1×1 product, stem), chosen at run time like the rest; their tests are the
+//! same as the generic bodies'.
+//!
+//! Threads come from the caller's rayon pool (or none: [`threads::serial`]). Depends on
+//! `gemm` and `rayon` only.
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
