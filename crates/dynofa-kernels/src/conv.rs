@@ -95,6 +95,22 @@ fn output_row_body<const FUSED: bool, const LANES: usize, const REGISTERS: usize
     }
 }
 
+/// The input value at padded column `ix` of `in_row` (column `ix − pad`): zero outside
+/// the row, or when the output pixel that reads it is not `valid` (past the row's end).
+/// `INTERIOR`: the caller checked that the column is inside and the pixel valid.
+#[inline(always)]
+pub(crate) fn input_at<const INTERIOR: bool>(in_row: &[f32], ix: usize, pad: usize, valid: bool) -> f32 {
+    if INTERIOR {
+        // SAFETY: interior blocks read columns inside the row (checked by the caller).
+        unsafe { *in_row.get_unchecked(ix - pad) }
+    } else {
+        match ix.checked_sub(pad).filter(|&ix| ix < in_row.len()) {
+            Some(ix) if valid => in_row[ix],
+            _ => 0.0,
+        }
+    }
+}
+
 /// Output pixels `ox..ox + PIXELS` (those below `wo`) of row `oy`, channels `c0..c0 + L`.
 /// `INTERIOR`: every column the block reads is inside the image (none is checked).
 #[inline(always)]
@@ -114,16 +130,7 @@ fn block<const L: usize, const FUSED: bool, const INTERIOR: bool>(image: &[f32],
             for kx in 0..k {
                 let tap = load(&weights.row((ci * k + ky) * k + kx)[c0..]);
                 for (p, acc) in acc.iter_mut().enumerate() {
-                    let ix = (ox + p) * stride + kx;
-                    let x = if INTERIOR {
-                        // SAFETY: interior blocks read columns inside the row (checked by the caller).
-                        unsafe { *in_row.get_unchecked(ix - pad) }
-                    } else {
-                        match ix.checked_sub(pad).filter(|&ix| ix < w) {
-                            Some(ix) if p < pixels => in_row[ix],
-                            _ => 0.0,
-                        }
-                    };
+                    let x = input_at::<INTERIOR>(in_row, (ox + p) * stride + kx, pad, p < pixels);
                     for l in 0..L {
                         acc[l] = mul_add::<FUSED>(x, tap[l], acc[l]);
                     }

@@ -6,6 +6,7 @@
 use std::arch::x86_64::*;
 
 use crate::avx512::affine_activate;
+use crate::conv::input_at;
 use crate::epilogue::Epilogue;
 use crate::matrix::MatRef;
 use crate::shape::ConvShape;
@@ -80,17 +81,7 @@ unsafe fn block<const INTERIOR: bool>(image: &[f32], shape: ConvShape, weights: 
                 // SAFETY: both vectors end at or before `C_out` (the caller's contract).
                 let taps = unsafe { [_mm512_loadu_ps(tap.as_ptr().add(channels[0])), _mm512_loadu_ps(tap.as_ptr().add(channels[1]))] };
                 for (p, acc) in acc.iter_mut().enumerate() {
-                    let ix = (ox + p) * stride + kx;
-                    let x = if INTERIOR {
-                        // SAFETY: interior blocks read columns inside the row (checked by the caller).
-                        unsafe { *in_row.get_unchecked(ix - pad) }
-                    } else {
-                        match ix.checked_sub(pad).filter(|&ix| ix < w) {
-                            Some(ix) if ox + p < wo => in_row[ix],
-                            _ => 0.0,
-                        }
-                    };
-                    let x = _mm512_set1_ps(x);
+                    let x = _mm512_set1_ps(input_at::<INTERIOR>(in_row, (ox + p) * stride + kx, pad, ox + p < wo));
                     acc[0] = _mm512_fmadd_ps(x, taps[0], acc[0]);
                     acc[1] = _mm512_fmadd_ps(x, taps[1], acc[1]);
                 }
