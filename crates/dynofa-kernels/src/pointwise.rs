@@ -2,11 +2,13 @@
 //! the epilogue fused: `out[M, N] = epilogue(input[M, K] · weights[K, N]) (+ residual)`.
 //!
 //! `M` is pixels (× images), `K` input channels, `N` output channels. The weights are
-//! `[in, out]` (PyTorch's transposed: the layout the `gemm` crate's micro-kernel reads
-//! without repacking), through a strided view (a sub-network's prefix of rows and columns). The output is cut into tiles — blocks of rows, and of columns
-//! when there are too few rows to keep every thread busy — and each tile is multiplied
-//! (`gemm` crate, one thread) and finished by the epilogue while it is still in cache.
-
+//! `[in, out]` (PyTorch's transposed), either row-major through a strided view or as
+//! column panels ([`crate::panels`]), a sub-network's prefix of rows and columns in both.
+//! The output is cut into tiles — blocks of rows, and of columns when there are too few
+//! rows to keep every thread busy. On AVX-512 a tile goes through the own kernel of
+//! `pointwise_avx512` (epilogue in registers); elsewhere it is multiplied by the `gemm`
+//! crate (one thread) and finished by the epilogue while it is still in cache. Products
+//! of at most `GEMV_ROWS` (2) rows are vector–matrix products.
 
 use crate::epilogue::{apply_row_on, Epilogue};
 use crate::isa::{mul_add, Isa};
@@ -30,15 +32,15 @@ const GEMV_ROWS: usize = 2;
 /// Weight rows a vector–matrix product reads at once (streams from memory in flight).
 const GEMV_STREAMS: usize = 8;
 
-/// Weights (`K × N` values) up to which AVX-512 runs the products through the own kernel
-/// of [`crate::pointwise_avx512`] (epilogue in registers, no packing): its strided
-/// reads of the weights then hit L1/L2 after the first row block. Larger weights come
-/// from L3 at every block and go through `gemm`, whose packing reads them in order:
-/// measured on the largest sub-network, the own kernel made the 14×14 and 7×7
-/// expansions (up to 192 × 1152 weights) 10–40% slower, and the first block's 24 × 24
-/// product 30% faster.
+/// Row-major weights (`K × N` values) up to which AVX-512 runs the product through the
+/// own kernel (panels always do): its strided reads of the weights then hit L1/L2 after
+/// the first row block. Larger row-major weights come from L3 at every block and go
+/// through `gemm`, whose packing reads them in order: measured on the largest
+/// sub-network, the own kernel on row-major weights made the 14×14 and 7×7 expansions
+/// (up to 192 × 1152 weights) 10–40% slower, and the first block's 24 × 24 product 30%
+/// faster. (The family store gives its 1×1 weights as panels on AVX-512; row-major
+/// weights come from fully connected layers at batch > 2 and direct callers.)
 const OWN_KERNEL_MAX_WEIGHTS: usize = 16 * 1024;
-
 
 /// A raw output pointer shared by tasks that write disjoint tiles.
 #[derive(Clone, Copy)]

@@ -251,7 +251,6 @@ pub struct FamilyStore {
     /// thread count is as cheap as switching levels; `pools[threads - 2]` runs the forwards
     /// (one thread needs none: the caller runs them).
     pools: Vec<Arc<rayon::ThreadPool>>,
-    max_threads: usize,
     threads: usize,
 }
 
@@ -317,7 +316,6 @@ impl FamilyStore {
             workspaces: Vec::new(),
             head: BatchHead::default(),
             pools: (2..=threads).map(thread_pool).collect::<Result<_>>()?,
-            max_threads: threads.max(1),
             threads: threads.max(1),
         };
         store.levels = levels.iter().map(|config| level(supernet, &specs, config, stored_k)).collect();
@@ -373,17 +371,17 @@ impl FamilyStore {
 
     /// The most threads the store can use (what it was built with).
     pub fn max_threads(&self) -> usize {
-        self.max_threads
+        self.pools.len() + 1
     }
 
     /// Runs the next forwards on `threads` threads (1 to [`FamilyStore::max_threads`]).
     /// O(1): the pools exist already.
     pub fn set_threads(&mut self, threads: usize) -> Result<()> {
-        if threads == 0 || threads > self.max_threads {
+        if threads == 0 || threads > self.max_threads() {
             return Err(Error::InvalidValue {
                 field: "threads".into(),
                 value: threads.to_string(),
-                expected: format!("1..={}", self.max_threads),
+                expected: format!("1..={}", self.max_threads()),
             });
         }
         self.threads = threads;
