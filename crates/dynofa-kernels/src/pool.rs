@@ -28,12 +28,26 @@ fn mean_pixels_body<const FUSED: bool, const LANES: usize, const REGISTERS: usiz
     out.iter_mut().for_each(|o| *o *= inv);
 }
 
-/// [`mean_pixels`] of `image = [rows, W, C]` split into one band of rows per thread
-/// ([`threads::current`], the bands the convolution kernels use), each band averaged into
-/// its own row of `partial` (`[threads, C]`, grown when needed), then the bands combined:
-/// each thread reads the rows it wrote itself in the kernel before, from its own cache
-/// (measured: one thread pooling both bands was slower on 2 threads than on 1).
-pub fn mean_pixels_banded(image: &[f32], rows: usize, out: &mut [f32], partial: &mut Vec<f32>) {
+/// [`mean_pixels`] of each image of `images = [B, rows, W, C]` into `out = [B, C]`, on
+/// [`threads::current`] threads: whole images per thread when there are at least as many
+/// images as threads, else each image split into one band of rows per thread (the bands
+/// the convolution kernels use), each band averaged into its own row of `partial`
+/// (`[threads, C]`, grown when needed), then the bands combined: each thread reads the
+/// rows it wrote itself in the kernel before, from its own cache (measured: one thread
+/// pooling both bands was slower on 2 threads than on 1).
+pub fn mean_pixels_banded(images: &[f32], batch: usize, rows: usize, out: &mut [f32], partial: &mut Vec<f32>) {
+    let (image_values, c) = (images.len() / batch.max(1), out.len() / batch.max(1));
+    let threads = threads::for_work(images.len());
+    if batch > 1 && batch >= threads {
+        return threads::for_each_chunk_mut(&mut out[..batch * c], c, |b, out| mean_pixels(&images[b * image_values..(b + 1) * image_values], out));
+    }
+    for (image, out) in images.chunks(image_values.max(1)).zip(out.chunks_mut(c.max(1))) {
+        mean_image_banded(image, rows, out, partial);
+    }
+}
+
+/// [`mean_pixels`] of one image `[rows, W, C]`, one band of rows per thread.
+fn mean_image_banded(image: &[f32], rows: usize, out: &mut [f32], partial: &mut Vec<f32>) {
     let c = out.len();
     let pixels = image.len().checked_div(c).unwrap_or(0);
     let band = rows.div_ceil(threads::for_work(image.len())).max(1);
@@ -63,15 +77,24 @@ pub fn scale_channels(image: &mut [f32], gates: &[f32]) {
     scale_channels_on(Isa::best(), image, gates)
 }
 
-/// [`scale_channels`] of `image = [rows, W, C]`, one band of rows per thread (the bands of
-/// [`mean_pixels_banded`]): each thread gates the rows in its own cache.
-pub fn scale_channels_banded(image: &mut [f32], rows: usize, gates: &[f32]) {
-    let band = rows.div_ceil(threads::for_work(image.len())).max(1);
-    let row_values = image.len() / rows.max(1);
-    if band >= rows || !row_values.is_multiple_of(gates.len().max(1)) {
-        return scale_channels(image, gates);
+/// [`scale_channels`] of each image of `images = [B, rows, W, C]` by its gates `[B, C]`,
+/// split over threads as [`mean_pixels_banded`] splits (whole images, else bands of
+/// rows): each thread gates what is in its own cache.
+pub fn scale_channels_banded(images: &mut [f32], batch: usize, rows: usize, gates: &[f32]) {
+    let (image_values, c) = (images.len() / batch.max(1), gates.len() / batch.max(1));
+    let threads = threads::for_work(images.len());
+    if batch > 1 && batch >= threads {
+        return threads::for_each_chunk_mut(&mut images[..batch * image_values], image_values, |b, image| scale_channels(image, &gates[b * c..(b + 1) * c]));
     }
-    threads::for_each_chunk_mut(image, band * row_values, |_, rows| scale_channels(rows, gates));
+    for (image, gates) in images.chunks_mut(image_values.max(1)).zip(gates.chunks(c.max(1))) {
+        let band = rows.div_ceil(threads::for_work(image.len())).max(1);
+        let row_values = image.len() / rows.max(1);
+        if band >= rows || !row_values.is_multiple_of(c.max(1)) {
+            scale_channels(image, gates);
+        } else {
+            threads::for_each_chunk_mut(image, band * row_values, |_, rows| scale_channels(rows, gates));
+        }
+    }
 }
 
 crate::multiversion! {

@@ -229,23 +229,27 @@ fn epilogue_pooling_and_gating_for_every_isa() {
 
 #[test]
 fn banded_pooling_and_gating_match_naive_on_1_and_2_threads() {
-    // Rows that split evenly, unevenly (7 → 4 + 3; 65 → 33 + 32) and not at all (1; too
-    // little work: see `threads::SERIAL_BELOW`).
-    for (rows, w, c) in [(28, 28, 96), (7, 7, 1400), (65, 33, 31), (1, 5, 16), (3, 1, 20)] {
+    // One image: rows that split evenly, unevenly (7 → 4 + 3; 65 → 33 + 32) and not at
+    // all (1; too little work: see `threads::SERIAL_BELOW`). Batches: whole images per
+    // thread (3 and 5 images ≥ 2 threads), or too little work to split.
+    for (batch, rows, w, c) in [(1, 28, 28, 96), (1, 7, 7, 1400), (1, 65, 33, 31), (1, 1, 5, 16), (1, 3, 1, 20), (3, 7, 7, 1400), (5, 14, 14, 36), (2, 3, 1, 20)] {
         let pixels = rows * w;
-        let image = values(pixels * c, 16);
-        let gates = values(c, 17);
+        let images = values(batch * pixels * c, 16);
+        let gates = values(batch * c, 17);
         for threads in [1, 2] {
-            let (mut means, mut partial) = (vec![f32::NAN; c], Vec::new());
-            let mut gated = image.clone();
+            let (mut means, mut partial) = (vec![f32::NAN; batch * c], Vec::new());
+            let mut gated = images.clone();
             on_threads(threads, || {
-                mean_pixels_banded(&image, rows, &mut means, &mut partial);
-                scale_channels_banded(&mut gated, rows, &gates);
+                mean_pixels_banded(&images, batch, rows, &mut means, &mut partial);
+                scale_channels_banded(&mut gated, batch, rows, &gates);
             });
-            let want: Vec<f64> = (0..c).map(|ch| (0..pixels).map(|p| image[p * c + ch] as f64).sum::<f64>() / pixels as f64).collect();
-            assert_close(&means, &want, &format!("banded mean {rows}×{w}×{c} on {threads} threads"));
-            let want: Vec<f64> = (0..pixels * c).map(|i| image[i] as f64 * gates[i % c] as f64).collect();
-            assert_close(&gated, &want, &format!("banded gate {rows}×{w}×{c} on {threads} threads"));
+            let what = format!("{batch}×{rows}×{w}×{c} on {threads} threads");
+            let want: Vec<f64> = (0..batch * c)
+                .map(|bc| (0..pixels).map(|p| images[((bc / c) * pixels + p) * c + bc % c] as f64).sum::<f64>() / pixels as f64)
+                .collect();
+            assert_close(&means, &want, &format!("banded mean {what}"));
+            let want: Vec<f64> = (0..batch * pixels * c).map(|i| images[i] as f64 * gates[(i / (pixels * c)) * c + i % c] as f64).collect();
+            assert_close(&gated, &want, &format!("banded gate {what}"));
         }
     }
 }

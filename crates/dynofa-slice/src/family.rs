@@ -169,6 +169,43 @@ struct Level {
     config: SubnetConfig,
     blocks: Vec<LevelBlock>,
     bn: Option<LevelBn>,
+    split: Split,
+}
+
+/// A batch's trunk runs one image at a time while activations are large (each image's
+/// stay in cache), then from the first block whose input is downsampled by this factor
+/// (14×14 and 7×7 at r = 224, where the weights are larger than one image's activations)
+/// layer by layer for the whole batch, so that each weight is read once per batch.
+const BATCH_FROM_DOWNSAMPLING: usize = 16;
+
+/// Where a level's trunk switches to the whole batch: block index `block`, whose input is
+/// `[h, w, channels]` per image (see [`BATCH_FROM_DOWNSAMPLING`]).
+#[derive(Debug, Clone, Copy)]
+struct Split {
+    block: usize,
+    h: usize,
+    w: usize,
+    channels: usize,
+}
+
+impl Split {
+    fn of(specs: &[BlockSpec], config: &SubnetConfig, blocks: &[LevelBlock], stem: usize) -> Split {
+        let r = config.resolution();
+        let (mut h, mut w, mut channels) = (out_size(r, 3, 2), out_size(r, 3, 2), stem);
+        for (i, lb) in blocks.iter().enumerate() {
+            if h * BATCH_FROM_DOWNSAMPLING <= r {
+                return Split { block: i, h, w, channels };
+            }
+            let spec = &specs[lb.slot];
+            (h, w, channels) = (out_size(h, lb.kernel, spec.stride), out_size(w, lb.kernel, spec.stride), spec.out_channels);
+        }
+        Split { block: blocks.len(), h, w, channels }
+    }
+
+    /// Values of one image's activation here.
+    fn values(&self) -> usize {
+        self.h * self.w * self.channels
+    }
 }
 
 /// Reusable buffers, grown to the largest level's needs for the largest batch seen.
@@ -215,8 +252,11 @@ impl Workspace {
     }
 }
 
+/// Where a forward is in its level's own BatchNorm list (in forward order), if it has one.
+type BnCursor<'a> = Option<std::slice::Iter<'a, Affine>>;
+
 /// The next per-level BN if the level has its own, else the shared one.
-fn pick<'a>(own: &mut Option<std::slice::Iter<'a, Affine>>, shared: &'a Affine) -> &'a Affine {
+fn pick<'a>(own: &mut BnCursor<'a>, shared: &'a Affine) -> &'a Affine {
     own.as_mut().and_then(Iterator::next).unwrap_or(shared)
 }
 
@@ -243,8 +283,12 @@ pub struct FamilyStore {
     active: usize,
     /// Values per image of the largest activation, and the most channels, over the levels.
     per_image: (usize, usize),
+    /// Values per image of the largest activation from the levels' splits on.
+    per_image_batched: usize,
     /// One workspace per worker (images of a batch run in parallel, one per worker).
     workspaces: Vec<Workspace>,
+    /// The workspace of a batch's layers from the split on (the whole batch at once).
+    batched: Workspace,
     /// The head's buffers for a whole batch.
     head: BatchHead,
     /// One pool per thread count `2..=max_threads`, built up front so that changing the
@@ -313,7 +357,9 @@ impl FamilyStore {
             levels: Vec::new(),
             active: 0,
             per_image: (0, 0),
+            per_image_batched: 0,
             workspaces: Vec::new(),
+            batched: Workspace::default(),
             head: BatchHead::default(),
             pools: (2..=threads).map(thread_pool).collect::<Result<_>>()?,
             threads: threads.max(1),
@@ -321,9 +367,12 @@ impl FamilyStore {
         store.levels = levels.iter().map(|config| level(supernet, &specs, config, stored_k)).collect();
         // Size the buffers for the most demanding level now (batch 1), so that a forward
         // only allocates when a batch is larger than any before.
-        store.per_image = (0..store.levels.len())
-            .map(|i| store.buffer_sizes(i))
-            .fold((0, 0), |(a, c), (a2, c2)| (a.max(a2), c.max(c2)));
+        for i in 0..store.levels.len() {
+            let (values, channels, batched) = store.buffer_sizes(i);
+            let (v, c) = store.per_image;
+            store.per_image = (v.max(values), c.max(channels));
+            store.per_image_batched = store.per_image_batched.max(batched);
+        }
         let widest = store.per_image.1.max(store.config.num_classes);
         (store.ones, store.zeros) = (vec![1.0; widest], vec![0.0; widest]);
         store.reserve_workers(1);
@@ -473,35 +522,57 @@ impl FamilyStore {
         let widths = self.config.widths();
         let (fe, fm) = (widths.final_expand, widths.feature_mix);
         let mut logits = vec![0.0; batch * classes];
-        // Images run in parallel, one per worker (each with its own buffers, which stay in
-        // cache better than a whole batch layer by layer); within an image, every kernel
-        // splits its work over the threads left idle. The head's fully connected layers
-        // then run once for the whole batch, so that their weights are read once.
+        // Up to the level's split, images run in parallel, one per worker (each with its
+        // own buffers, which stay in cache better than a whole batch layer by layer);
+        // within an image, every kernel splits its work over the threads left idle. From
+        // the split on, the batch runs layer by layer on all threads, and so does the
+        // head, so that the weights of those layers are read once per batch.
         let workers = self.threads.min(batch).max(1);
         self.reserve_workers(workers);
+        let split = self.levels[self.active].split;
+        if batch > 1 {
+            self.batched.reserve(batch * self.per_image_batched, batch * self.per_image.1);
+        }
         let per_worker = batch.div_ceil(workers);
         let mut workspaces = std::mem::take(&mut self.workspaces);
+        let mut batched = std::mem::take(&mut self.batched);
         let mut head = std::mem::take(&mut self.head);
         head.reserve(batch, fe, fm);
         let this = &*self;
-        let trunks = |ws: &mut Workspace, images: &[f32], features: &mut [f32]| {
-            for (image, features) in images.chunks(3 * r * r).zip(features.chunks_mut(fe)) {
-                this.trunk(ws, image, r, features, &mut Stopwatch::new(&mut None));
-            }
-        };
         this.on_threads(|| {
-            if workers == 1 {
-                trunks(&mut workspaces[0], &input.data, &mut head.features[..batch * fe]);
+            let features = &mut head.features[..batch * fe];
+            if batch == 1 {
+                this.trunk(&mut workspaces[0], &input.data, r, features, &mut Stopwatch::new(&mut None));
             } else {
-                workspaces
-                    .par_iter_mut()
-                    .zip(input.data.par_chunks(per_worker * 3 * r * r))
-                    .zip(head.features[..batch * fe].par_chunks_mut(per_worker * fe))
-                    .for_each(|((ws, images), features)| trunks(ws, images, features));
+                // Each image up to the split, into its slot of the batch.   → [B, h, w, C]
+                // (Returns the BatchNorm cursor there, the same for every image.)
+                let to_split = |ws: &mut Workspace, images: &[f32], slots: &mut [f32]| {
+                    let mut bn = None;
+                    for (image, slot) in images.chunks(3 * r * r).zip(slots.chunks_mut(split.values())) {
+                        bn = Some(this.layers_to_split(ws, image, r, &mut Stopwatch::new(&mut None)));
+                        slot.copy_from_slice(&ws.bufs[0][..split.values()]);
+                    }
+                    bn
+                };
+                let slots = &mut batched.bufs[0][..batch * split.values()];
+                let bn = if workers == 1 {
+                    to_split(&mut workspaces[0], &input.data, slots)
+                } else {
+                    workspaces
+                        .par_iter_mut()
+                        .zip(input.data.par_chunks(per_worker * 3 * r * r))
+                        .zip(slots.par_chunks_mut(per_worker * split.values()))
+                        .map(|((ws, images), slots)| to_split(ws, images, slots))
+                        .reduce_with(Option::or)
+                        .flatten()
+                };
+                let mut bn = bn.expect("a batch of more than one image");
+                this.layers_from_split(&mut batched, batch, &mut bn, features, &mut Stopwatch::new(&mut None));
             }
             this.head(batch, &head.features[..batch * fe], &mut head.hidden[..batch * fm], &mut logits, &mut Stopwatch::new(&mut None));
         });
         self.workspaces = workspaces;
+        self.batched = batched;
         self.head = head;
         Ok(Array { shape: vec![batch, classes], data: logits })
     }
@@ -578,23 +649,30 @@ impl FamilyStore {
         }
     }
 
-    /// Largest activation (values) and channel count that level `i` needs, for one image.
-    fn buffer_sizes(&self, i: usize) -> (usize, usize) {
+    /// Largest activation (values) and channel count that level `i` needs for one image,
+    /// and its largest activation (values per image) from its split on.
+    fn buffer_sizes(&self, i: usize) -> (usize, usize, usize) {
         let level = &self.levels[i];
         let widths = self.config.widths();
         let r = level.config.resolution();
         let (mut h, mut w) = (out_size(r, 3, 2), out_size(r, 3, 2));
         let mut values = widths.stem * h * w; // the stem's output
+        let mut batched = level.split.values();
         let mut channels = widths.feature_mix.max(widths.final_expand);
-        for lb in &level.blocks {
+        for (b, lb) in level.blocks.iter().enumerate() {
             let spec = &self.blocks[lb.slot].as_ref().expect("stored").spec;
-            values = values.max(lb.mid * h * w);
+            let mut block_values = lb.mid * h * w;
             h = out_size(h, lb.kernel, spec.stride);
             w = out_size(w, lb.kernel, spec.stride);
-            values = values.max(spec.out_channels * h * w);
+            block_values = block_values.max(spec.out_channels * h * w);
+            values = values.max(block_values);
+            if b >= level.split.block {
+                batched = batched.max(block_values);
+            }
             channels = channels.max(lb.mid);
         }
-        (values.max(widths.final_expand * h * w), channels)
+        let final_expand = widths.final_expand * h * w;
+        (values.max(final_expand), channels, batched.max(final_expand))
     }
 
     /// Logits `[classes]` of the active level for one image `[3, r, r]` (trunk and head),
@@ -611,39 +689,76 @@ impl FamilyStore {
     /// Pooled features `[final_expand]` of the active level for one image `[3, r, r]`:
     /// every layer up to the head's pooling. Activations are pixel-major, `[H, W, C]`.
     fn trunk(&self, ws: &mut Workspace, image: &[f32], r: usize, features: &mut [f32], clock: &mut Stopwatch) {
-        let batch = 1;
-        let images = image;
-        let level = &self.levels[self.active];
-        let mut own_bn = level.bn.as_ref().map(|v| v.iter());
-        let widths = self.config.widths();
-        let stem = widths.stem;
-        let (mut h, mut w) = (out_size(r, 3, 2), out_size(r, 3, 2));
-        let [cur, t1, t2, t3] = &mut ws.bufs;
+        let mut bn = self.layers_to_split(ws, image, r, clock);
+        self.layers_from_split(ws, 1, &mut bn, features, clock);
+    }
 
-        // Stem: conv 3×3 s2 → BN → h-swish.                         [B, 3, r, r] → [B, h, w, stem]
-        let a = pick(&mut own_bn, &self.stem_bn);
+    /// The active level's layers before its split for one image `[3, r, r]`: stem, first
+    /// block, blocks before `split.block`. Leaves the activation `[h, w, C]` (the split's)
+    /// in `ws.bufs[0]`, and returns where the BatchNorm cursor is.
+    fn layers_to_split<'a>(&'a self, ws: &mut Workspace, image: &[f32], r: usize, clock: &mut Stopwatch) -> BnCursor<'a> {
+        let level = &self.levels[self.active];
+        let mut bn = level.bn.as_ref().map(|v| v.iter());
+        let stem = self.config.widths().stem;
+        let (h, w) = (out_size(r, 3, 2), out_size(r, 3, 2));
+        let [cur, t1, t2, _] = &mut ws.bufs;
+
+        // Stem: conv 3×3 s2 → BN → h-swish.                         [3, r, r] → [h, w, stem]
+        let a = pick(&mut bn, &self.stem_bn);
         let shape = ConvShape { h: r, w: r, channels: 3, k: 3, stride: 2 };
-        conv2d(images, batch, shape, self.stem.view(27, stem), a.epilogue(stem, Activation::HSwish), cur);
+        conv2d(image, 1, shape, self.stem.view(27, stem), a.epilogue(stem, Activation::HSwish), cur);
         clock.lap("stem");
         clock.end_layer();
-        // Block 0: depthwise 3×3 → BN → ReLU → 1×1 → BN, + input.    [B, h, w, stem]
-        let a = pick(&mut own_bn, &self.block0_depthwise_bn);
+        // Block 0: depthwise 3×3 → BN → ReLU → 1×1 → BN, + input.    [h, w, stem]
+        let a = pick(&mut bn, &self.block0_depthwise_bn);
         let shape = ConvShape { h, w, channels: stem, k: 3, stride: 1 };
-        depthwise(cur, batch, shape, self.block0_depthwise.view(9, stem), a.epilogue(stem, Activation::Relu), t1);
-        let a = pick(&mut own_bn, &self.block0_project_bn);
-        let pixels = batch * h * w;
-        pointwise(MatRef::dense(t1, pixels, stem), self.block0_project.view(stem, stem), a.epilogue(stem, Activation::None), Some(cur), t2);
+        depthwise(cur, 1, shape, self.block0_depthwise.view(9, stem), a.epilogue(stem, Activation::Relu), t1);
+        let a = pick(&mut bn, &self.block0_project_bn);
+        pointwise(MatRef::dense(t1, h * w, stem), self.block0_project.view(stem, stem), a.epilogue(stem, Activation::None), Some(cur), t2);
         std::mem::swap(cur, t2);
         clock.lap("first_block");
         clock.end_layer();
 
-        for lb in &level.blocks {
+        let (ho, wo) = self.blocks(ws, 1, &level.blocks[..level.split.block], (h, w), &mut bn, clock);
+        debug_assert_eq!((ho, wo), (level.split.h, level.split.w));
+        bn
+    }
+
+    /// The active level's layers from its split to the head's pooling, for a `batch` of
+    /// activations `[B, h, w, C]` (the split's) in `ws.bufs[0]`, layer by layer: pooled
+    /// features `[B, final_expand]`.
+    fn layers_from_split<'a>(&'a self, ws: &mut Workspace, batch: usize, bn: &mut BnCursor<'a>, features: &mut [f32], clock: &mut Stopwatch) {
+        let level = &self.levels[self.active];
+        let Split { block, h, w, .. } = level.split;
+        let (h, w) = self.blocks(ws, batch, &level.blocks[block..], (h, w), bn, clock);
+
+        // Final expansion 1×1 → BN → h-swish → mean.                 [B, h, w, last] → [B, fe]
+        let widths = self.config.widths();
+        let (fe, n) = (widths.final_expand, h * w);
+        let last = widths.stages[4];
+        let [cur, t1, ..] = &mut ws.bufs;
+        let a = pick(bn, &self.final_expand_bn);
+        pointwise(MatRef::dense(cur, batch * n, last), self.final_expand.view(last, fe), a.epilogue(fe, Activation::HSwish), None, t1);
+        clock.lap("final_expand");
+        clock.end_layer();
+        for (image, features) in t1[..batch * n * fe].chunks(n * fe).zip(features.chunks_mut(fe)) {
+            mean_pixels(image, features);
+        }
+        clock.lap("pool");
+        clock.end_layer();
+    }
+
+    /// Runs `blocks` layer by layer on a `batch` of activations `[B, h, w, C]` in
+    /// `ws.bufs[0]`, leaving the output there; returns its `(h, w)`.
+    fn blocks<'a>(&'a self, ws: &mut Workspace, batch: usize, blocks: &[LevelBlock], (mut h, mut w): (usize, usize), bn: &mut BnCursor<'a>, clock: &mut Stopwatch) -> (usize, usize) {
+        let [cur, t1, t2, t3] = &mut ws.bufs;
+        for lb in blocks {
             let sb = self.blocks[lb.slot].as_ref().expect("every level's slots are stored");
             let spec = &sb.spec;
             let (mid, k) = (lb.mid, lb.kernel);
             let activation = act(spec.act);
             // Expand 1×1 → BN → act.                                 [B, h, w, in] → [B, h, w, mid]
-            let a = pick(&mut own_bn, &sb.expand_bn);
+            let a = pick(bn, &sb.expand_bn);
             pointwise(MatRef::dense(cur, batch * h * w, spec.in_channels), sb.expand.view(spec.in_channels, mid), a.epilogue(mid, activation), None, t1);
             clock.lap("expand");
             // Depthwise k×k → BN → act.                              → [B, h', w', mid]
@@ -651,7 +766,7 @@ impl FamilyStore {
                 Some(m) => m.view(k * k, mid),
                 None => sb.depthwise.view(k * k, mid),
             };
-            let a = pick(&mut own_bn, &sb.depthwise_bn);
+            let a = pick(bn, &sb.depthwise_bn);
             let shape = ConvShape { h, w, channels: mid, k, stride: spec.stride };
             depthwise(t1, batch, shape, kernels, a.epilogue(mid, activation), t2);
             clock.lap(depthwise_label(k));
@@ -661,23 +776,19 @@ impl FamilyStore {
             if let Some(se) = &sb.se {
                 let reduced = SqueezeExcite::reduced(mid);
                 let (pooled, squeezed, gates) = (&mut ws.pooled[..batch * mid], &mut ws.squeezed[..batch * reduced], &mut ws.gates[..batch * mid]);
-                for (image, pooled) in t2.chunks(n * mid).zip(pooled.chunks_mut(mid)) {
-                    mean_pixels_banded(image, h, pooled, &mut ws.band_means);
-                }
+                mean_pixels_banded(&t2[..batch * n * mid], batch, h, pooled, &mut ws.band_means);
                 clock.lap("se_pool");
                 let reduce = Epilogue { scale: &self.ones[..reduced], shift: &se.reduce_bias[..reduced], act: Activation::Relu };
                 pointwise(MatRef::dense(pooled, batch, mid), se.reduce.view(mid, reduced), reduce, None, squeezed);
                 let expand = Epilogue { scale: &self.ones[..mid], shift: &se.expand_bias[..mid], act: Activation::HSigmoid };
                 pointwise(MatRef::dense(squeezed, batch, reduced), se.expand.view(reduced, mid), expand, None, gates);
                 clock.lap("se_fc");
-                for (image, gates) in t2.chunks_mut(n * mid).zip(gates.chunks(mid)) {
-                    scale_channels_banded(image, h, gates);
-                }
+                scale_channels_banded(&mut t2[..batch * n * mid], batch, h, gates);
                 clock.lap("squeeze_excite");
             }
             // Project 1×1 → BN (+ input).                            → [B, h', w', out]
             let out = spec.out_channels;
-            let a = pick(&mut own_bn, &sb.project_bn);
+            let a = pick(bn, &sb.project_bn);
             let residual = spec.residual.then_some(&cur[..batch * n * out]);
             pointwise(MatRef::dense(t2, batch * n, mid), sb.project.view(mid, out), a.epilogue(out, Activation::None), residual, t3);
             clock.lap("project");
@@ -685,16 +796,7 @@ impl FamilyStore {
             std::mem::swap(cur, t3);
         }
 
-        // Final expansion 1×1 → BN → h-swish → mean.
-        let (fe, n) = (widths.final_expand, h * w);
-        let last = widths.stages[4];
-        let a = pick(&mut own_bn, &self.final_expand_bn);
-        pointwise(MatRef::dense(cur, batch * n, last), self.final_expand.view(last, fe), a.epilogue(fe, Activation::HSwish), None, t1);
-        clock.lap("final_expand");
-        clock.end_layer();
-        mean_pixels(&t1[..n * fe], features); //                     [fe]
-        clock.lap("pool");
-        clock.end_layer();
+        (h, w)
     }
 
     /// Logits `[B, classes]` from pooled features `[B, final_expand]`: feature mix 1×1 →
@@ -733,6 +835,14 @@ fn with_threads_awake<R: Send>(work: impl FnOnce() -> R + Send) -> R {
     if helpers == 0 {
         return work();
     }
+    /// Stops the pollers when dropped: after `work` returns, and also when it panics
+    /// (else the scope would wait for them forever instead of passing the panic on).
+    struct Done<'a>(&'a std::sync::atomic::AtomicBool);
+    impl Drop for Done<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
     let done = std::sync::atomic::AtomicBool::new(false);
     let mut result = None;
     rayon::scope(|scope| {
@@ -745,8 +855,8 @@ fn with_threads_awake<R: Send>(work: impl FnOnce() -> R + Send) -> R {
                 }
             });
         }
+        let _done = Done(&done);
         result = Some(work());
-        done.store(true, std::sync::atomic::Ordering::Release);
     });
     result.expect("work ran")
 }
@@ -849,6 +959,21 @@ fn level(net: &Supernet, specs: &[BlockSpec], config: &SubnetConfig, stored_k: u
             });
             LevelBlock { slot, kernel: k, mid, own_kernels }
         })
-        .collect();
-    Level { config: config.clone(), blocks, bn: None }
+        .collect::<Vec<_>>();
+    let split = Split::of(specs, config, &blocks, net.config.widths().stem);
+    Level { config: config.clone(), blocks, bn: None, split }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_in_the_work_reaches_the_caller_instead_of_hanging() {
+        let pool = thread_pool(2).unwrap();
+        let caught = pool.install(|| std::panic::catch_unwind(|| with_threads_awake(|| panic!("kernel failed"))));
+        assert!(caught.is_err());
+        // The pool still works afterwards.
+        assert_eq!(pool.install(|| with_threads_awake(|| 7)), 7);
+    }
 }

@@ -195,20 +195,32 @@ fn thread_count_switches_like_levels_and_keeps_the_results() {
 
 #[test]
 fn a_batch_gives_each_image_its_own_logits() {
+    let device = Device::flex();
     let net = w12(Precision::F32);
     let family = paper_family();
     let mut store = FamilyStore::new(&net, &family, 2).unwrap();
-    store.switch_to(2).unwrap();
-    let r = family[2].resolution();
+    let level = 2;
+    let r = family[level].resolution();
     let image = |seed: usize| -> Vec<f32> { (0..3 * r * r).map(|i| ((i * 7 + seed * 13) % 23) as f32 / 7.0 - 1.5).collect() };
-    // Five images: workers take 3 and 2; the head runs once for all five (a GEMM, where one
-    // image is a vector–matrix product).
+    // The level has its own BatchNorm, so that the layers a batch runs together (the late
+    // stages) must go on in the BN list where each image's own layers left it.
+    let calib = Array { shape: vec![2, 3, r, r], data: (0..2).flat_map(|s| image(s + 10)).collect() };
+    let mut calibrated = extract(&net, &family[level]).unwrap();
+    recalibrate(&mut calibrated, [calib.to_tensor::<4>(&device).unwrap()], |_| {});
+    store.set_level_bn(level, &calibrated).unwrap();
+    store.switch_to(level).unwrap();
+    // Five images: on 2 threads, workers take 3 and 2 up to the late stages, which then
+    // run for all five at once, as does the head (a GEMM, where one image is a
+    // vector–matrix product). On 1 thread, one worker takes all five.
     let batch = Array { shape: vec![5, 3, r, r], data: (0..5).flat_map(image).collect() };
-    let together = store.forward(&batch).unwrap();
-    assert_eq!(together.shape, [5, 1000]);
-    for b in 0..5 {
-        let alone = store.forward(&Array { shape: vec![1, 3, r, r], data: image(b) }).unwrap();
-        let worst = alone.data.iter().zip(&together.data[b * 1000..(b + 1) * 1000]).map(|(a, t)| (a - t).abs()).fold(0.0f32, f32::max);
-        assert!(worst <= 1e-4, "image {b}: batched and alone differ by {worst}");
+    for threads in [2, 1] {
+        store.set_threads(threads).unwrap();
+        let together = store.forward(&batch).unwrap();
+        assert_eq!(together.shape, [5, 1000]);
+        for b in 0..5 {
+            let alone = store.forward(&Array { shape: vec![1, 3, r, r], data: image(b) }).unwrap();
+            let worst = alone.data.iter().zip(&together.data[b * 1000..(b + 1) * 1000]).map(|(a, t)| (a - t).abs()).fold(0.0f32, f32::max);
+            assert!(worst <= 1e-4, "image {b} on {threads} threads: batched and alone differ by {worst}");
+        }
     }
 }
