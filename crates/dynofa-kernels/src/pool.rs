@@ -37,8 +37,7 @@ fn mean_pixels_body<const FUSED: bool, const LANES: usize, const REGISTERS: usiz
 /// pooling both bands was slower on 2 threads than on 1).
 pub fn mean_pixels_banded(images: &[f32], batch: usize, rows: usize, out: &mut [f32], partial: &mut Vec<f32>) {
     let (image_values, c) = (images.len() / batch.max(1), out.len() / batch.max(1));
-    let threads = threads::for_work(images.len());
-    if batch > 1 && batch >= threads {
+    if splits_whole_images(images.len(), batch) {
         return threads::for_each_chunk_mut(&mut out[..batch * c], c, |b, out| mean_pixels(&images[b * image_values..(b + 1) * image_values], out));
     }
     for (image, out) in images.chunks(image_values.max(1)).zip(out.chunks_mut(c.max(1))) {
@@ -46,11 +45,24 @@ pub fn mean_pixels_banded(images: &[f32], batch: usize, rows: usize, out: &mut [
     }
 }
 
+/// Whether a pass over `batch` images of `values` in all gives each thread whole images:
+/// when it splits at all (see [`threads::for_work`]) and there are as many images as threads.
+fn splits_whole_images(values: usize, batch: usize) -> bool {
+    let threads = threads::for_work(values);
+    batch > 1 && threads > 1 && batch >= threads
+}
+
+/// Rows per band when a pass over one image of `values` in `rows` rows splits into one
+/// band per thread (all rows: no split).
+fn band_rows(values: usize, rows: usize) -> usize {
+    rows.div_ceil(threads::for_work(values)).max(1)
+}
+
 /// [`mean_pixels`] of one image `[rows, W, C]`, one band of rows per thread.
 fn mean_image_banded(image: &[f32], rows: usize, out: &mut [f32], partial: &mut Vec<f32>) {
     let c = out.len();
     let pixels = image.len().checked_div(c).unwrap_or(0);
-    let band = rows.div_ceil(threads::for_work(image.len())).max(1);
+    let band = band_rows(image.len(), rows);
     let bands = rows.div_ceil(band);
     if bands <= 1 || !pixels.is_multiple_of(rows) {
         return mean_pixels(image, out);
@@ -82,12 +94,11 @@ pub fn scale_channels(image: &mut [f32], gates: &[f32]) {
 /// rows): each thread gates what is in its own cache.
 pub fn scale_channels_banded(images: &mut [f32], batch: usize, rows: usize, gates: &[f32]) {
     let (image_values, c) = (images.len() / batch.max(1), gates.len() / batch.max(1));
-    let threads = threads::for_work(images.len());
-    if batch > 1 && batch >= threads {
+    if splits_whole_images(images.len(), batch) {
         return threads::for_each_chunk_mut(&mut images[..batch * image_values], image_values, |b, image| scale_channels(image, &gates[b * c..(b + 1) * c]));
     }
     for (image, gates) in images.chunks_mut(image_values.max(1)).zip(gates.chunks(c.max(1))) {
-        let band = rows.div_ceil(threads::for_work(image.len())).max(1);
+        let band = band_rows(image.len(), rows);
         let row_values = image.len() / rows.max(1);
         if band >= rows || !row_values.is_multiple_of(c.max(1)) {
             scale_channels(image, gates);
