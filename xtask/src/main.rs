@@ -89,6 +89,10 @@ enum Task {
         /// Timed iterations per measurement.
         #[arg(long, default_value_t = 30)]
         iters: usize,
+        /// Measurements of each case, alternating dynofa and ONNX Runtime (the table gives
+        /// the median of each, the median ratio of a round and the range of the ratios).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
     },
     /// Run the criterion benchmarks.
     Bench {
@@ -126,7 +130,7 @@ fn main() -> Result<()> {
             let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             run(&root, Command::new(cargo_bin).args(["test", "--workspace", "--all-targets"]).env("PYTHONPATH", python_path))
         }
-        Task::OrtCompare { weights, iters } => ort_compare(&root, weights.as_deref(), iters),
+        Task::OrtCompare { weights, iters, rounds } => ort_compare(&root, weights.as_deref(), iters, rounds),
         Task::Bench { filter } => {
             let mut args = vec!["bench", "-p", "dynofa-benches"];
             if let Some(f) = filter.as_deref() {
@@ -148,14 +152,16 @@ fn json_of(root: &Path, command: &mut Command) -> Result<serde_json::Value> {
     serde_json::from_str(last).with_context(|| format!("{command:?} printed {last:?}"))
 }
 
-fn ort_compare(root: &Path, weights: Option<&Path>, iters: usize) -> Result<()> {
+fn ort_compare(root: &Path, weights: Option<&Path>, iters: usize, rounds: usize) -> Result<()> {
+    anyhow::ensure!(iters > 0 && rounds > 0, "--iters and --rounds must be positive");
     let python_path = ensure_python_packages(root)?;
     let dynofa = release_dynofa(root)?;
     let dir = root.join("target/ort-compare");
     std::fs::create_dir_all(&dir)?;
     let weight_args: Vec<String> = weights.map(|w| vec!["--weights".into(), w.display().to_string()]).unwrap_or_default();
-    println!("| network | batch | threads | dynofa ms | ORT ms | ratio | dynofa GFLOP/s | ORT GFLOP/s |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("Median of {rounds} rounds (each: dynofa, then ONNX Runtime, {iters} timed iterations); ratio = dynofa / ORT, its range over the rounds.");
+    println!("| network | batch | threads | dynofa ms | ORT ms | ratio | ratio range | dynofa GFLOP/s | ORT GFLOP/s |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for name in ["smallest_r160", "middle_r192", "largest_r224"] {
         let subnet = format!("assets/subnets/{name}.json");
         let onnx = dir.join(format!("{name}.onnx"));
@@ -164,18 +170,26 @@ fn ort_compare(root: &Path, weights: Option<&Path>, iters: usize) -> Result<()> 
         for batch in [1, 8] {
             for threads in [1, 2] {
                 let (b, t, n) = (batch.to_string(), threads.to_string(), iters.to_string());
-                let ours = json_of(root, Command::new(&dynofa).arg("bench").args(&weight_args).args([
-                    "--subnet", &subnet, "--batch", &b, "--threads", &t, "--iters", &n,
-                ]))?;
-                let ort = json_of(
-                    root,
-                    Command::new("python3").arg(root.join("xtask/ort_bench.py")).arg(&onnx).args([&b, &t, &n]).env("PYTHONPATH", &python_path),
-                )?;
-                let (ours_ms, ort_ms) = (ours["median_ms"].as_f64().unwrap_or(f64::NAN), ort["median_ms"].as_f64().unwrap_or(f64::NAN));
-                let mflops = ours["mflops"].as_f64().unwrap_or(f64::NAN);
+                let (mut ours, mut ort, mut ratios, mut mflops) = (Vec::new(), Vec::new(), Vec::new(), f64::NAN);
+                for _ in 0..rounds {
+                    let ours_json = json_of(root, Command::new(&dynofa).arg("bench").args(&weight_args).args([
+                        "--subnet", &subnet, "--batch", &b, "--threads", &t, "--iters", &n,
+                    ]))?;
+                    let ort_json = json_of(
+                        root,
+                        Command::new("python3").arg(root.join("xtask/ort_bench.py")).arg(&onnx).args([&b, &t, &n]).env("PYTHONPATH", &python_path),
+                    )?;
+                    let (ours_ms, ort_ms) = (ours_json["median_ms"].as_f64().unwrap_or(f64::NAN), ort_json["median_ms"].as_f64().unwrap_or(f64::NAN));
+                    mflops = ours_json["mflops"].as_f64().unwrap_or(f64::NAN);
+                    ours.push(ours_ms);
+                    ort.push(ort_ms);
+                    ratios.push(ours_ms / ort_ms);
+                }
+                let (ours_ms, ort_ms, ratio) = (median(&mut ours), median(&mut ort), median(&mut ratios));
                 println!(
-                    "| {name} | {batch} | {threads} | {ours_ms:.2} | {ort_ms:.2} | {:.2} | {:.1} | {:.1} |",
-                    ours_ms / ort_ms,
+                    "| {name} | {batch} | {threads} | {ours_ms:.2} | {ort_ms:.2} | {ratio:.2} | {:.2}–{:.2} | {:.1} | {:.1} |",
+                    ratios[0],
+                    ratios[ratios.len() - 1],
                     mflops / ours_ms,
                     mflops / ort_ms
                 );
@@ -183,6 +197,12 @@ fn ort_compare(root: &Path, weights: Option<&Path>, iters: usize) -> Result<()> 
         }
     }
     Ok(())
+}
+
+/// The median of `values` (sorts them).
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 /// The target `deploy` builds for by default: static, so any aarch64 Linux runs it.

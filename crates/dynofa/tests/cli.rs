@@ -227,6 +227,17 @@ fn bench_prints_timings_as_json() {
     let median = json["median_ms"].as_f64().unwrap();
     assert!(median > 0.0 && json["min_ms"].as_f64().unwrap() <= median && median <= json["p95_ms"].as_f64().unwrap());
     assert_eq!((json["batch"].as_u64(), json["threads"].as_u64()), (Some(2), Some(1)));
+    assert!(json.get("per_layer_ms").is_none() && json.get("per_op_ms").is_none());
+    // Per layer: the latency tables' layers of this sub-network, in forward order (stem,
+    // first block, 2 blocks × 5 stages, final expansion, pooling, feature mix, classifier).
+    let run = dynofa(&["bench", "--subnet", r#"{"ks":[3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3],"e":[3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3],"d":[2,2,2,2,2],"r":[128]}"#, "--iters", "3", "--threads", "1", "--per-layer", "--per-op"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let json: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let layers = json["per_layer_ms"].as_array().unwrap();
+    assert_eq!(layers.len(), 2 + 2 * 5 + 4, "{layers:?}");
+    assert!(layers[0]["layer"].as_str().unwrap().contains("128x128x3"), "{layers:?}");
+    assert!(layers.iter().all(|l| l["ms"].as_f64().is_some_and(|ms| ms >= 0.0)), "{layers:?}");
+    assert!(json["per_op_ms"]["stem"].as_f64().is_some_and(|ms| ms > 0.0), "{json}");
     let bad = dynofa(&["bench", "--subnet", "assets/none.json"]);
     assert!(!bad.status.success() && stderr(&bad).contains("none.json"));
 }

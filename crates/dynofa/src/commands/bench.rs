@@ -27,10 +27,14 @@ pub struct Args {
     /// Also time each kind of operation (one image) and print `per_op_ms`.
     #[arg(long)]
     per_op: bool,
+    /// Also time each layer (one image: stem, first block, each block, head layers, keyed
+    /// as in the latency tables) and print `per_layer_ms`, in forward order.
+    #[arg(long)]
+    per_layer: bool,
 }
 
 /// Prints `{median_ms, mean_ms, p95_ms, min_ms, mflops, gflops, …}` per batch (and
-/// `per_op_ms` with `--per-op`).
+/// `per_op_ms` with `--per-op`, `per_layer_ms` with `--per-layer`).
 pub fn run(args: Args) -> Result<()> {
     let subnet = args.net.config()?;
     anyhow::ensure!(args.batch > 0 && args.iters > 0, "--batch and --iters must be positive");
@@ -53,10 +57,24 @@ pub fn run(args: Args) -> Result<()> {
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     let mflops = supernet.config.counts(&subnet)?.mflops * args.batch as f64;
+    let image = Array { shape: vec![1, 3, r, r], data: input.data[..3 * r * r].to_vec() };
     let per_op = if args.per_op {
-        let image = Array { shape: vec![1, 3, r, r], data: input.data[..3 * r * r].to_vec() };
         let ops = store.op_profile(&image, args.iters)?;
         Some(ops.into_iter().map(|(op, ms)| (op.to_string(), json!(ms))).collect::<serde_json::Map<_, _>>())
+    } else {
+        None
+    };
+    let per_layer = if args.per_layer {
+        // The median of each layer over the runs, as `{layer, ms}` in forward order.
+        let runs = store.layer_times(&image, args.iters)?;
+        let keys = dynofa_profiler::layer_keys(&supernet.config, &subnet);
+        anyhow::ensure!(runs.iter().all(|run| run.len() == keys.len()), "{} layer times for {} layers", runs[0].len(), keys.len());
+        let layers = keys.iter().enumerate().map(|(i, key)| {
+            let mut ms: Vec<f64> = runs.iter().map(|run| run[i]).collect();
+            ms.sort_by(f64::total_cmp);
+            json!({ "layer": key.to_string(), "ms": ms[ms.len() / 2] })
+        });
+        Some(layers.collect::<Vec<_>>())
     } else {
         None
     };
@@ -71,6 +89,9 @@ pub fn run(args: Args) -> Result<()> {
     });
     if let Some(per_op) = per_op {
         out["per_op_ms"] = serde_json::Value::Object(per_op);
+    }
+    if let Some(per_layer) = per_layer {
+        out["per_layer_ms"] = serde_json::Value::Array(per_layer);
     }
     println!("{out}");
     Ok(())
