@@ -11,6 +11,7 @@
 
 use crate::epilogue::{h_sigmoid, Activation, Epilogue};
 use crate::isa::{mul_add, Isa};
+use crate::layout::Layout;
 use crate::matrix::MatRef;
 use crate::shape::{out_size, ConvShape};
 use crate::threads;
@@ -25,6 +26,14 @@ pub fn depthwise(input: &[f32], batch: usize, shape: ConvShape, kernels: MatRef,
 
 /// [`depthwise`] with the instruction set chosen by the caller.
 pub fn depthwise_on(isa: Isa, input: &[f32], batch: usize, shape: ConvShape, kernels: MatRef, epilogue: Epilogue, out: &mut [f32]) {
+    depthwise_from(isa, input, Layout::PixelMajor, batch, shape, kernels, epilogue, out)
+}
+
+/// [`depthwise_on`] from an input in `layout` (the output is pixel-major): for
+/// [`Layout::ChannelBlocks`] (`[C/16, B·h·w, 16]`) the AVX-512 body reads each channel
+/// block's plane in order. Channel blocks need what [`Layout::for_depthwise`] checks.
+#[allow(clippy::too_many_arguments)]
+pub fn depthwise_from(isa: Isa, input: &[f32], layout: Layout, batch: usize, shape: ConvShape, kernels: MatRef, epilogue: Epilogue, out: &mut [f32]) {
     let ConvShape { h, w, channels: c, k, stride } = shape;
     assert!(k % 2 == 1, "kernel size {k} is not odd");
     assert!(stride == 1 || stride == 2, "stride {stride}");
@@ -39,14 +48,44 @@ pub fn depthwise_on(isa: Isa, input: &[f32], batch: usize, shape: ConvShape, ker
     // One task per thread, each a contiguous band of rows (so that a thread keeps reading
     // the rows the previous kernel's same-numbered task wrote), `BAND` rows at a time.
     let band = ho.div_ceil(threads::for_work(batch * ho * wo * c * k * k));
+    if layout == Layout::ChannelBlocks {
+        assert!(Layout::for_depthwise(isa, c) == Layout::ChannelBlocks && matches!(k, 3 | 5 | 7), "channel blocks need AVX-512, k in 3, 5, 7 and C a multiple of 16 (k = {k}, C = {c}, {isa:?})");
+    }
     threads::for_each_chunk_mut(&mut out[..batch * ho * wo * c], ho * wo * c, |b, out_image| {
-        let image = &input[b * h * w * c..(b + 1) * h * w * c];
-        threads::for_each_chunk_mut(out_image, band * wo * c, |task, out_rows| {
-            for (i, out_rows) in out_rows.chunks_mut(BAND * wo * c).enumerate() {
-                output_rows(isa, image, shape, kernels, epilogue, task * band + i * BAND, out_rows);
-            }
+        threads::for_each_chunk_mut(out_image, band * wo * c, |task, out_rows| match layout {
+            Layout::PixelMajor => output_rows(isa, &input[b * h * w * c..(b + 1) * h * w * c], shape, kernels, epilogue, task * band, out_rows),
+            Layout::ChannelBlocks => from_channel_blocks(input, batch, b, shape, kernels, epilogue, task * band, out_rows),
         });
     });
+}
+
+/// Output rows `oy..` of image `b` of a batch of `batch` in channel blocks `input = [C/16,
+/// B·h·w, 16]`: the AVX-512 body (checked by the caller).
+#[allow(clippy::too_many_arguments)]
+fn from_channel_blocks(input: &[f32], batch: usize, b: usize, shape: ConvShape, kernels: MatRef, epilogue: Epilogue, oy: usize, out_rows: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let plane = shape.h * shape.w * crate::layout::BLOCK;
+        // SAFETY: image `b`'s plane of channel block 0 lies inside the input (asserted by
+        // `depthwise_from`: B·h·w·C values).
+        let image = crate::depthwise_avx512::Input::ChannelBlocks { image: unsafe { input.as_ptr().add(b * plane) }, plane_stride: batch * plane };
+        macro_rules! avx512 {
+            ($(($k:literal, $s:literal)),*) => {
+                match (shape.k, shape.stride) {
+                    // SAFETY: the caller checked AVX-512, C a multiple of 16 and the sizes
+                    // of the input (every plane), kernels, epilogue and output rows.
+                    $(($k, $s) => unsafe { crate::depthwise_avx512::rows_from::<$k, $s>(image, shape, kernels, epilogue, oy, out_rows) },)*
+                    _ => unreachable!("kernel size checked"),
+                }
+            };
+        }
+        avx512!((3, 1), (3, 2), (5, 1), (5, 2), (7, 1), (7, 2));
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (input, batch, b, shape, kernels, epilogue, oy, out_rows);
+        unreachable!("channel blocks are only chosen on AVX-512");
+    }
 }
 
 /// Output rows per register block (where registers allow).
@@ -56,8 +95,10 @@ crate::multiversion! {
     fn output_rows(image: &[f32], shape: ConvShape, kernels: MatRef, epilogue: Epilogue, oy: usize, out_rows: &mut [f32]) => output_rows_body
 }
 
-/// Output rows `oy..` (as many as `out_rows` holds, at most [`BAND`]): two at a time with
-/// 32 vector registers (each input window then feeds both rows), else one by one.
+/// Output rows `oy..` (as many as `out_rows` holds): on AVX-512 the intrinsic body (which
+/// walks them channel block by channel block); else [`BAND`] rows at a time, two rows per
+/// register block with 32 vector registers (each input window then feeds both rows), one
+/// with fewer.
 #[inline(always)]
 fn output_rows_body<const FUSED: bool, const LANES: usize, const REGISTERS: usize>(
     image: &[f32],
@@ -68,12 +109,30 @@ fn output_rows_body<const FUSED: bool, const LANES: usize, const REGISTERS: usiz
     out_rows: &mut [f32],
 ) {
     let row_len = shape.out_hw().1 * shape.channels;
-    let rows = out_rows.len() / row_len;
-    if REGISTERS >= 32 && rows == 2 && matches!(shape.k, 3 | 5 | 7) {
-        output_row_body::<FUSED, LANES, REGISTERS, 2>(image, shape, kernels, epilogue, oy, out_rows);
-    } else {
-        for (i, out_row) in out_rows.chunks_mut(row_len).enumerate() {
-            output_row_body::<FUSED, LANES, REGISTERS, 1>(image, shape, kernels, epilogue, oy + i, out_row);
+    assert!(image.len() >= shape.h * shape.w * shape.channels && oy + out_rows.len() / row_len <= shape.out_hw().0);
+    #[cfg(target_arch = "x86_64")]
+    if LANES == 16 && FUSED && shape.channels >= LANES {
+        macro_rules! avx512 {
+            ($(($k:literal, $s:literal)),*) => {
+                match (shape.k, shape.stride) {
+                    // SAFETY: 16 fused lanes: the CPU has AVX-512F; the image, the output rows
+                    // and the kernels (`k² × C`, as `depthwise_on` asserted) are as large as
+                    // `shape` says (asserted above).
+                    $(($k, $s) => return unsafe { crate::depthwise_avx512::rows::<$k, $s>(image, shape, kernels, epilogue, oy, out_rows) },)*
+                    _ => {}
+                }
+            };
+        }
+        avx512!((3, 1), (3, 2), (5, 1), (5, 2), (7, 1), (7, 2));
+    }
+    for (i, out_rows) in out_rows.chunks_mut(BAND * row_len).enumerate() {
+        let oy = oy + i * BAND;
+        if REGISTERS >= 32 && out_rows.len() == 2 * row_len && matches!(shape.k, 3 | 5 | 7) {
+            output_row_body::<FUSED, LANES, REGISTERS, 2>(image, shape, kernels, epilogue, oy, out_rows);
+        } else {
+            for (i, out_row) in out_rows.chunks_mut(row_len).enumerate() {
+                output_row_body::<FUSED, LANES, REGISTERS, 1>(image, shape, kernels, epilogue, oy + i, out_row);
+            }
         }
     }
 }
@@ -131,11 +190,6 @@ unsafe fn row<const K: usize, const S: usize, const P: usize, const R: usize, co
     out_row: &mut [f32],
 ) {
     let c = shape.channels;
-    #[cfg(target_arch = "x86_64")]
-    if L == 16 && FUSED && c >= L {
-        // SAFETY: 16 fused lanes: the AVX-512 variant; the rest is this function's contract.
-        return unsafe { crate::depthwise_avx512::rows::<K, S, R>(image, shape, kernels, epilogue, oy, out_row) };
-    }
     let wo = out_size(shape.w, K, S);
     // SAFETY: forwarded; blocks cover channels below `c` and pixels below `wo`.
     unsafe {

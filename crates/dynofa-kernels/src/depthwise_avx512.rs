@@ -6,6 +6,9 @@
 //! `__m512` values and walking pointers instead of `[f32; 16]` arrays and indices: the
 //! compiler then keeps addresses in registers and unrolls the taps, where the generic
 //! body's code spilled addresses to the stack (measured: see the kernel bench).
+//!
+//! It reads pixel-major images or channel blocks ([`crate::layout::Layout`]): from channel
+//! blocks it walks one block's plane at a time, in order, over all the rows it computes.
 
 use std::arch::x86_64::*;
 
@@ -17,16 +20,42 @@ use crate::shape::{ConvShape, out_size};
 /// Input columns a window may hold.
 const WINDOW: usize = 16;
 
-/// Output rows `oy..oy + R` (`[R, wo, C]`, `C ≥ 16`) of one image `[h, w, C]`, for kernel
-/// size `K`, stride `S` and `P` pixels per block.
+/// Where an image's input values are.
+#[derive(Clone, Copy)]
+pub(crate) enum Input {
+    /// `[h, w, C]` from this pointer.
+    PixelMajor(*const f32),
+    /// Channel block `j` is the plane `[h, w, 16]` at `image + j·plane_stride`
+    /// ([`crate::layout::Layout::ChannelBlocks`]; `C` is a multiple of 16).
+    ChannelBlocks { image: *const f32, plane_stride: usize },
+}
+
+/// Output rows `oy..` (as many as `out_rows` holds, `[rows, wo, C]`, `C ≥ 16`) of one
+/// image `[h, w, C]`, for kernel size `K` and stride `S`.
 ///
 /// # Safety
-/// The CPU has AVX-512F; `image` holds `h·w·C` values, `out_rows` `R·wo·C`, `kernels` is
-/// `K² × C`, the epilogue covers `C` channels, `oy + R ≤ ho`, `C ≥ 16`.
+/// The CPU has AVX-512F; `image` holds `h·w·C` values, `kernels` is `K² × C`, the epilogue
+/// covers `C` channels, `out_rows` is whole rows and `oy + rows ≤ ho`, `C ≥ 16`.
 #[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn rows<const K: usize, const S: usize, const R: usize>(
+pub(crate) unsafe fn rows<const K: usize, const S: usize>(
     image: &[f32],
+    shape: ConvShape,
+    kernels: MatRef,
+    epilogue: Epilogue,
+    oy: usize,
+    out_rows: &mut [f32],
+) {
+    // SAFETY: forwarded.
+    unsafe { rows_from::<K, S>(Input::PixelMajor(image.as_ptr()), shape, kernels, epilogue, oy, out_rows) }
+}
+
+/// [`rows`] from an input in either layout.
+///
+/// # Safety
+/// As [`rows`], with the input's planes (or pixels) inside one allocation.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn rows_from<const K: usize, const S: usize>(
+    image: Input,
     shape: ConvShape,
     kernels: MatRef,
     epilogue: Epilogue,
@@ -39,81 +68,138 @@ pub(crate) unsafe fn rows<const K: usize, const S: usize, const R: usize>(
     // SAFETY: forwarded.
     unsafe {
         if S == 1 {
-            rows_blocked::<K, S, 8, R>(image, shape, kernels, epilogue, oy, out_rows)
+            rows_with::<K, S, 8>(image, shape, kernels, epilogue, oy, out_rows)
         } else {
-            rows_blocked::<K, S, 4, R>(image, shape, kernels, epilogue, oy, out_rows)
+            rows_with::<K, S, 4>(image, shape, kernels, epilogue, oy, out_rows)
         }
     }
 }
 
-/// [`rows`] with `P` pixels per block.
+/// [`rows`] with `P` pixels per block, two output rows per block (the last one alone when
+/// their count is odd).
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn rows_blocked<const K: usize, const S: usize, const P: usize, const R: usize>(
-    image: &[f32],
+unsafe fn rows_with<const K: usize, const S: usize, const P: usize>(
+    image: Input,
     shape: ConvShape,
     kernels: MatRef,
     epilogue: Epilogue,
     oy: usize,
     out_rows: &mut [f32],
 ) {
-    let ConvShape { h, w, channels: c, .. } = shape;
+    let c = shape.channels;
     debug_assert!(c >= 16 && (P - 1) * S + K <= WINDOW);
-    let wo = out_size(w, K, S);
-    let pad = K / 2;
-    // Input rows of the band that lie inside the image: `i` in `rows_inside`, counted from
-    // the first row the band's top output row reads.
-    let first_row = (oy * S) as isize - pad as isize;
-    let rows_inside = (-first_row).max(0) as usize..((h as isize - first_row) as usize).min((R - 1) * S + K);
-    let band = Band {
-        image: image.as_ptr(),
-        row_stride: w * c,
-        pixel_stride: c,
-        first_row,
-        rows_inside,
-        w,
-    };
+    let wo = out_size(shape.w, K, S);
+    let rows = out_rows.len() / (wo * c);
+    let conv = Conv { image, shape, kernels, epilogue, out: out_rows.as_mut_ptr(), wo, oy };
     let channel_blocks = c.div_ceil(16);
-    let out = out_rows.as_mut_ptr();
-    // Channel block `b` starts at channel `16·b`, the last one shifted back to end at `C`.
-    let block_at = |b: usize, ox: usize| {
+    // SAFETY: channel blocks below `channel_blocks`, pixels below `wo`, output rows below
+    // `rows` (the caller's contract).
+    unsafe {
+        let pair = |b: usize, ox: usize, y: usize| {
+            if y + 2 <= rows {
+                conv.block::<K, S, P, 2>(b, ox, y)
+            } else {
+                conv.block::<K, S, P, 1>(b, ox, y)
+            }
+        };
+        if S == 2 {
+            // Stride 2 reads the largest inputs (up to 112×112×144 = 7.2 MB, from L3):
+            // pixels outer, so that reads go through memory in order (measured 27 → 31
+            // GMAC/s there).
+            for y in (0..rows).step_by(2) {
+                for ox in (0..wo).step_by(P) {
+                    for b in 0..channel_blocks {
+                        pair(b, ox, y);
+                    }
+                }
+            }
+        } else if let Input::ChannelBlocks { .. } = image {
+            // Channel blocks outer, over every row: each block's plane is read in order,
+            // and its window rows and taps stay in L1 while its rows go by.
+            for b in 0..channel_blocks {
+                for y in (0..rows).step_by(2) {
+                    for ox in (0..wo).step_by(P) {
+                        pair(b, ox, y);
+                    }
+                }
+            }
+        } else {
+            // Two rows at a time, channel blocks outer: the rows read stay in L2 while
+            // their channel blocks go by. (Channel blocks outer over every row reads one
+            // cache line in 9–12 per pixel here, which the prefetchers missed: 16% slower
+            // on 56×56×192 in the network.)
+            for y in (0..rows).step_by(2) {
+                for b in 0..channel_blocks {
+                    for ox in (0..wo).step_by(P) {
+                        pair(b, ox, y);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One depthwise convolution's operands, for output rows from `oy` (row 0 of `out`).
+struct Conv<'a> {
+    image: Input,
+    shape: ConvShape,
+    kernels: MatRef<'a>,
+    epilogue: Epilogue<'a>,
+    out: *mut f32,
+    wo: usize,
+    oy: usize,
+}
+
+impl Conv<'_> {
+    /// Output rows `oy + y .. oy + y + R` × pixels `ox..ox + P` (those below `wo`) ×
+    /// channel block `b` (channels from `16·b`, the last one shifted back to end at `C`):
+    /// accumulates, applies the epilogue and stores.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; the block lies inside the image, the kernels and the output.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn block<const K: usize, const S: usize, const P: usize, const R: usize>(&self, b: usize, ox: usize, y: usize) {
+        let ConvShape { h, w, channels: c, .. } = self.shape;
+        let pad = K / 2;
         let c0 = (16 * b).min(c - 16);
+        // Input rows of the block that lie inside the image: `i` in `rows_inside`, counted
+        // from the first row its top output row reads.
+        let first_row = ((self.oy + y) * S) as isize - pad as isize;
+        let (image, pixel_stride, channel_offset) = match self.image {
+            Input::PixelMajor(image) => (image, c, c0),
+            // SAFETY: plane `c0 / 16` of the input (the caller's contract).
+            Input::ChannelBlocks { image, plane_stride } => (unsafe { image.add(c0 / 16 * plane_stride) }, 16, 0),
+        };
+        let band = Band {
+            image,
+            row_stride: w * pixel_stride,
+            pixel_stride,
+            first_row,
+            rows_inside: (-first_row).max(0) as usize..((h as isize - first_row) as usize).min((R - 1) * S + K),
+            w,
+        };
         let first_column = (ox * S) as isize - pad as isize;
         let interior = first_column >= 0 && first_column as usize + (P - 1) * S + K <= w;
         // SAFETY: channels `c0..c0 + 16 ≤ C` of the kernels, the epilogue and pixels
         // `ox..ox + P` (those below `wo`) of the `R` output rows (the caller's contract).
         unsafe {
-            let taps = kernels.data.as_ptr().add(c0);
+            let taps = self.kernels.data.as_ptr().add(c0);
             let acc = if interior {
-                band.block::<K, S, P, R, false>(taps, kernels.row_stride, first_column, c0)
+                band.block::<K, S, P, R, false>(taps, self.kernels.row_stride, first_column, channel_offset)
             } else {
-                band.block::<K, S, P, R, true>(taps, kernels.row_stride, first_column, c0)
+                band.block::<K, S, P, R, true>(taps, self.kernels.row_stride, first_column, channel_offset)
             };
             let (scale, shift) = (
-                _mm512_loadu_ps(epilogue.scale.as_ptr().add(c0)),
-                _mm512_loadu_ps(epilogue.shift.as_ptr().add(c0)),
+                _mm512_loadu_ps(self.epilogue.scale.as_ptr().add(c0)),
+                _mm512_loadu_ps(self.epilogue.shift.as_ptr().add(c0)),
             );
             for (r, acc) in acc.iter().enumerate() {
-                for (p, &acc) in acc.iter().enumerate().take(P.min(wo - ox)) {
-                    let y = affine_activate(acc, scale, shift, epilogue.act);
-                    _mm512_storeu_ps(out.add((r * wo + ox + p) * c + c0), y);
+                for (p, &acc) in acc.iter().enumerate().take(P.min(self.wo - ox)) {
+                    let v = affine_activate(acc, scale, shift, self.epilogue.act);
+                    _mm512_storeu_ps(self.out.add(((y + r) * self.wo + ox + p) * c + c0), v);
                 }
-            }
-        }
-    };
-    // Stride 2 reads the largest inputs (up to 112×112×144 = 7.2 MB, from L3): pixels
-    // outer, so that reads go through memory in order (measured 27 → 31 GMAC/s there); at
-    // stride 1, channel blocks outer keep a block's window columns in L1 across pixels.
-    if S == 2 {
-        for ox in (0..wo).step_by(P) {
-            for b in 0..channel_blocks {
-                block_at(b, ox);
-            }
-        }
-    } else {
-        for b in 0..channel_blocks {
-            for ox in (0..wo).step_by(P) {
-                block_at(b, ox);
             }
         }
     }
@@ -132,8 +218,9 @@ struct Band {
 }
 
 impl Band {
-    /// Accumulators of `R` rows × `P` pixels from input column `first_column`, channels
-    /// `c0..c0 + 16`. `EDGE`: some window columns lie outside the image (read as zeros).
+    /// Accumulators of `R` rows × `P` pixels from input column `first_column`, the 16
+    /// channels from `channel_offset` within a pixel. `EDGE`: some window columns lie
+    /// outside the image (read as zeros).
     #[target_feature(enable = "avx512f")]
     #[inline]
     unsafe fn block<const K: usize, const S: usize, const P: usize, const R: usize, const EDGE: bool>(
@@ -141,10 +228,10 @@ impl Band {
         taps: *const f32,
         tap_stride: usize,
         first_column: isize,
-        c0: usize,
+        channel_offset: usize,
     ) -> [[__m512; P]; R] {
         // SAFETY: rows in `rows_inside` and columns inside the image (checked at an edge)
-        // of channels `c0..c0 + 16`; tap rows below `K` (the caller's contract).
+        // of 16 channels from `channel_offset`; tap rows below `K` (the caller's contract).
         unsafe {
             let columns = (P - 1) * S + K;
             let mut acc = [[_mm512_setzero_ps(); P]; R];
@@ -153,7 +240,7 @@ impl Band {
                     continue;
                 }
                 let iy = (self.first_row + i as isize) as usize;
-                let row = self.image.add(iy * self.row_stride + c0);
+                let row = self.image.add(iy * self.row_stride + channel_offset);
                 let mut window = [_mm512_setzero_ps(); WINDOW];
                 for (j, slot) in window.iter_mut().enumerate().take(columns) {
                     let ix = first_column + j as isize;

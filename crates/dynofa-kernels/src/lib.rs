@@ -8,6 +8,8 @@
 //!
 //! - [`buffer`]: 64-byte-aligned activation buffers.
 //! - [`isa`]: run-time choice of AVX-512 / AVX2+FMA / NEON / portable code.
+//! - [`layout`]: activations pixel-major `[M, C]` or in channel blocks `[C/16, M, 16]`
+//!   (what the AVX-512 depthwise body reads best).
 //! - [`matrix`]: matrices as strided views of a slice, so that a sub-network's weights
 //!   are read in place from the supernet's (a prefix of rows and columns).
 //! - [`panels`]: 1×1 weights stored column panel by column panel (AVX-512 kernel layout).
@@ -42,6 +44,7 @@ pub mod depthwise;
 mod depthwise_avx512;
 pub mod epilogue;
 pub mod isa;
+pub mod layout;
 pub mod matrix;
 pub mod panels;
 pub mod pointwise;
@@ -54,4 +57,5 @@ pub mod threads;
 pub use buffer::AlignedBuf;
 pub use epilogue::{Activation, Epilogue};
 pub use isa::Isa;
+pub use layout::Layout;
 pub use matrix::MatRef;

@@ -12,6 +12,7 @@
 
 use crate::epilogue::{apply_row_on, Epilogue};
 use crate::isa::{mul_add, Isa};
+use crate::layout::Layout;
 use crate::matrix::MatRef;
 use crate::panels::{PanelRef, PANEL};
 
@@ -91,6 +92,13 @@ impl Weights<'_> {
 /// [`pointwise`] with the instruction set of its own loops (vector–matrix products,
 /// epilogues) chosen by the caller; the GEMM crate picks its own.
 pub fn pointwise_on<'w>(isa: Isa, input: MatRef, weights: impl Into<Weights<'w>>, epilogue: Epilogue, residual: Option<&[f32]>, out: &mut [f32]) {
+    pointwise_to(isa, input, weights, epilogue, residual, out, Layout::PixelMajor)
+}
+
+/// [`pointwise_on`] writing `out` in `layout`: [`Layout::ChannelBlocks`] (`[N/16, M, 16]`,
+/// for a depthwise convolution to read; no residual) needs what [`Layout::for_depthwise`]
+/// checks, and always runs the AVX-512 kernel.
+pub fn pointwise_to<'w>(isa: Isa, input: MatRef, weights: impl Into<Weights<'w>>, epilogue: Epilogue, residual: Option<&[f32]>, out: &mut [f32], layout: Layout) {
     let weights = weights.into();
     let (m, k, n) = (input.rows, input.cols, weights.shape().1);
     assert_eq!(weights.shape().0, k, "weights of {} inputs for {k} input channels", weights.shape().0);
@@ -102,15 +110,19 @@ pub fn pointwise_on<'w>(isa: Isa, input: MatRef, weights: impl Into<Weights<'w>>
     if m == 0 || n == 0 {
         return;
     }
+    let blocked = layout == Layout::ChannelBlocks;
+    if blocked {
+        assert!(Layout::for_depthwise(isa, n) == Layout::ChannelBlocks && residual.is_none(), "channel blocks need AVX-512, N a multiple of 16 and no residual (N = {n}, {isa:?})");
+    }
     let own_kernel = isa == Isa::Avx512 && isa.supported() && cfg!(target_arch = "x86_64");
     let weights = match weights {
-        Weights::Panels(panels) if !own_kernel || m <= GEMV_ROWS => {
+        Weights::Panels(panels) if !own_kernel || (m <= GEMV_ROWS && !blocked) => {
             let dense = panels.to_row_major();
             return pointwise_on(isa, input, MatRef::dense(&dense, k, n), epilogue, residual, out);
         }
         weights => weights,
     };
-    if let (true, Weights::RowMajor(weights)) = (m <= GEMV_ROWS, weights) {
+    if let (true, Weights::RowMajor(weights)) = (m <= GEMV_ROWS && !blocked, weights) {
         gemv_rows(isa, input, weights, epilogue, residual, out);
         return;
     }
@@ -139,7 +151,7 @@ pub fn pointwise_on<'w>(isa: Isa, input: MatRef, weights: impl Into<Weights<'w>>
             unsafe {
                 let tile_out = dst.0.add(r0 * n + c0);
                 #[cfg(target_arch = "x86_64")]
-                if own_kernel && (matches!(weights, Weights::Panels(_)) || k * n <= OWN_KERNEL_MAX_WEIGHTS) {
+                if own_kernel && (blocked || matches!(weights, Weights::Panels(_)) || k * n <= OWN_KERNEL_MAX_WEIGHTS) {
                     // Column block `j` (from `c0`, a multiple of `PANEL`) starts at
                     // `rhs + (j / PANEL)·block_stride`; rows follow `rhs_stride` apart.
                     let (rhs, rhs_stride, block_stride) = match weights {
@@ -149,7 +161,14 @@ pub fn pointwise_on<'w>(isa: Isa, input: MatRef, weights: impl Into<Weights<'w>>
                     let lhs = input.data.as_ptr().add(r0 * input.row_stride);
                     let residual = residual.map(|res| res.as_ptr().add(r0 * n + c0));
                     let operands = crate::pointwise_avx512::Operands { rhs, rhs_stride, block_stride };
-                    crate::pointwise_avx512::multiply_fused(tile_out, n, lhs, input.row_stride, operands, rows, k, cols, epilogue, residual);
+                    // Where the tile's first output vector goes, and how far apart rows and
+                    // vectors of 16 columns are.
+                    use crate::layout::BLOCK;
+                    let output = match layout {
+                        Layout::PixelMajor => crate::pointwise_avx512::Output { out: tile_out, row_stride: n, vector_stride: BLOCK },
+                        Layout::ChannelBlocks => crate::pointwise_avx512::Output { out: dst.0.add(c0 / BLOCK * m * BLOCK + r0 * BLOCK), row_stride: BLOCK, vector_stride: m * BLOCK },
+                    };
+                    crate::pointwise_avx512::multiply_fused(output, lhs, input.row_stride, operands, rows, k, cols, epilogue, residual);
                     continue;
                 }
                 let Weights::RowMajor(weights) = weights else { unreachable!("panels go to the AVX-512 kernel or were copied") };

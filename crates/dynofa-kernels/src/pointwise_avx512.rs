@@ -32,8 +32,7 @@ const COLUMNS: usize = crate::panels::PANEL;
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn multiply_fused(
-    out: *mut f32,
-    out_stride: usize,
+    output: Output,
     lhs: *const f32,
     lhs_stride: usize,
     weights: Operands,
@@ -44,7 +43,8 @@ pub(crate) unsafe fn multiply_fused(
     residual: Option<*const f32>,
 ) {
     let Operands { rhs, rhs_stride, block_stride } = weights;
-    let tile = Tile { out, out_stride, lhs, lhs_stride, rhs, rhs_stride, block_stride, k, epilogue, residual };
+    let Output { out, row_stride: out_stride, vector_stride: out_vector_stride } = output;
+    let tile = Tile { out, out_stride, out_vector_stride, lhs, lhs_stride, rhs, rhs_stride, block_stride, k, epilogue, residual };
     for n0 in (0..cols).step_by(COLUMNS) {
         let width = (cols - n0).min(COLUMNS);
         for m0 in (0..rows).step_by(ROWS) {
@@ -65,6 +65,15 @@ pub(crate) unsafe fn multiply_fused(
 /// tile's first column) starts at `rhs + (j / COLUMNS)·block_stride`, its rows
 /// `rhs_stride` apart — `(row stride, COLUMNS)` for row-major weights, `(COLUMNS, panel
 /// stride)` for panels.
+/// Where a tile's output goes: row `r`'s vector `v` (columns `16·v..`) at `out + r·row_stride
+/// + v·vector_stride` (pixel-major: `N` and 16; channel blocks: 16 and `16·M`).
+#[derive(Clone, Copy)]
+pub(crate) struct Output {
+    pub out: *mut f32,
+    pub row_stride: usize,
+    pub vector_stride: usize,
+}
+
 #[derive(Clone, Copy)]
 pub(crate) struct Operands {
     pub rhs: *const f32,
@@ -75,7 +84,10 @@ pub(crate) struct Operands {
 /// The operands of one tile (see [`multiply_fused`]).
 struct Tile<'a> {
     out: *mut f32,
+    /// Output row stride (also the residual's, which only pixel-major outputs have).
     out_stride: usize,
+    /// Distance between an output row's vectors of 16 columns.
+    out_vector_stride: usize,
     lhs: *const f32,
     lhs_stride: usize,
     rhs: *const f32,
@@ -154,6 +166,7 @@ impl Tile<'_> {
             }
             for (r, row) in acc.iter().enumerate() {
                 let at = (m0 + r) * self.out_stride + n0;
+                let out = self.out.add((m0 + r) * self.out_stride + n0 / 16 * self.out_vector_stride);
                 for (v, ((&acc, &scale), &shift)) in row.iter().zip(&scale).zip(&shift).enumerate() {
                     let mut y = affine_activate(acc, scale, shift, self.epilogue.act);
                     if let Some(residual) = self.residual {
@@ -161,9 +174,9 @@ impl Tile<'_> {
                         y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask, residual.add(at + 16 * v)));
                     }
                     if v + 1 < V {
-                        _mm512_storeu_ps(self.out.add(at + 16 * v), y);
+                        _mm512_storeu_ps(out.add(v * self.out_vector_stride), y);
                     } else {
-                        _mm512_mask_storeu_ps(self.out.add(at + 16 * v), last, y);
+                        _mm512_mask_storeu_ps(out.add(v * self.out_vector_stride), last, y);
                     }
                 }
             }

@@ -4,14 +4,14 @@
 //! strided weight views, batches, one and two threads.
 
 use dynofa_kernels::conv::conv2d_on;
-use dynofa_kernels::depthwise::depthwise_on;
+use dynofa_kernels::depthwise::{depthwise_from, depthwise_on};
 use dynofa_kernels::epilogue::apply_row_on;
 use dynofa_kernels::panels::PanelMatrix;
-use dynofa_kernels::pointwise::pointwise_on;
+use dynofa_kernels::pointwise::{pointwise_on, pointwise_to};
 use dynofa_kernels::pool::{mean_pixels_banded, mean_pixels_on, scale_channels_banded, scale_channels_on};
 use dynofa_kernels::shape::{out_size, ConvShape};
 use dynofa_kernels::threads;
-use dynofa_kernels::{Activation, AlignedBuf, Epilogue, Isa, MatRef};
+use dynofa_kernels::{Activation, AlignedBuf, Epilogue, Isa, Layout, MatRef};
 
 /// Deterministic pseudo-random values in [-1, 1).
 fn values(n: usize, seed: u64) -> Vec<f32> {
@@ -264,4 +264,59 @@ fn aligned_buffers_start_on_a_cache_line_and_keep_values_when_growing() {
     buf.reserve(1000);
     assert!(buf.len() >= 1000 && (buf.as_ptr() as usize).is_multiple_of(64));
     assert!(buf[..20].iter().enumerate().all(|(i, &v)| v == i as f32));
+}
+
+#[test]
+fn expansion_hands_channel_blocks_to_depthwise_where_avx512_runs() {
+    // Channel blocks are chosen for AVX-512 and channel counts that are multiples of 16
+    // only; elsewhere everything stays pixel-major.
+    for isa in Isa::available() {
+        let expected = if isa == Isa::Avx512 { Layout::ChannelBlocks } else { Layout::PixelMajor };
+        assert_eq!(Layout::for_depthwise(isa, 48), expected);
+        assert_eq!(Layout::for_depthwise(isa, 40), Layout::PixelMajor);
+    }
+    let isa = Isa::Avx512;
+    if Layout::for_depthwise(isa, 16) != Layout::ChannelBlocks {
+        return; // no AVX-512 here: the pixel-major paths are what runs (tested above)
+    }
+    // Expansion `[B·h·w, in] → [C/16, B·h·w, 16]`, then depthwise from those planes: equal to
+    // the naive expansion then depthwise convolution. Batches (planes hold every image),
+    // odd sizes, both strides, every kernel size, row blocks of 1–8 rows (M = 1 and 3).
+    for &(batch, h, w, in_channels, c) in &[(1, 9, 7, 5, 16), (2, 13, 11, 8, 48), (3, 6, 15, 3, 32), (1, 1, 1, 4, 16), (1, 3, 1, 6, 64)] {
+        let m = batch * h * w;
+        let (input, weights) = (values(m * in_channels, 11), values(in_channels * c, 12));
+        let (scale, shift) = (values(c, 13), values(c, 14));
+        let expand = Epilogue { scale: &scale, shift: &shift, act: Activation::HSwish };
+        let panels = PanelMatrix::from_row_major(&weights, in_channels, c);
+        let expanded: Vec<f64> = (0..m * c)
+            .map(|i| {
+                let (p, ch) = (i / c, i % c);
+                let dot: f64 = (0..in_channels).map(|j| input[p * in_channels + j] as f64 * weights[j * c + ch] as f64).sum();
+                act64(Activation::HSwish, dot * scale[ch] as f64 + shift[ch] as f64)
+            })
+            .collect();
+        for threads in [1, 2] {
+            let mut blocks = vec![f32::NAN; m * c];
+            on_threads(threads, || pointwise_to(isa, MatRef::dense(&input, m, in_channels), panels.view(in_channels, c), expand, None, &mut blocks, Layout::ChannelBlocks));
+            // Channel `ch` of pixel `p` is at `[ch / 16][p][ch % 16]`.
+            let pixel_major: Vec<f32> = (0..m * c).map(|i| blocks[(i % c / 16 * m + i / c) * 16 + i % 16]).collect();
+            assert_close(&pixel_major, &expanded, &format!("expansion to channel blocks {batch}×{h}×{w}×{in_channels}→{c} on {threads} threads"));
+            for k in [3, 5, 7] {
+                for stride in [1, 2] {
+                    let shape = ConvShape { h, w, channels: c, k, stride };
+                    let (ho, wo) = shape.out_hw();
+                    let kernels = values(k * k * c, 15);
+                    let epi = Epilogue { scale: &shift, shift: &scale, act: Activation::Relu };
+                    let mut out = vec![f32::NAN; batch * ho * wo * c];
+                    on_threads(threads, || depthwise_from(isa, &blocks, Layout::ChannelBlocks, batch, shape, MatRef::dense(&kernels, k * k, c), epi, &mut out));
+                    let want: Vec<f64> = naive_depthwise(&pixel_major, batch, shape, &kernels)
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &v)| act64(Activation::Relu, v * shift[i % c] as f64 + scale[i % c] as f64))
+                        .collect();
+                    assert_close(&out, &want, &format!("depthwise from channel blocks {batch}×{h}×{w}×{c} k{k} s{stride} on {threads} threads"));
+                }
+            }
+        }
+    }
 }

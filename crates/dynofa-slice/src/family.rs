@@ -25,12 +25,12 @@ use rayon::prelude::*;
 
 use burn::prelude::*;
 use dynofa_kernels::conv::conv2d;
-use dynofa_kernels::depthwise::depthwise;
+use dynofa_kernels::depthwise::{depthwise, depthwise_from};
 use dynofa_kernels::panels::PanelMatrix;
-use dynofa_kernels::pointwise::{pointwise, Weights};
+use dynofa_kernels::pointwise::{pointwise, pointwise_to, Weights};
 use dynofa_kernels::pool::{mean_pixels, mean_pixels_banded, scale_channels_banded};
 use dynofa_kernels::shape::{out_size, ConvShape};
-use dynofa_kernels::{Activation, AlignedBuf, Epilogue, Isa, MatRef};
+use dynofa_kernels::{Activation, AlignedBuf, Epilogue, Isa, Layout, MatRef};
 use dynofa_supernet::layers::{Act, BatchNorm, SqueezeExcite, BN_EPS};
 use dynofa_supernet::supernet::BlockSpec;
 use dynofa_supernet::tensor_io::Array;
@@ -757,9 +757,13 @@ impl FamilyStore {
             let spec = &sb.spec;
             let (mid, k) = (lb.mid, lb.kernel);
             let activation = act(spec.act);
-            // Expand 1×1 → BN → act.                                 [B, h, w, in] → [B, h, w, mid]
+            // Expand 1×1 → BN → act, in channel blocks where the AVX-512 bodies run (the
+            // depthwise convolution then reads each block's plane in order).
+            //                                                          [B, h, w, in] → [B, h, w, mid]
+            let isa = Isa::best();
+            let layout = Layout::for_depthwise(isa, mid);
             let a = pick(bn, &sb.expand_bn);
-            pointwise(MatRef::dense(cur, batch * h * w, spec.in_channels), sb.expand.view(spec.in_channels, mid), a.epilogue(mid, activation), None, t1);
+            pointwise_to(isa, MatRef::dense(cur, batch * h * w, spec.in_channels), sb.expand.view(spec.in_channels, mid), a.epilogue(mid, activation), None, t1, layout);
             clock.lap("expand");
             // Depthwise k×k → BN → act.                              → [B, h', w', mid]
             let kernels = match &lb.own_kernels {
@@ -768,7 +772,7 @@ impl FamilyStore {
             };
             let a = pick(bn, &sb.depthwise_bn);
             let shape = ConvShape { h, w, channels: mid, k, stride: spec.stride };
-            depthwise(t1, batch, shape, kernels, a.epilogue(mid, activation), t2);
+            depthwise_from(isa, t1, layout, batch, shape, kernels, a.epilogue(mid, activation), t2);
             clock.lap(depthwise_label(k));
             (h, w) = shape.out_hw();
             let n = h * w;
