@@ -29,9 +29,9 @@ pub fn depthwise_on(isa: Isa, input: &[f32], batch: usize, shape: ConvShape, ker
     depthwise_from(isa, input, Layout::PixelMajor, batch, shape, kernels, epilogue, out)
 }
 
-/// [`depthwise_on`] from an input in `layout` (the output is pixel-major): for
-/// [`Layout::ChannelBlocks`] (`[C/16, B·h·w, 16]`) the AVX-512 body reads each channel
-/// block's plane in order. Channel blocks need what [`Layout::for_depthwise`] checks.
+/// [`depthwise_on`] from an input in `layout` (the output is pixel-major). Channel blocks
+/// (`[C/16, B·h·w, 16]`) need what [`Layout::for_depthwise`] checks, and run the AVX-512
+/// body.
 #[allow(clippy::too_many_arguments)]
 pub fn depthwise_from(isa: Isa, input: &[f32], layout: Layout, batch: usize, shape: ConvShape, kernels: MatRef, epilogue: Epilogue, out: &mut [f32]) {
     let ConvShape { h, w, channels: c, k, stride } = shape;

@@ -11,8 +11,9 @@ pub enum Layout {
     /// `[M, C]`: each pixel's channels contiguous. Every kernel reads and writes it.
     PixelMajor,
     /// `[C / 16, M, 16]`: blocks of 16 channels, each a contiguous plane of every pixel
-    /// (ONNX Runtime's NCHWc). The AVX-512 depthwise body reads it one channel block at
-    /// a time, in order; only the AVX-512 1×1 kernel writes it, for `C` a multiple of 16.
+    /// (ONNX Runtime's NCHWc), so that the AVX-512 depthwise body reads a block's input
+    /// rows as contiguous runs. Only the AVX-512 1×1 kernel writes it, for `C` a multiple
+    /// of 16.
     ChannelBlocks,
 }
 

@@ -758,7 +758,7 @@ impl FamilyStore {
             let (mid, k) = (lb.mid, lb.kernel);
             let activation = act(spec.act);
             // Expand 1×1 → BN → act, in channel blocks where the AVX-512 bodies run (the
-            // depthwise convolution then reads each block's plane in order).
+            // depthwise convolution then reads a block's rows as contiguous runs).
             //                                                          [B, h, w, in] → [B, h, w, mid]
             let isa = Isa::best();
             let layout = Layout::for_depthwise(isa, mid);
