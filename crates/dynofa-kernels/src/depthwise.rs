@@ -18,8 +18,8 @@ use crate::threads;
 
 /// `out[b] = epilogue(kernels ⊛ input[b])` for each image `b` of `input = [B, h, w, C]`,
 /// `out = [B, ho, wo, C]`. `kernels` is `[k², C]`: row `ky·k + kx` holds that tap for
-/// every channel (a strided view is fine). Runs on the current rayon pool, one task per
-/// output row.
+/// every channel (a strided view is fine). Runs on the current rayon pool, one band of
+/// output rows per thread.
 pub fn depthwise(input: &[f32], batch: usize, shape: ConvShape, kernels: MatRef, epilogue: Epilogue, out: &mut [f32]) {
     depthwise_on(Isa::best(), input, batch, shape, kernels, epilogue, out)
 }
@@ -67,25 +67,38 @@ fn from_channel_blocks(input: &[f32], batch: usize, b: usize, shape: ConvShape, 
     {
         let plane = shape.h * shape.w * crate::layout::BLOCK;
         // SAFETY: image `b`'s plane of channel block 0 lies inside the input (asserted by
-        // `depthwise_from`: B·h·w·C values).
-        let image = crate::depthwise_avx512::Input::ChannelBlocks { image: unsafe { input.as_ptr().add(b * plane) }, plane_stride: batch * plane };
-        macro_rules! avx512 {
-            ($(($k:literal, $s:literal)),*) => {
-                match (shape.k, shape.stride) {
-                    // SAFETY: the caller checked AVX-512, C a multiple of 16 and the sizes
-                    // of the input (every plane), kernels, epilogue and output rows.
-                    $(($k, $s) => unsafe { crate::depthwise_avx512::rows_from::<$k, $s>(image, shape, kernels, epilogue, oy, out_rows) },)*
-                    _ => unreachable!("kernel size checked"),
-                }
-            };
-        }
-        avx512!((3, 1), (3, 2), (5, 1), (5, 2), (7, 1), (7, 2));
+        // `depthwise_from`: B·h·w·C values), and the caller checked AVX-512, k and C.
+        let ran = unsafe {
+            let image = crate::depthwise_avx512::Input::ChannelBlocks { image: input.as_ptr().add(b * plane), plane_stride: batch * plane };
+            avx512_rows(image, shape, kernels, epilogue, oy, out_rows)
+        };
+        assert!(ran, "kernel size checked");
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
         let _ = (input, batch, b, shape, kernels, epilogue, oy, out_rows);
         unreachable!("channel blocks are only chosen on AVX-512");
     }
+}
+
+/// Output rows `oy..` through the AVX-512 body when `k` is 3, 5 or 7 (else `false`, nothing done).
+///
+/// # Safety
+/// The CPU has AVX-512F, `C ≥ 16`; the input (every plane, or pixel), the kernels (`k² ×
+/// C`), the epilogue and the output rows are as large as `shape` says.
+#[cfg(target_arch = "x86_64")]
+unsafe fn avx512_rows(image: crate::depthwise_avx512::Input, shape: ConvShape, kernels: MatRef, epilogue: Epilogue, oy: usize, out_rows: &mut [f32]) -> bool {
+    macro_rules! avx512 {
+        ($(($k:literal, $s:literal)),*) => {
+            match (shape.k, shape.stride) {
+                // SAFETY: forwarded.
+                $(($k, $s) => unsafe { crate::depthwise_avx512::rows::<$k, $s>(image, shape, kernels, epilogue, oy, out_rows) },)*
+                _ => return false,
+            }
+        };
+    }
+    avx512!((3, 1), (3, 2), (5, 1), (5, 2), (7, 1), (7, 2));
+    true
 }
 
 /// Output rows per register block (where registers allow).
@@ -95,10 +108,9 @@ crate::multiversion! {
     fn output_rows(image: &[f32], shape: ConvShape, kernels: MatRef, epilogue: Epilogue, oy: usize, out_rows: &mut [f32]) => output_rows_body
 }
 
-/// Output rows `oy..` (as many as `out_rows` holds): on AVX-512 the intrinsic body (which
-/// walks them channel block by channel block); else [`BAND`] rows at a time, two rows per
-/// register block with 32 vector registers (each input window then feeds both rows), one
-/// with fewer.
+/// Output rows `oy..` (as many as `out_rows` holds): on AVX-512 the intrinsic body; else
+/// [`BAND`] rows at a time, two rows per register block with 32 vector registers (each
+/// input window then feeds both rows), one with fewer.
 #[inline(always)]
 fn output_rows_body<const FUSED: bool, const LANES: usize, const REGISTERS: usize>(
     image: &[f32],
@@ -111,19 +123,10 @@ fn output_rows_body<const FUSED: bool, const LANES: usize, const REGISTERS: usiz
     let row_len = shape.out_hw().1 * shape.channels;
     assert!(image.len() >= shape.h * shape.w * shape.channels && oy + out_rows.len() / row_len <= shape.out_hw().0);
     #[cfg(target_arch = "x86_64")]
-    if LANES == 16 && FUSED && shape.channels >= LANES {
-        macro_rules! avx512 {
-            ($(($k:literal, $s:literal)),*) => {
-                match (shape.k, shape.stride) {
-                    // SAFETY: 16 fused lanes: the CPU has AVX-512F; the image, the output rows
-                    // and the kernels (`k² × C`, as `depthwise_on` asserted) are as large as
-                    // `shape` says (asserted above).
-                    $(($k, $s) => return unsafe { crate::depthwise_avx512::rows::<$k, $s>(image, shape, kernels, epilogue, oy, out_rows) },)*
-                    _ => {}
-                }
-            };
-        }
-        avx512!((3, 1), (3, 2), (5, 1), (5, 2), (7, 1), (7, 2));
+    // SAFETY: 16 fused lanes: the CPU has AVX-512F; the image, the output rows and the
+    // kernels (`k² × C`, as `depthwise_from` asserted) are as large as `shape` says.
+    if LANES == 16 && FUSED && shape.channels >= LANES && unsafe { avx512_rows(crate::depthwise_avx512::Input::PixelMajor(image.as_ptr()), shape, kernels, epilogue, oy, out_rows) } {
+        return;
     }
     for (i, out_rows) in out_rows.chunks_mut(BAND * row_len).enumerate() {
         let oy = oy + i * BAND;

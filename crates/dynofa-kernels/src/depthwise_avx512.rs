@@ -32,30 +32,14 @@ pub(crate) enum Input {
 }
 
 /// Output rows `oy..` (as many as `out_rows` holds, `[rows, wo, C]`, `C ≥ 16`) of one
-/// image `[h, w, C]`, for kernel size `K` and stride `S`.
+/// image `[h, w, C]` in either layout, for kernel size `K` and stride `S`.
 ///
 /// # Safety
-/// The CPU has AVX-512F; `image` holds `h·w·C` values, `kernels` is `K² × C`, the epilogue
-/// covers `C` channels, `out_rows` is whole rows and `oy + rows ≤ ho`, `C ≥ 16`.
+/// The CPU has AVX-512F; `image` holds `h·w·C` values (its planes, or pixels, inside one
+/// allocation), `kernels` is `K² × C`, the epilogue covers `C` channels, `out_rows` is
+/// whole rows and `oy + rows ≤ ho`, `C ≥ 16`.
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn rows<const K: usize, const S: usize>(
-    image: &[f32],
-    shape: ConvShape,
-    kernels: MatRef,
-    epilogue: Epilogue,
-    oy: usize,
-    out_rows: &mut [f32],
-) {
-    // SAFETY: forwarded.
-    unsafe { rows_from::<K, S>(Input::PixelMajor(image.as_ptr()), shape, kernels, epilogue, oy, out_rows) }
-}
-
-/// [`rows`] from an input in either layout.
-///
-/// # Safety
-/// As [`rows`], with the input's planes (or pixels) inside one allocation.
-#[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn rows_from<const K: usize, const S: usize>(
     image: Input,
     shape: ConvShape,
     kernels: MatRef,

@@ -41,6 +41,7 @@ const GEMV_STREAMS: usize = 8;
 /// (up to 192 × 1152 weights) 10–40% slower, and the first block's 24 × 24 product 30%
 /// faster. (The family store gives its 1×1 weights as panels on AVX-512; row-major
 /// weights come from fully connected layers at batch > 2 and direct callers.)
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // only the AVX-512 kernel has a limit
 const OWN_KERNEL_MAX_WEIGHTS: usize = 16 * 1024;
 
 /// A raw output pointer shared by tasks that write disjoint tiles.
