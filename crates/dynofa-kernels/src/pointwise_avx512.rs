@@ -43,8 +43,7 @@ pub(crate) unsafe fn multiply_fused(
     residual: Option<*const f32>,
 ) {
     let Operands { rhs, rhs_stride, block_stride } = weights;
-    let Output { out, row_stride: out_stride, vector_stride: out_vector_stride } = output;
-    let tile = Tile { out, out_stride, out_vector_stride, lhs, lhs_stride, rhs, rhs_stride, block_stride, k, epilogue, residual };
+    let tile = Tile { output, lhs, lhs_stride, rhs, rhs_stride, block_stride, k, epilogue, residual };
     for n0 in (0..cols).step_by(COLUMNS) {
         let width = (cols - n0).min(COLUMNS);
         for m0 in (0..rows).step_by(ROWS) {
@@ -61,12 +60,9 @@ pub(crate) unsafe fn multiply_fused(
     }
 }
 
-/// Where a tile's weights are: column block `j` (`j` a multiple of [`COLUMNS`] from the
-/// tile's first column) starts at `rhs + (j / COLUMNS)·block_stride`, its rows
-/// `rhs_stride` apart — `(row stride, COLUMNS)` for row-major weights, `(COLUMNS, panel
-/// stride)` for panels.
-/// Where a tile's output goes: row `r`'s vector `v` (columns `16·v..`) at `out + r·row_stride
-/// + v·vector_stride` (pixel-major: `N` and 16; channel blocks: 16 and `16·M`).
+/// Where a tile's output goes: row `r`'s vector `v` (columns `16·v..`) starts at
+/// `out + r·row_stride + v·vector_stride` (pixel-major: `N` and 16; channel blocks: 16 and
+/// `16·M`). A residual (pixel-major outputs only) has the output's row stride.
 #[derive(Clone, Copy)]
 pub(crate) struct Output {
     pub out: *mut f32,
@@ -74,6 +70,10 @@ pub(crate) struct Output {
     pub vector_stride: usize,
 }
 
+/// Where a tile's weights are: column block `j` (`j` a multiple of [`COLUMNS`] from the
+/// tile's first column) starts at `rhs + (j / COLUMNS)·block_stride`, its rows
+/// `rhs_stride` apart — `(row stride, COLUMNS)` for row-major weights, `(COLUMNS, panel
+/// stride)` for panels.
 #[derive(Clone, Copy)]
 pub(crate) struct Operands {
     pub rhs: *const f32,
@@ -83,11 +83,7 @@ pub(crate) struct Operands {
 
 /// The operands of one tile (see [`multiply_fused`]).
 struct Tile<'a> {
-    out: *mut f32,
-    /// Output row stride (also the residual's, which only pixel-major outputs have).
-    out_stride: usize,
-    /// Distance between an output row's vectors of 16 columns.
-    out_vector_stride: usize,
+    output: Output,
     lhs: *const f32,
     lhs_stride: usize,
     rhs: *const f32,
@@ -165,8 +161,9 @@ impl Tile<'_> {
                 *shift = _mm512_maskz_loadu_ps(mask, self.epilogue.shift.as_ptr().add(n0 + 16 * v));
             }
             for (r, row) in acc.iter().enumerate() {
-                let at = (m0 + r) * self.out_stride + n0;
-                let out = self.out.add((m0 + r) * self.out_stride + n0 / 16 * self.out_vector_stride);
+                let Output { out, row_stride, vector_stride } = self.output;
+                let at = (m0 + r) * row_stride + n0; // the residual's (pixel-major)
+                let out = out.add((m0 + r) * row_stride + n0 / 16 * vector_stride);
                 for (v, ((&acc, &scale), &shift)) in row.iter().zip(&scale).zip(&shift).enumerate() {
                     let mut y = affine_activate(acc, scale, shift, self.epilogue.act);
                     if let Some(residual) = self.residual {
@@ -174,9 +171,9 @@ impl Tile<'_> {
                         y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask, residual.add(at + 16 * v)));
                     }
                     if v + 1 < V {
-                        _mm512_storeu_ps(out.add(v * self.out_vector_stride), y);
+                        _mm512_storeu_ps(out.add(v * vector_stride), y);
                     } else {
-                        _mm512_mask_storeu_ps(out.add(v * self.out_vector_stride), last, y);
+                        _mm512_mask_storeu_ps(out.add(v * vector_stride), last, y);
                     }
                 }
             }

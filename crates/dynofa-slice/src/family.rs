@@ -687,7 +687,9 @@ impl FamilyStore {
     }
 
     /// Pooled features `[final_expand]` of the active level for one image `[3, r, r]`:
-    /// every layer up to the head's pooling. Activations are pixel-major, `[H, W, C]`.
+    /// every layer up to the head's pooling. Activations are pixel-major, `[H, W, C]`,
+    /// except expanded ones on their way to a depthwise convolution where
+    /// [`Layout::for_depthwise`] picks channel blocks.
     fn trunk(&self, ws: &mut Workspace, image: &[f32], r: usize, features: &mut [f32], clock: &mut Stopwatch) {
         let mut bn = self.layers_to_split(ws, image, r, clock);
         self.layers_from_split(ws, 1, &mut bn, features, clock);

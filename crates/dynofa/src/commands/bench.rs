@@ -54,8 +54,7 @@ pub fn run(args: Args) -> Result<()> {
             store.forward(&input).map(|_| start.elapsed().as_secs_f64() * 1e3)
         })
         .collect::<Result<_, _>>()?;
-    times.sort_by(f64::total_cmp);
-    let median = times[times.len() / 2];
+    let median_ms = median(&mut times);
     let mflops = supernet.config.counts(&subnet)?.mflops * args.batch as f64;
     let image = Array { shape: vec![1, 3, r, r], data: input.data[..3 * r * r].to_vec() };
     let per_op = if args.per_op {
@@ -71,8 +70,7 @@ pub fn run(args: Args) -> Result<()> {
         anyhow::ensure!(runs.iter().all(|run| run.len() == keys.len()), "{} layer times for {} layers", runs[0].len(), keys.len());
         let layers = keys.iter().enumerate().map(|(i, key)| {
             let mut ms: Vec<f64> = runs.iter().map(|run| run[i]).collect();
-            ms.sort_by(f64::total_cmp);
-            json!({ "layer": key.to_string(), "ms": ms[ms.len() / 2] })
+            json!({ "layer": key.to_string(), "ms": median(&mut ms) })
         });
         Some(layers.collect::<Vec<_>>())
     } else {
@@ -80,12 +78,12 @@ pub fn run(args: Args) -> Result<()> {
     };
     let mut out = json!({
         "subnet": subnet, "batch": args.batch, "threads": threads, "iters": args.iters,
-        "median_ms": median,
+        "median_ms": median_ms,
         "mean_ms": times.iter().sum::<f64>() / times.len() as f64,
         "p95_ms": times[(times.len() * 95 / 100).min(times.len() - 1)],
         "min_ms": times[0],
         "mflops": mflops,
-        "gflops": mflops / median,
+        "gflops": mflops / median_ms,
     });
     if let Some(per_op) = per_op {
         out["per_op_ms"] = serde_json::Value::Object(per_op);
@@ -95,4 +93,10 @@ pub fn run(args: Args) -> Result<()> {
     }
     println!("{out}");
     Ok(())
+}
+
+/// The median of `values` (sorts them, so that the caller can read other ranks after).
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
