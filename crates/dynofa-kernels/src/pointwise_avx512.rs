@@ -46,8 +46,8 @@ pub(crate) unsafe fn multiply_fused(
     let tile = Tile { output, lhs, lhs_stride, rhs, rhs_stride, block_stride, k, epilogue, residual };
     for n0 in (0..cols).step_by(COLUMNS) {
         let width = (cols - n0).min(COLUMNS);
-        for m0 in (0..rows).step_by(ROWS) {
-            let r = (rows - m0).min(ROWS);
+        let mut m0 = 0;
+        for r in balanced_blocks(rows) {
             // SAFETY: rows `m0..m0 + r` and columns `n0..n0 + width` of the tile.
             unsafe {
                 match width.div_ceil(16) {
@@ -56,6 +56,7 @@ pub(crate) unsafe fn multiply_fused(
                     _ => tile.rows::<1>(r, m0, n0, width),
                 }
             }
+            m0 += r;
         }
     }
 }
@@ -181,7 +182,35 @@ impl Tile<'_> {
     }
 }
 
+/// The sizes of the fewest register blocks of at most [`ROWS`] rows that cover `rows`,
+/// as equal as possible (49 rows: 7 × 7, not 6 × 8 + 1, whose last block of one row has
+/// 3 chains of multiply–adds for 4 cycles of latency each).
+fn balanced_blocks(rows: usize) -> impl Iterator<Item = usize> {
+    let blocks = rows.div_ceil(ROWS);
+    let (base, longer) = if blocks == 0 { (0, 0) } else { (rows / blocks, rows % blocks) };
+    (0..blocks).map(move |b| base + usize::from(b < longer))
+}
+
 /// A mask of the first `n ≤ 16` lanes.
 fn lanes(n: usize) -> __mmask16 {
     ((1u32 << n) - 1) as __mmask16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn register_blocks_cover_the_rows_in_near_equal_sizes() {
+        assert_eq!(balanced_blocks(49).collect::<Vec<_>>(), [7; 7]);
+        assert_eq!(balanced_blocks(9).collect::<Vec<_>>(), [5, 4]);
+        assert_eq!(balanced_blocks(0).count(), 0);
+        for rows in 1..200 {
+            let blocks: Vec<usize> = balanced_blocks(rows).collect();
+            assert_eq!(blocks.iter().sum::<usize>(), rows, "{rows} rows: {blocks:?}");
+            assert_eq!(blocks.len(), rows.div_ceil(ROWS), "{rows} rows: {blocks:?}");
+            let (least, most) = (blocks.iter().min().unwrap(), blocks.iter().max().unwrap());
+            assert!(*most <= ROWS && most - least <= 1, "{rows} rows: {blocks:?}");
+        }
+    }
 }
