@@ -2,7 +2,9 @@
 //! (batch 1; one thread, or `BENCH_THREADS`), with throughput in multiply–adds per second,
 //! next to a plain single-threaded GEMM of the same size from the `gemm` crate as the
 //! machine's baseline:
-//! - `pointwise/<M>x<K>x<N>`: 1×1 convolution with fused BN + activation;
+//! - `pointwise/fused/<M>x<K>x<N>`: 1×1 convolution with fused BN + activation, row-major
+//!   weights; `pointwise/panels/…` the same from column panels (the family store's layout
+//!   on AVX-512);
 //! - `gemm/<M>x<K>x<N>`: the bare GEMM on the same shape (packed by `gemm` itself);
 //! - `depthwise/k<k>s<s>/<H>x<W>x<C>`: depthwise convolution with fused BN + activation,
 //!   for every instruction set the CPU has (`avx512`, `avx2`, `neon`, `portable`);
@@ -14,6 +16,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use dynofa_kernels::conv::conv2d_on;
 use dynofa_kernels::depthwise::depthwise_on;
 use dynofa_kernels::shape::ConvShape;
+use dynofa_kernels::panels::PanelMatrix;
 use dynofa_kernels::pointwise::pointwise;
 use dynofa_kernels::{Activation, Epilogue, Isa, MatRef};
 
@@ -52,15 +55,19 @@ fn kernels(c: &mut Criterion) {
     let ones = vec![1.0f32; 4096];
     let zeros = vec![0.0f32; 4096];
     let mut group = c.benchmark_group("pointwise");
-    // (pixels, in, out): the first block's project, an early expand, a middle project, a late
-    // expand, the final expand, the classifier.
-    for (m, k, n) in [(12544, 24, 24), (3136, 32, 192), (784, 288, 48), (196, 136, 816), (49, 200, 1152), (1, 1536, 1000)] {
+    // (pixels, in, out): the first block's project, an early expand and project, a middle
+    // project, a late expand, the last stage's expand and project, the classifier.
+    for (m, k, n) in [(12544, 24, 24), (3136, 32, 192), (3136, 192, 32), (784, 288, 48), (196, 136, 816), (49, 192, 1152), (49, 1152, 192), (1, 1536, 1000)] {
         let (input, weights) = (values(m * k), values(k * n));
+        let panels = PanelMatrix::from_row_major(weights.get(), k, n);
         let mut out = values(m * n);
         group.throughput(Throughput::Elements((m * k * n) as u64));
         let epilogue = Epilogue { scale: &ones[..n], shift: &zeros[..n], act: Activation::HSwish };
         group.bench_function(BenchmarkId::new("fused", format!("{m}x{k}x{n}")), |b| {
             on_pool(|| b.iter(|| pointwise(MatRef::dense(input.get(), m, k), MatRef::dense(weights.get(), k, n), epilogue, None, black_box(out.get_mut()))))
+        });
+        group.bench_function(BenchmarkId::new("panels", format!("{m}x{k}x{n}")), |b| {
+            on_pool(|| b.iter(|| pointwise(MatRef::dense(input.get(), m, k), panels.view(k, n), epilogue, None, black_box(out.get_mut()))))
         });
         group.bench_function(BenchmarkId::new("gemm", format!("{m}x{k}x{n}")), |b| {
             b.iter(|| unsafe {

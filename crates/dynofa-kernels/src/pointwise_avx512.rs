@@ -1,14 +1,17 @@
 //! The 1×1 convolution's AVX-512 body: `out = act(input · weights × scale + shift) +
-//! residual` for one tile, in register blocks of [`ROWS`] output rows × [`COLUMNS`]
-//! columns that accumulate over all of `K` and get their epilogue in registers before their
-//! only store (the `gemm` path writes a tile, then reads it back for the epilogue).
+//! residual` for one tile, in register blocks of up to 8 output rows × [`COLUMNS`] columns
+//! (12 × 32, 24 × 16 for narrower blocks) that accumulate over all of `K` and get their
+//! epilogue in registers before their only store (the `gemm` path writes a tile, then
+//! reads it back for the epilogue).
 //!
 //! Neither operand is packed per call: a block broadcasts its input rows' values from where they
-//! are (`ROWS` streams along `K`) and loads each weight row's 48 columns as three vectors
+//! are (one stream along `K` per row) and loads each weight row's 48 columns as three vectors
 //! (a weight row of a sub-network is a prefix of the supernet's, contiguous; in the
 //! family store the weights are column panels, [`crate::panels`], made once); the last
 //! vector of a row is masked when fewer columns remain. Column blocks go outer, so that a
-//! block's `K × 48` weights stay in L1/L2 while the tile's rows go by. Full vectors are
+//! block's `K × 48` weights stay in L1/L2 while the tile's rows go by; with panels, the
+//! first row blocks also request the next panel into L2 (one cache line per step along
+//! `K`), so that it does not come from L3 while its own first rows wait. Full vectors are
 //! stored unmasked: masked stores of whole vectors made the next layer, which reads them,
 //! measurably slower (0.3–0.5 ms per forward of the largest sub-network).
 
@@ -17,9 +20,18 @@ use std::arch::x86_64::*;
 use crate::avx512::affine_activate;
 use crate::epilogue::Epilogue;
 
-/// Output rows per register block: 8 rows × 3 vectors = 24 accumulators, so that enough
-/// independent multiply–adds are in flight (8 × 2 measured 5–15% slower, 6 × 4 no faster).
-const ROWS: usize = 8;
+/// Output rows per register block of `V` vectors: 8 × 3, 12 × 2 and 24 × 1 accumulators,
+/// so that enough independent multiply–adds are in flight and each vector of weights
+/// serves as many rows as the 32 registers allow (8 × 2 measured 5–15% slower than 8 × 3,
+/// 6 × 4 no faster).
+const fn rows_per_block(vectors: usize) -> usize {
+    match vectors {
+        3 => 8,
+        2 => 12,
+        _ => 24,
+    }
+}
+
 /// Output columns per register block (three vectors of 16).
 const COLUMNS: usize = crate::panels::PANEL;
 
@@ -46,19 +58,45 @@ pub(crate) unsafe fn multiply_fused(
     let tile = Tile { output, lhs, lhs_stride, rhs, rhs_stride, block_stride, k, epilogue, residual };
     for n0 in (0..cols).step_by(COLUMNS) {
         let width = (cols - n0).min(COLUMNS);
+        let vectors = width.div_ceil(16);
+        // The next column block's cache lines, if it is one contiguous panel (weight rows
+        // `COLUMNS` apart): requested into L2 while this block's first row blocks run, `k`
+        // lines each.
+        let next_panel = (rhs_stride == COLUMNS && n0 + COLUMNS < cols).then(|| {
+            // SAFETY: the next block is part of the tile's weights.
+            unsafe { rhs.add((n0 / COLUMNS + 1) * block_stride) }
+        });
+        let lines = k * COLUMNS * size_of::<f32>() / 64;
         let mut m0 = 0;
-        for r in balanced_blocks(rows) {
+        for (j, r) in balanced_blocks(rows, rows_per_block(vectors)).enumerate() {
+            let prefetch = match next_panel {
+                Some(panel) if j * k < lines => Prefetch { from: panel.cast::<u8>().wrapping_add(j * k * 64), lines: k.min(lines - j * k) },
+                _ => Prefetch::NONE,
+            };
             // SAFETY: rows `m0..m0 + r` and columns `n0..n0 + width` of the tile.
             unsafe {
-                match width.div_ceil(16) {
-                    3 => tile.rows::<3>(r, m0, n0, width),
-                    2 => tile.rows::<2>(r, m0, n0, width),
-                    _ => tile.rows::<1>(r, m0, n0, width),
+                match vectors {
+                    3 => tile.rows::<3>(r, m0, n0, width, prefetch),
+                    2 => tile.rows::<2>(r, m0, n0, width, prefetch),
+                    _ => tile.rows::<1>(r, m0, n0, width, prefetch),
                 }
             }
             m0 += r;
         }
     }
+}
+
+/// Cache lines to request into L2 during a register block, one per step along `K` (the
+/// next panel of weights: the hardware prefetchers do not fetch it early enough, so
+/// that each panel came from L3 while its first rows waited).
+#[derive(Clone, Copy)]
+struct Prefetch {
+    from: *const u8,
+    lines: usize,
+}
+
+impl Prefetch {
+    const NONE: Prefetch = Prefetch { from: std::ptr::null(), lines: 0 };
 }
 
 /// Where a tile's output goes: row `r`'s vector `v` (columns `16·v..`) starts at
@@ -96,21 +134,38 @@ struct Tile<'a> {
 }
 
 impl Tile<'_> {
-    /// [`Tile::block`] for `r ≤ ROWS` rows (a constant per call).
+    /// [`Tile::block`] for `r ≤ rows_per_block(V)` rows (a constant per call).
     #[target_feature(enable = "avx512f")]
     #[inline]
-    unsafe fn rows<const V: usize>(&self, r: usize, m0: usize, n0: usize, width: usize) {
+    unsafe fn rows<const V: usize>(&self, r: usize, m0: usize, n0: usize, width: usize, prefetch: Prefetch) {
+        debug_assert!(r <= rows_per_block(V));
         // SAFETY: forwarded.
         unsafe {
             match r {
-                8 => self.block::<8, V>(m0, n0, width),
-                7 => self.block::<7, V>(m0, n0, width),
-                6 => self.block::<6, V>(m0, n0, width),
-                5 => self.block::<5, V>(m0, n0, width),
-                4 => self.block::<4, V>(m0, n0, width),
-                3 => self.block::<3, V>(m0, n0, width),
-                2 => self.block::<2, V>(m0, n0, width),
-                _ => self.block::<1, V>(m0, n0, width),
+                24 if V == 1 => self.block::<24, 1>(m0, n0, width, prefetch),
+                23 if V == 1 => self.block::<23, 1>(m0, n0, width, prefetch),
+                22 if V == 1 => self.block::<22, 1>(m0, n0, width, prefetch),
+                21 if V == 1 => self.block::<21, 1>(m0, n0, width, prefetch),
+                20 if V == 1 => self.block::<20, 1>(m0, n0, width, prefetch),
+                19 if V == 1 => self.block::<19, 1>(m0, n0, width, prefetch),
+                18 if V == 1 => self.block::<18, 1>(m0, n0, width, prefetch),
+                17 if V == 1 => self.block::<17, 1>(m0, n0, width, prefetch),
+                16 if V == 1 => self.block::<16, 1>(m0, n0, width, prefetch),
+                15 if V == 1 => self.block::<15, 1>(m0, n0, width, prefetch),
+                14 if V == 1 => self.block::<14, 1>(m0, n0, width, prefetch),
+                13 if V == 1 => self.block::<13, 1>(m0, n0, width, prefetch),
+                12 if V <= 2 => self.block::<12, V>(m0, n0, width, prefetch),
+                11 if V <= 2 => self.block::<11, V>(m0, n0, width, prefetch),
+                10 if V <= 2 => self.block::<10, V>(m0, n0, width, prefetch),
+                9 if V <= 2 => self.block::<9, V>(m0, n0, width, prefetch),
+                8 => self.block::<8, V>(m0, n0, width, prefetch),
+                7 => self.block::<7, V>(m0, n0, width, prefetch),
+                6 => self.block::<6, V>(m0, n0, width, prefetch),
+                5 => self.block::<5, V>(m0, n0, width, prefetch),
+                4 => self.block::<4, V>(m0, n0, width, prefetch),
+                3 => self.block::<3, V>(m0, n0, width, prefetch),
+                2 => self.block::<2, V>(m0, n0, width, prefetch),
+                _ => self.block::<1, V>(m0, n0, width, prefetch),
             }
         }
     }
@@ -122,7 +177,7 @@ impl Tile<'_> {
     /// As [`multiply_fused`], with the block inside the tile.
     #[target_feature(enable = "avx512f")]
     #[inline]
-    unsafe fn block<const R: usize, const V: usize>(&self, m0: usize, n0: usize, width: usize) {
+    unsafe fn block<const R: usize, const V: usize>(&self, m0: usize, n0: usize, width: usize, prefetch: Prefetch) {
         let last = lanes(width - 16 * (V - 1));
         // SAFETY: masked-off lanes are never read or written (AVX-512 masked accesses do
         // not fault on them); the rest is the caller's contract.
@@ -131,6 +186,9 @@ impl Tile<'_> {
             let lhs = self.lhs.add(m0 * self.lhs_stride);
             let mut rhs = self.rhs.add((n0 / COLUMNS) * self.block_stride);
             for kk in 0..self.k {
+                if kk < prefetch.lines {
+                    _mm_prefetch::<_MM_HINT_T1>(prefetch.from.add(64 * kk).cast());
+                }
                 let mut b = [_mm512_setzero_ps(); V];
                 for (v, b) in b.iter_mut().enumerate() {
                     *b = if v + 1 < V { _mm512_loadu_ps(rhs.add(16 * v)) } else { _mm512_maskz_loadu_ps(last, rhs.add(16 * v)) };
@@ -182,11 +240,11 @@ impl Tile<'_> {
     }
 }
 
-/// The sizes of the fewest register blocks of at most [`ROWS`] rows that cover `rows`,
-/// as equal as possible (49 rows: 7 × 7, not 6 × 8 + 1, whose last block of one row has
-/// 3 chains of multiply–adds for 4 cycles of latency each).
-fn balanced_blocks(rows: usize) -> impl Iterator<Item = usize> {
-    let blocks = rows.div_ceil(ROWS);
+/// The sizes of the fewest register blocks of at most `most` rows that cover `rows`, as
+/// equal as possible (49 rows in blocks of up to 8: 7 × 7, not 6 × 8 + 1, whose last
+/// block of one row has 3 chains of multiply–adds for 4 cycles of latency each).
+fn balanced_blocks(rows: usize, most: usize) -> impl Iterator<Item = usize> {
+    let blocks = rows.div_ceil(most);
     let (base, longer) = if blocks == 0 { (0, 0) } else { (rows / blocks, rows % blocks) };
     (0..blocks).map(move |b| base + usize::from(b < longer))
 }
@@ -202,15 +260,17 @@ mod tests {
 
     #[test]
     fn register_blocks_cover_the_rows_in_near_equal_sizes() {
-        assert_eq!(balanced_blocks(49).collect::<Vec<_>>(), [7; 7]);
-        assert_eq!(balanced_blocks(9).collect::<Vec<_>>(), [5, 4]);
-        assert_eq!(balanced_blocks(0).count(), 0);
-        for rows in 1..200 {
-            let blocks: Vec<usize> = balanced_blocks(rows).collect();
-            assert_eq!(blocks.iter().sum::<usize>(), rows, "{rows} rows: {blocks:?}");
-            assert_eq!(blocks.len(), rows.div_ceil(ROWS), "{rows} rows: {blocks:?}");
-            let (least, most) = (blocks.iter().min().unwrap(), blocks.iter().max().unwrap());
-            assert!(*most <= ROWS && most - least <= 1, "{rows} rows: {blocks:?}");
+        assert_eq!(balanced_blocks(49, 8).collect::<Vec<_>>(), [7; 7]);
+        assert_eq!(balanced_blocks(9, 8).collect::<Vec<_>>(), [5, 4]);
+        assert_eq!(balanced_blocks(0, 8).count(), 0);
+        for limit in [8, 12, 24] {
+            for rows in 1..200 {
+                let blocks: Vec<usize> = balanced_blocks(rows, limit).collect();
+                assert_eq!(blocks.iter().sum::<usize>(), rows, "{rows} rows: {blocks:?}");
+                assert_eq!(blocks.len(), rows.div_ceil(limit), "{rows} rows: {blocks:?}");
+                let (least, most) = (blocks.iter().min().unwrap(), blocks.iter().max().unwrap());
+                assert!(*most <= limit && most - least <= 1, "{rows} rows: {blocks:?}");
+            }
         }
     }
 }
