@@ -8,6 +8,8 @@
 //! - `gemm/<M>x<K>x<N>`: the bare GEMM on the same shape (packed by `gemm` itself);
 //! - `depthwise/k<k>s<s>/<H>x<W>x<C>`: depthwise convolution with fused BN + activation,
 //!   for every instruction set the CPU has (`avx512`, `avx2`, `neon`, `portable`);
+//! - `separable/{fused,pair}/<H>x<W>x<C>to<N>`: a depthwise 7×7 convolution and the
+//!   projection after it, chunk by chunk (`dynofa_kernels::separable`) or as two calls;
 //! - `stem/<isa>/224`: the direct 3×3 stride-2 convolution of a 224×224 frame to 24 channels.
 
 use std::hint::black_box;
@@ -15,10 +17,11 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use dynofa_kernels::conv::conv2d_on;
 use dynofa_kernels::depthwise::depthwise_on;
+use dynofa_kernels::separable::{separable, Depthwise, Pointwise};
 use dynofa_kernels::shape::ConvShape;
 use dynofa_kernels::panels::PanelMatrix;
 use dynofa_kernels::pointwise::pointwise;
-use dynofa_kernels::{Activation, Epilogue, Isa, MatRef};
+use dynofa_kernels::{Activation, AlignedBuf, Epilogue, Isa, Layout, MatRef};
 
 /// `n` values starting on a 64-byte boundary (as the family store's buffers do).
 struct Aligned {
@@ -89,6 +92,30 @@ fn kernels(c: &mut Criterion) {
                 on_pool(|| b.iter(|| depthwise_on(isa, input.get(), 1, shape, MatRef::dense(kernels.get(), k * k, ch), epilogue, black_box(out.get_mut()))))
             });
         }
+    }
+    group.finish();
+    let mut group = c.benchmark_group("separable");
+    for (h, ch, n) in [(56, 192, 32), (14, 576, 96)] {
+        let shape = ConvShape { h, w: h, channels: ch, k: 7, stride: 1 };
+        let (input, kernels, weights) = (values(h * h * ch), values(49 * ch), values(ch * n));
+        let panels = PanelMatrix::from_row_major(weights.get(), ch, n);
+        let (mut mid, mut out, mut scratch) = (values(h * h * ch), values(h * h * n), AlignedBuf::default());
+        group.throughput(Throughput::Elements((h * h * ch * (49 + n)) as u64));
+        let dw_epilogue = Epilogue { scale: &ones[..ch], shift: &zeros[..ch], act: Activation::HSwish };
+        let pw_epilogue = Epilogue { scale: &ones[..n], shift: &zeros[..n], act: Activation::None };
+        let depthwise = Depthwise { shape, kernels: MatRef::dense(kernels.get(), 49, ch), epilogue: dw_epilogue };
+        let project = Pointwise { weights: panels.view(ch, n).into(), epilogue: pw_epilogue };
+        group.bench_function(BenchmarkId::new("fused", format!("{h}x{h}x{ch}to{n}")), |b| {
+            on_pool(|| b.iter(|| separable(Isa::best(), input.get(), Layout::PixelMajor, 1, depthwise, project, None, &mut scratch, black_box(out.get_mut()))))
+        });
+        group.bench_function(BenchmarkId::new("pair", format!("{h}x{h}x{ch}to{n}")), |b| {
+            on_pool(|| {
+                b.iter(|| {
+                    depthwise_on(Isa::best(), input.get(), 1, shape, depthwise.kernels, dw_epilogue, mid.get_mut());
+                    pointwise(MatRef::dense(mid.get(), h * h, ch), panels.view(ch, n), pw_epilogue, None, black_box(out.get_mut()))
+                })
+            })
+        });
     }
     group.finish();
     let mut group = c.benchmark_group("stem");

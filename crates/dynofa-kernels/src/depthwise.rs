@@ -52,11 +52,37 @@ pub fn depthwise_from(isa: Isa, input: &[f32], layout: Layout, batch: usize, sha
         assert!(Layout::for_depthwise(isa, c) == Layout::ChannelBlocks && matches!(k, 3 | 5 | 7), "channel blocks need AVX-512, k in 3, 5, 7 and C a multiple of 16 (k = {k}, C = {c}, {isa:?})");
     }
     threads::for_each_chunk_mut(&mut out[..batch * ho * wo * c], ho * wo * c, |b, out_image| {
-        threads::for_each_chunk_mut(out_image, band * wo * c, |task, out_rows| match layout {
-            Layout::PixelMajor => output_rows(isa, &input[b * h * w * c..(b + 1) * h * w * c], shape, kernels, epilogue, task * band, out_rows),
-            Layout::ChannelBlocks => from_channel_blocks(input, batch, b, shape, kernels, epilogue, task * band, out_rows),
-        });
+        threads::for_each_chunk_mut(out_image, band * wo * c, |task, out_rows| rows_of_image(isa, input, layout, batch, b, shape, kernels, epilogue, task * band, out_rows));
     });
+}
+
+/// Output rows `oy..` of image `b` (as many as `out_rows` holds, `[rows, wo, C]`) of
+/// [`depthwise_from`]'s convolution, on the calling thread.
+#[allow(clippy::too_many_arguments)]
+pub fn depthwise_rows(isa: Isa, input: &[f32], layout: Layout, batch: usize, b: usize, shape: ConvShape, kernels: MatRef, epilogue: Epilogue, oy: usize, out_rows: &mut [f32]) {
+    let ConvShape { h, w, channels: c, k, stride } = shape;
+    let (ho, wo) = shape.out_hw();
+    assert!(k % 2 == 1 && (stride == 1 || stride == 2), "kernel size {k}, stride {stride}");
+    assert_eq!((kernels.rows, kernels.cols), (k * k, c), "kernels {}×{} for k = {k}, {c} channels", kernels.rows, kernels.cols);
+    assert_eq!(epilogue.len(), c, "epilogue of {} channels for {c}", epilogue.len());
+    assert!(b < batch && input.len() >= batch * h * w * c, "image {b} of an input of {} values for {batch}×{h}×{w}×{c}", input.len());
+    assert!(out_rows.len().is_multiple_of(wo * c) && oy + out_rows.len() / (wo * c).max(1) <= ho, "output rows {oy}.. of {} values ({ho} rows of {wo}×{c})", out_rows.len());
+    if layout == Layout::ChannelBlocks {
+        assert!(Layout::for_depthwise(isa, c) == Layout::ChannelBlocks && matches!(k, 3 | 5 | 7), "channel blocks need AVX-512, k in 3, 5, 7 and C a multiple of 16 (k = {k}, C = {c}, {isa:?})");
+    }
+    if !out_rows.is_empty() {
+        rows_of_image(isa, input, layout, batch, b, shape, kernels, epilogue, oy, out_rows);
+    }
+}
+
+/// [`depthwise_rows`] without its checks (made by the caller).
+#[allow(clippy::too_many_arguments)]
+fn rows_of_image(isa: Isa, input: &[f32], layout: Layout, batch: usize, b: usize, shape: ConvShape, kernels: MatRef, epilogue: Epilogue, oy: usize, out_rows: &mut [f32]) {
+    let image = shape.h * shape.w * shape.channels;
+    match layout {
+        Layout::PixelMajor => output_rows(isa, &input[b * image..(b + 1) * image], shape, kernels, epilogue, oy, out_rows),
+        Layout::ChannelBlocks => from_channel_blocks(input, batch, b, shape, kernels, epilogue, oy, out_rows),
+    }
 }
 
 /// Output rows `oy..` of image `b` of a batch of `batch` in channel blocks `input = [C/16,

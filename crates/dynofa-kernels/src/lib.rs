@@ -18,6 +18,8 @@
 //!   products at batch 1.
 //! - [`depthwise`]: k×k depthwise convolution with "same" padding, stride 1 or 2, epilogue
 //!   fused.
+//! - [`separable`]: a depthwise convolution and the 1×1 convolution after it, a few rows
+//!   at a time (the depthwise output stays in cache).
 //! - [`conv`]: a direct dense k×k convolution of few input channels (the stem).
 //! - [`epilogue`]: per-channel scale/shift (folded BatchNorm or bias), activation,
 //!   residual add.
@@ -51,6 +53,7 @@ pub mod pointwise;
 #[cfg(target_arch = "x86_64")]
 mod pointwise_avx512;
 pub mod pool;
+pub mod separable;
 pub mod shape;
 pub mod threads;
 

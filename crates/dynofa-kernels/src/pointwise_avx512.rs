@@ -245,7 +245,7 @@ impl Tile<'_> {
 /// block of one row has 3 chains of multiply–adds for 4 cycles of latency each).
 fn balanced_blocks(rows: usize, most: usize) -> impl Iterator<Item = usize> {
     let blocks = rows.div_ceil(most);
-    let (base, longer) = if blocks == 0 { (0, 0) } else { (rows / blocks, rows % blocks) };
+    let (base, longer) = rows.checked_div(blocks).map_or((0, 0), |base| (base, rows % blocks));
     (0..blocks).map(move |b| base + usize::from(b < longer))
 }
 

@@ -7,7 +7,8 @@ use dynofa_kernels::conv::conv2d_on;
 use dynofa_kernels::depthwise::{depthwise_from, depthwise_on};
 use dynofa_kernels::epilogue::apply_row_on;
 use dynofa_kernels::panels::PanelMatrix;
-use dynofa_kernels::pointwise::{pointwise_on, pointwise_to};
+use dynofa_kernels::pointwise::{pointwise_on, pointwise_to, Weights};
+use dynofa_kernels::separable::{separable, Depthwise, Pointwise};
 use dynofa_kernels::pool::{mean_pixels_banded, mean_pixels_on, scale_channels_banded, scale_channels_on};
 use dynofa_kernels::shape::{out_size, ConvShape};
 use dynofa_kernels::threads;
@@ -316,6 +317,55 @@ fn expansion_hands_channel_blocks_to_depthwise_where_avx512_runs() {
                         .collect();
                     assert_close(&out, &want, &format!("depthwise from channel blocks {batch}×{h}×{w}×{c} k{k} s{stride} on {threads} threads"));
                 }
+            }
+        }
+    }
+}
+
+#[test]
+fn separable_equals_depthwise_then_pointwise() {
+    // Depthwise then 1×1 by chunks of rows: equal to the naive pair for every instruction
+    // set, one and two threads, both input layouts where channel blocks are allowed, both
+    // weight layouts, with and without a residual. The 20×20×208 case has several chunks
+    // per band (chunks of 6 rows), and with three images on two threads a band starts in
+    // the middle of an image.
+    let cases = [(1, 9, 7, 24, 5, 3, 1), (2, 13, 11, 32, 40, 5, 2), (3, 20, 20, 208, 24, 7, 1), (3, 6, 15, 16, 16, 7, 2), (1, 1, 1, 16, 3, 3, 1)];
+    for &(batch, h, w, c, n, k, stride) in &cases {
+        let shape = ConvShape { h, w, channels: c, k, stride };
+        let (ho, wo) = shape.out_hw();
+        let (m_in, m_out) = (batch * h * w, batch * ho * wo);
+        let (input, kernels, weights) = (values(m_in * c, 21), values(k * k * c, 22), values(c * n, 23));
+        let (dw_scale, dw_shift, pw_scale, pw_shift, residual) = (values(c, 24), values(c, 25), values(n, 26), values(n, 27), values(m_out * n, 28));
+        let dw_epilogue = Epilogue { scale: &dw_scale, shift: &dw_shift, act: Activation::HSwish };
+        let pw_epilogue = Epilogue { scale: &pw_scale, shift: &pw_shift, act: Activation::None };
+        let convolved: Vec<f64> = naive_depthwise(&input, batch, shape, &kernels)
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| act64(Activation::HSwish, v * dw_scale[i % c] as f64 + dw_shift[i % c] as f64))
+            .collect();
+        let projected: Vec<f64> = (0..m_out * n)
+            .map(|i| {
+                let (p, ch) = (i / n, i % n);
+                let dot: f64 = (0..c).map(|j| convolved[p * c + j] * weights[j * n + ch] as f64).sum();
+                dot * pw_scale[ch] as f64 + pw_shift[ch] as f64
+            })
+            .collect();
+        // Channel `ch` of pixel `p` is at `[ch / 16][p][ch % 16]` in channel blocks.
+        let blocks: Vec<f32> = if c % 16 == 0 { (0..m_in * c).map(|i| input[(i % (16 * m_in) / 16) * c + i / (16 * m_in) * 16 + i % 16]).collect() } else { Vec::new() };
+        let panels = PanelMatrix::from_row_major(&weights, c, n);
+        for isa in Isa::available() {
+            let layouts = if Layout::for_depthwise(isa, c) == Layout::ChannelBlocks { vec![Layout::PixelMajor, Layout::ChannelBlocks] } else { vec![Layout::PixelMajor] };
+            for (layout, threads, with_residual, use_panels) in layouts.iter().flat_map(|&l| [(l, 1, true, false), (l, 2, false, true), (l, 2, true, false), (l, 1, false, true)]) {
+                let input = if layout == Layout::ChannelBlocks { &blocks } else { &input };
+                let depthwise = Depthwise { shape, kernels: MatRef::dense(&kernels, k * k, c), epilogue: dw_epilogue };
+                let weights: Weights = if use_panels { panels.view(c, n).into() } else { MatRef::dense(&weights, c, n).into() };
+                let pointwise = Pointwise { weights, epilogue: pw_epilogue };
+                let mut out = vec![f32::NAN; m_out * n];
+                let mut scratch = AlignedBuf::default();
+                on_threads(threads, || separable(isa, input, layout, batch, depthwise, pointwise, with_residual.then_some(&residual[..]), &mut scratch, &mut out));
+                let want: Vec<f64> = projected.iter().zip(&residual).map(|(&v, &r)| v + if with_residual { r as f64 } else { 0.0 }).collect();
+                let what = format!("separable {batch}×{h}×{w}×{c} k{k} s{stride} → {n}, {layout:?}, {}, {threads} threads, residual {with_residual}, panels {use_panels}", isa.name());
+                assert_close(&out, &want, &what);
             }
         }
     }

@@ -29,6 +29,7 @@ use dynofa_kernels::depthwise::{depthwise, depthwise_from};
 use dynofa_kernels::panels::PanelMatrix;
 use dynofa_kernels::pointwise::{pointwise, pointwise_to, Weights};
 use dynofa_kernels::pool::{mean_pixels, mean_pixels_banded, scale_channels_banded};
+use dynofa_kernels::separable::{separable, Depthwise, Pointwise};
 use dynofa_kernels::shape::{out_size, ConvShape};
 use dynofa_kernels::{Activation, AlignedBuf, Epilogue, Isa, Layout, MatRef};
 use dynofa_supernet::layers::{Act, BatchNorm, SqueezeExcite, BN_EPS};
@@ -219,6 +220,8 @@ struct Workspace {
     gates: Vec<f32>,
     /// Per-thread means of squeeze-and-excitation pooling `[threads, C]`.
     band_means: Vec<f32>,
+    /// Per-thread chunks of depthwise output on their way to the projection ([`separable`]).
+    separable: AlignedBuf,
 }
 
 /// The head's inputs and hidden layer for a whole batch: pooled features `[B,
@@ -594,7 +597,8 @@ impl FamilyStore {
     }
 
     /// Milliseconds per operation kind (stem, first block, expand, depthwise by kernel size,
-    /// squeeze-and-excitation, project, head layers) for one image of the active level, the
+    /// squeeze-and-excitation, project, depthwise and project fused where a block has no
+    /// squeeze-and-excitation, head layers) for one image of the active level, the
     /// median over `iters` forwards after two warm-up ones. Every kernel uses all threads.
     pub fn op_profile(&mut self, image: &Array, iters: usize) -> Result<Vec<(&'static str, f64)>> {
         let runs = self.timed_runs(image, iters)?;
@@ -774,10 +778,24 @@ impl FamilyStore {
             };
             let a = pick(bn, &sb.depthwise_bn);
             let shape = ConvShape { h, w, channels: mid, k, stride: spec.stride };
-            depthwise_from(isa, t1, layout, batch, shape, kernels, a.epilogue(mid, activation), t2);
-            clock.lap(depthwise_label(k));
+            let depthwise = Depthwise { shape, kernels, epilogue: a.epilogue(mid, activation) };
             (h, w) = shape.out_hw();
             let n = h * w;
+            let out = spec.out_channels;
+            let residual = spec.residual.then_some(&cur[..batch * n * out]);
+            if sb.se.is_none() {
+                // Without squeeze-and-excitation, the projection (→ BN, + input) follows
+                // the depthwise convolution chunk by chunk.          → [B, h', w', out]
+                let a = pick(bn, &sb.project_bn);
+                let project = Pointwise { weights: sb.project.view(mid, out), epilogue: a.epilogue(out, Activation::None) };
+                separable(isa, t1, layout, batch, depthwise, project, residual, &mut ws.separable, t3);
+                clock.lap(separable_label(k));
+                clock.end_layer();
+                std::mem::swap(cur, t3);
+                continue;
+            }
+            depthwise_from(isa, t1, layout, batch, shape, kernels, depthwise.epilogue, t2);
+            clock.lap(depthwise_label(k));
             // Squeeze-and-excitation: pool → 1×1 → ReLU → 1×1 → h-sigmoid → gate.
             if let Some(se) = &sb.se {
                 let reduced = SqueezeExcite::reduced(mid);
@@ -793,9 +811,7 @@ impl FamilyStore {
                 clock.lap("squeeze_excite");
             }
             // Project 1×1 → BN (+ input).                            → [B, h', w', out]
-            let out = spec.out_channels;
             let a = pick(bn, &sb.project_bn);
-            let residual = spec.residual.then_some(&cur[..batch * n * out]);
             pointwise(MatRef::dense(t2, batch * n, mid), sb.project.view(mid, out), a.epilogue(out, Activation::None), residual, t3);
             clock.lap("project");
             clock.end_layer();
@@ -906,6 +922,16 @@ impl<'a> Stopwatch<'a> {
             timings.layers.push(self.last - self.layer_start);
             self.layer_start = self.last;
         }
+    }
+}
+
+/// The operation label of a depthwise k×k convolution fused with the projection after it.
+fn separable_label(k: usize) -> &'static str {
+    match k {
+        3 => "depthwise_k3+project",
+        5 => "depthwise_k5+project",
+        7 => "depthwise_k7+project",
+        _ => "depthwise+project",
     }
 }
 
