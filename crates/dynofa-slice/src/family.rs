@@ -781,39 +781,38 @@ impl FamilyStore {
             let depthwise = Depthwise { shape, kernels, epilogue: a.epilogue(mid, activation) };
             (h, w) = shape.out_hw();
             let n = h * w;
+            // Project 1×1 → BN (+ input).                            → [B, h', w', out]
             let out = spec.out_channels;
             let residual = spec.residual.then_some(&cur[..batch * n * out]);
-            if sb.se.is_none() {
-                // Without squeeze-and-excitation, the projection (→ BN, + input) follows
-                // the depthwise convolution chunk by chunk.          → [B, h', w', out]
-                let a = pick(bn, &sb.project_bn);
-                let project = Pointwise { weights: sb.project.view(mid, out), epilogue: a.epilogue(out, Activation::None) };
-                separable(isa, t1, layout, batch, depthwise, project, residual, &mut ws.separable, t3);
-                clock.lap(separable_label(k));
-                clock.end_layer();
-                std::mem::swap(cur, t3);
-                continue;
-            }
-            depthwise_from(isa, t1, layout, batch, shape, kernels, depthwise.epilogue, t2);
-            clock.lap(depthwise_label(k));
-            // Squeeze-and-excitation: pool → 1×1 → ReLU → 1×1 → h-sigmoid → gate.
-            if let Some(se) = &sb.se {
-                let reduced = SqueezeExcite::reduced(mid);
-                let (pooled, squeezed, gates) = (&mut ws.pooled[..batch * mid], &mut ws.squeezed[..batch * reduced], &mut ws.gates[..batch * mid]);
-                mean_pixels_banded(&t2[..batch * n * mid], batch, h, pooled, &mut ws.band_means);
-                clock.lap("se_pool");
-                let reduce = Epilogue { scale: &self.ones[..reduced], shift: &se.reduce_bias[..reduced], act: Activation::Relu };
-                pointwise(MatRef::dense(pooled, batch, mid), se.reduce.view(mid, reduced), reduce, None, squeezed);
-                let expand = Epilogue { scale: &self.ones[..mid], shift: &se.expand_bias[..mid], act: Activation::HSigmoid };
-                pointwise(MatRef::dense(squeezed, batch, reduced), se.expand.view(reduced, mid), expand, None, gates);
-                clock.lap("se_fc");
-                scale_channels_banded(&mut t2[..batch * n * mid], batch, h, gates);
-                clock.lap("squeeze_excite");
-            }
-            // Project 1×1 → BN (+ input).                            → [B, h', w', out]
             let a = pick(bn, &sb.project_bn);
-            pointwise(MatRef::dense(t2, batch * n, mid), sb.project.view(mid, out), a.epilogue(out, Activation::None), residual, t3);
-            clock.lap("project");
+            let project = Pointwise { weights: sb.project.view(mid, out), epilogue: a.epilogue(out, Activation::None) };
+            match &sb.se {
+                // Without squeeze-and-excitation, the projection follows the depthwise
+                // convolution chunk by chunk (the depthwise output stays in cache).
+                None => {
+                    separable(isa, t1, layout, batch, depthwise, project, residual, &mut ws.separable, t3);
+                    clock.lap(separable_label(k));
+                }
+                // Else squeeze-and-excitation between them: pool → 1×1 → ReLU → 1×1 →
+                // h-sigmoid → gate.
+                Some(se) => {
+                    depthwise_from(isa, t1, layout, batch, shape, kernels, depthwise.epilogue, t2);
+                    clock.lap(depthwise_label(k));
+                    let reduced = SqueezeExcite::reduced(mid);
+                    let (pooled, squeezed, gates) = (&mut ws.pooled[..batch * mid], &mut ws.squeezed[..batch * reduced], &mut ws.gates[..batch * mid]);
+                    mean_pixels_banded(&t2[..batch * n * mid], batch, h, pooled, &mut ws.band_means);
+                    clock.lap("se_pool");
+                    let reduce = Epilogue { scale: &self.ones[..reduced], shift: &se.reduce_bias[..reduced], act: Activation::Relu };
+                    pointwise(MatRef::dense(pooled, batch, mid), se.reduce.view(mid, reduced), reduce, None, squeezed);
+                    let expand = Epilogue { scale: &self.ones[..mid], shift: &se.expand_bias[..mid], act: Activation::HSigmoid };
+                    pointwise(MatRef::dense(squeezed, batch, reduced), se.expand.view(reduced, mid), expand, None, gates);
+                    clock.lap("se_fc");
+                    scale_channels_banded(&mut t2[..batch * n * mid], batch, h, gates);
+                    clock.lap("squeeze_excite");
+                    pointwise(MatRef::dense(t2, batch * n, mid), project.weights, project.epilogue, residual, t3);
+                    clock.lap("project");
+                }
+            }
             clock.end_layer();
             std::mem::swap(cur, t3);
         }
