@@ -34,13 +34,9 @@ pub fn depthwise_on(isa: Isa, input: &[f32], batch: usize, shape: ConvShape, ker
 /// body.
 #[allow(clippy::too_many_arguments)]
 pub fn depthwise_from(isa: Isa, input: &[f32], layout: Layout, batch: usize, shape: ConvShape, kernels: MatRef, epilogue: Epilogue, out: &mut [f32]) {
-    let ConvShape { h, w, channels: c, k, stride } = shape;
-    assert!(k % 2 == 1, "kernel size {k} is not odd");
-    assert!(stride == 1 || stride == 2, "stride {stride}");
-    assert_eq!((kernels.rows, kernels.cols), (k * k, c), "kernels {}×{} for k = {k}, {c} channels", kernels.rows, kernels.cols);
-    assert_eq!(epilogue.len(), c, "epilogue of {} channels for {c}", epilogue.len());
+    check(isa, input, layout, batch, shape, kernels, epilogue);
+    let ConvShape { channels: c, k, .. } = shape;
     let (ho, wo) = shape.out_hw();
-    assert!(input.len() >= batch * h * w * c, "input of {} values for {batch}×{h}×{w}×{c}", input.len());
     assert!(out.len() >= batch * ho * wo * c, "output of {} values for {batch}×{ho}×{wo}×{c}", out.len());
     if batch * ho * wo * c == 0 {
         return;
@@ -48,9 +44,6 @@ pub fn depthwise_from(isa: Isa, input: &[f32], layout: Layout, batch: usize, sha
     // One task per thread, each a contiguous band of rows (so that a thread keeps reading
     // the rows the previous kernel's same-numbered task wrote), `BAND` rows at a time.
     let band = ho.div_ceil(threads::for_work(batch * ho * wo * c * k * k));
-    if layout == Layout::ChannelBlocks {
-        assert!(Layout::for_depthwise(isa, c) == Layout::ChannelBlocks && matches!(k, 3 | 5 | 7), "channel blocks need AVX-512, k in 3, 5, 7 and C a multiple of 16 (k = {k}, C = {c}, {isa:?})");
-    }
     threads::for_each_chunk_mut(&mut out[..batch * ho * wo * c], ho * wo * c, |b, out_image| {
         threads::for_each_chunk_mut(out_image, band * wo * c, |task, out_rows| rows_of_image(isa, input, layout, batch, b, shape, kernels, epilogue, task * band, out_rows));
     });
@@ -60,18 +53,27 @@ pub fn depthwise_from(isa: Isa, input: &[f32], layout: Layout, batch: usize, sha
 /// [`depthwise_from`]'s convolution, on the calling thread.
 #[allow(clippy::too_many_arguments)]
 pub fn depthwise_rows(isa: Isa, input: &[f32], layout: Layout, batch: usize, b: usize, shape: ConvShape, kernels: MatRef, epilogue: Epilogue, oy: usize, out_rows: &mut [f32]) {
-    let ConvShape { h, w, channels: c, k, stride } = shape;
+    check(isa, input, layout, batch, shape, kernels, epilogue);
     let (ho, wo) = shape.out_hw();
-    assert!(k % 2 == 1 && (stride == 1 || stride == 2), "kernel size {k}, stride {stride}");
-    assert_eq!((kernels.rows, kernels.cols), (k * k, c), "kernels {}×{} for k = {k}, {c} channels", kernels.rows, kernels.cols);
-    assert_eq!(epilogue.len(), c, "epilogue of {} channels for {c}", epilogue.len());
-    assert!(b < batch && input.len() >= batch * h * w * c, "image {b} of an input of {} values for {batch}×{h}×{w}×{c}", input.len());
-    assert!(out_rows.len().is_multiple_of(wo * c) && oy + out_rows.len() / (wo * c).max(1) <= ho, "output rows {oy}.. of {} values ({ho} rows of {wo}×{c})", out_rows.len());
-    if layout == Layout::ChannelBlocks {
-        assert!(Layout::for_depthwise(isa, c) == Layout::ChannelBlocks && matches!(k, 3 | 5 | 7), "channel blocks need AVX-512, k in 3, 5, 7 and C a multiple of 16 (k = {k}, C = {c}, {isa:?})");
-    }
+    let row = wo * shape.channels;
+    assert!(b < batch, "image {b} of a batch of {batch}");
+    assert!(out_rows.len().is_multiple_of(row.max(1)) && oy + out_rows.len() / row.max(1) <= ho, "output rows {oy}.. of {} values ({ho} rows of {row})", out_rows.len());
     if !out_rows.is_empty() {
         rows_of_image(isa, input, layout, batch, b, shape, kernels, epilogue, oy, out_rows);
+    }
+}
+
+/// The checks every entry makes: kernel size and stride, kernels, epilogue and input as
+/// large as `shape` says, and what channel blocks need.
+fn check(isa: Isa, input: &[f32], layout: Layout, batch: usize, shape: ConvShape, kernels: MatRef, epilogue: Epilogue) {
+    let ConvShape { h, w, channels: c, k, stride } = shape;
+    assert!(k % 2 == 1, "kernel size {k} is not odd");
+    assert!(stride == 1 || stride == 2, "stride {stride}");
+    assert_eq!((kernels.rows, kernels.cols), (k * k, c), "kernels {}×{} for k = {k}, {c} channels", kernels.rows, kernels.cols);
+    assert_eq!(epilogue.len(), c, "epilogue of {} channels for {c}", epilogue.len());
+    assert!(input.len() >= batch * h * w * c, "input of {} values for {batch}×{h}×{w}×{c}", input.len());
+    if layout == Layout::ChannelBlocks {
+        assert!(Layout::for_depthwise(isa, c) == Layout::ChannelBlocks && matches!(k, 3 | 5 | 7), "channel blocks need AVX-512, k in 3, 5, 7 and C a multiple of 16 (k = {k}, C = {c}, {isa:?})");
     }
 }
 
