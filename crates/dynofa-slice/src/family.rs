@@ -791,13 +791,13 @@ impl FamilyStore {
                 // convolution chunk by chunk (the depthwise output stays in cache).
                 None => {
                     separable(isa, t1, layout, batch, depthwise, project, residual, &mut ws.separable, t3);
-                    clock.lap(separable_label(k));
+                    clock.lap(depthwise_labels(k).1);
                 }
                 // Else squeeze-and-excitation between them: pool → 1×1 → ReLU → 1×1 →
                 // h-sigmoid → gate.
                 Some(se) => {
                     depthwise_from(isa, t1, layout, batch, shape, kernels, depthwise.epilogue, t2);
-                    clock.lap(depthwise_label(k));
+                    clock.lap(depthwise_labels(k).0);
                     let reduced = SqueezeExcite::reduced(mid);
                     let (pooled, squeezed, gates) = (&mut ws.pooled[..batch * mid], &mut ws.squeezed[..batch * reduced], &mut ws.gates[..batch * mid]);
                     mean_pixels_banded(&t2[..batch * n * mid], batch, h, pooled, &mut ws.band_means);
@@ -924,22 +924,14 @@ impl<'a> Stopwatch<'a> {
     }
 }
 
-/// The operation label of a depthwise k×k convolution fused with the projection after it.
-fn separable_label(k: usize) -> &'static str {
+/// The operation labels of a depthwise k×k convolution: alone, and fused with the
+/// projection after it.
+fn depthwise_labels(k: usize) -> (&'static str, &'static str) {
     match k {
-        3 => "depthwise_k3+project",
-        5 => "depthwise_k5+project",
-        7 => "depthwise_k7+project",
-        _ => "depthwise+project",
-    }
-}
-
-fn depthwise_label(k: usize) -> &'static str {
-    match k {
-        3 => "depthwise_k3",
-        5 => "depthwise_k5",
-        7 => "depthwise_k7",
-        _ => "depthwise",
+        3 => ("depthwise_k3", "depthwise_k3+project"),
+        5 => ("depthwise_k5", "depthwise_k5+project"),
+        7 => ("depthwise_k7", "depthwise_k7+project"),
+        _ => ("depthwise", "depthwise+project"),
     }
 }
 
