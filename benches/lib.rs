@@ -4,3 +4,6 @@
 //!   smallest, a middle and the largest sub-network at batch 1.
 //! - `family_store.rs`: switching levels in the shared-weight family store, a level's
 //!   forward against the same network extracted as a static Burn network.
+//! - `gpu_family.rs`: on the first GPU adapter, a level as the GPU family runs it (its own
+//!   folded network, resident) against the supernet's shared weights sliced on the device
+//!   and the static network's convolutions, at batch 1 and 8; switching levels there.

@@ -13,10 +13,14 @@ use crate::bundle::{self, CHECKSUMS};
 pub struct DeployArgs {
     #[command(flatten)]
     pub board: BoardArgs,
-    /// Target triple to build for (static musl runs on any aarch64 Linux; gnu needs the
-    /// board's glibc to be at least the cross toolchain's).
-    #[arg(long, default_value = crate::DEFAULT_BOARD_TARGET)]
-    pub target: String,
+    /// Target triple to build for (default: static musl, which runs on any aarch64 Linux;
+    /// with `--features wgpu`, glibc — aarch64-unknown-linux-gnu, which needs the board's
+    /// glibc to be at least the cross toolchain's, Debian 12's 2.36).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Extra cargo features: `wgpu` for GPU support (`gpu-autotune` to autotune kernels).
+    #[arg(long)]
+    pub features: Option<String>,
     /// Family files to ship (default: the embedded default family).
     #[arg(long)]
     pub family: Vec<PathBuf>,
@@ -30,6 +34,7 @@ pub struct DeployArgs {
 
 /// Builds (unless `--bundle`), copies, verifies on the board, installs atomically.
 pub fn deploy(root: &Path, args: &DeployArgs) -> Result<()> {
+    let target = crate::board_target(args.target.as_deref(), args.features.as_deref())?;
     let board = Board::new(&args.board)?;
     board.check()?;
     let start = Instant::now();
@@ -39,10 +44,10 @@ pub fn deploy(root: &Path, args: &DeployArgs) -> Result<()> {
             dir.clone()
         }
         None => {
-            let binary = crate::build_for(root, &args.target, None)?;
+            let binary = crate::build_for(root, &target, args.features.as_deref())?;
             let families = if args.family.is_empty() { vec![root.join("assets/families/cpu_w12.ron")] } else { args.family.clone() };
-            let dir = root.join("target/bundle").join(&args.target);
-            let bytes = bundle::assemble(&dir, &binary, &families, args.weights.as_deref(), &args.target, root)?;
+            let dir = root.join("target/bundle").join(&target);
+            let bytes = bundle::assemble(&dir, &binary, &families, args.weights.as_deref(), &target, root)?;
             eprintln!("bundle {}: {:.1} MB", dir.display(), bytes as f64 / 1e6);
             dir
         }

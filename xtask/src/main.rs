@@ -37,12 +37,13 @@ enum Task {
         /// Target triple (default: this machine).
         #[arg(long)]
         target: Option<String>,
-        /// Extra cargo features (e.g. `wgpu`).
+        /// Extra cargo features (e.g. `wgpu`: GPU support; a board build then links glibc).
         #[arg(long)]
         features: Option<String>,
     },
-    /// Install what cross-building and the board test need: Debian packages (aarch64 gcc
-    /// and libc, qemu-user, OpenSSH, rsync) and the rustup targets.
+    /// Install what cross-building, the board test and the GPU tests need: Debian packages
+    /// (aarch64 gcc and libc, qemu-user, OpenSSH, rsync; the Vulkan loader and Mesa's
+    /// lavapipe, a Vulkan driver that runs on the CPU) and the rustup targets.
     Setup,
     /// Build for the board, copy a bundle (binary, families, weights if asked, manifest
     /// with checksums), verify it there and install it atomically.
@@ -72,13 +73,16 @@ enum Task {
     },
     /// Remake the embedded default family on this machine: `dynofa profile` (1 and 2
     /// threads), then `dynofa search` with OFA's accuracy predictor (from ../shared/golden
-    /// unless --predictor) minimising the all-core latency.
+    /// unless --predictor) minimising the all-core latency; and the candidates of the GPU
+    /// family `dynofa run` makes (16 along the accuracy–MFLOPs front).
     DefaultFamily {
         /// OFA's accuracy predictor.
         #[arg(long, default_value = "../shared/golden/acc_predictor.pth")]
         predictor: PathBuf,
     },
-    /// Run the test suite (what CI runs).
+    /// Run the test suite (what CI runs), GPU support built in: the GPU tests run where a
+    /// Vulkan adapter is found (lavapipe after `cargo xtask setup`), and say they skip
+    /// elsewhere.
     Test,
     /// Compare the fast path with ONNX Runtime on the smallest, a middle and the largest
     /// sub-network (batch 1 and 8, 1 and 2 threads). Needs `python3 -m pip install onnxruntime numpy`.
@@ -94,7 +98,8 @@ enum Task {
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
-    /// Run the criterion benchmarks.
+    /// Run the criterion benchmarks (built with GPU support: `gpu_family` runs on the first GPU
+    /// adapter, lavapipe included, and skips where there is none).
     Bench {
         /// Only benchmarks whose name matches.
         filter: Option<String>,
@@ -105,7 +110,10 @@ fn main() -> Result<()> {
     let root = workspace_root();
     match Cli::parse().command {
         Task::Build { target, features } => {
-            let target = target.unwrap_or_else(host_target);
+            let target = match target {
+                Some(t) => board_target(Some(&t), features.as_deref())?,
+                None => host_target(),
+            };
             let binary = build_for(&root, &target, features.as_deref())?;
             eprintln!("{}", binary.display());
             Ok(())
@@ -128,11 +136,11 @@ fn main() -> Result<()> {
         Task::Test => {
             let python_path = ensure_python_packages(&root)?;
             let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            run(&root, Command::new(cargo_bin).args(["test", "--workspace", "--all-targets"]).env("PYTHONPATH", python_path))
+            run(&root, Command::new(cargo_bin).args(["test", "--workspace", "--all-targets", "--features", "dynofa/wgpu"]).env("PYTHONPATH", python_path))
         }
         Task::OrtCompare { weights, iters, rounds } => ort_compare(&root, weights.as_deref(), iters, rounds),
         Task::Bench { filter } => {
-            let mut args = vec!["bench", "-p", "dynofa-benches"];
+            let mut args = vec!["bench", "-p", "dynofa-benches", "--features", "wgpu"];
             if let Some(f) = filter.as_deref() {
                 args.extend(["--", f]);
             }
@@ -207,6 +215,28 @@ fn median(values: &mut [f64]) -> f64 {
 
 /// The target `deploy` builds for by default: static, so any aarch64 Linux runs it.
 pub const DEFAULT_BOARD_TARGET: &str = "aarch64-unknown-linux-musl";
+/// The target of a board build with GPU support: a static musl binary cannot load the
+/// Vulkan loader (`libvulkan.so.1`), so GPU builds link glibc.
+pub const GPU_BOARD_TARGET: &str = "aarch64-unknown-linux-gnu";
+
+/// Whether `features` asks for GPU support.
+fn wants_gpu(features: Option<&str>) -> bool {
+    features.is_some_and(|f| f.split([',', ' ']).any(|f| matches!(f.trim(), "wgpu" | "gpu-autotune" | "dynofa/wgpu" | "dynofa/gpu-autotune")))
+}
+
+/// The board target: `target` if given (refused when it is musl and GPU support is asked
+/// for), else static musl, or glibc for a GPU build.
+pub fn board_target(target: Option<&str>, features: Option<&str>) -> Result<String> {
+    match target {
+        Some(t) if t.ends_with("-musl") && wants_gpu(features) => bail!(
+            "--target {t} --features {}: a static musl binary cannot load the Vulkan loader; GPU builds link glibc (--target {GPU_BOARD_TARGET}, the default with --features wgpu)",
+            features.unwrap_or_default()
+        ),
+        Some(t) => Ok(t.to_string()),
+        None if wants_gpu(features) => Ok(GPU_BOARD_TARGET.to_string()),
+        None => Ok(DEFAULT_BOARD_TARGET.to_string()),
+    }
+}
 
 /// This machine's target triple.
 fn host_target() -> String {
@@ -248,7 +278,8 @@ fn target_dir(root: &Path) -> PathBuf {
 
 /// Debian packages and rustup targets of the board workflow (apt-get as root or with sudo).
 fn setup(root: &Path) -> Result<()> {
-    const PACKAGES: [&str; 6] = ["gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross", "qemu-user", "openssh-server", "openssh-client", "rsync"];
+    const PACKAGES: [&str; 8] =
+        ["gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross", "qemu-user", "openssh-server", "openssh-client", "rsync", "libvulkan1", "mesa-vulkan-drivers"];
     let missing: Vec<&str> = PACKAGES
         .iter()
         .copied()
@@ -288,7 +319,7 @@ fn experiment(root: &Path, target_ms: f64, duration: f64, load: &str) -> Result<
     };
     let mut rows = vec![run_policy("static:largest", "static", &["--policy", "static:largest"])?];
     // The reference climbs back only for an accuracy floor: a second run gives it the top level's.
-    let top = rows[0].1["accuracy"].as_array().and_then(|a| a.last()).and_then(|v| v.as_f64()).context("no accuracies in the report")?;
+    let top = rows[0].1["processors"][0]["accuracy"].as_array().and_then(|a| a.last()).and_then(|v| v.as_f64()).context("no accuracies in the report")?;
     rows.push(run_policy("dofa", "dofa", &["--policy", "dofa"])?);
     rows.push(run_policy(&format!("dofa, floor {:.2}%", top * 100.0), "dofa_floor", &["--policy", "dofa", "--min-accuracy", &top.to_string()])?);
     rows.push(run_policy("predictive", "predictive", &["--policy", "predictive"])?);
@@ -322,9 +353,20 @@ fn default_family(root: &Path, predictor: &Path) -> Result<()> {
     let header = "// The embedded default family of `dynofa run` (w1.2 supernet, CPU). Made by `cargo xtask default-family`:\n\
                   // `dynofa profile` (threads 1 and 2), then `dynofa search` with OFA's accuracy predictor, minimising\n\
                   // the 2-thread latency; cpu_t1/cpu_t2 are the tables' predictions. See assets/README.md.\n";
-    let text = std::fs::read_to_string(&family)?;
-    let out = root.join("assets/families/cpu_w12.ron");
-    std::fs::write(&out, format!("{header}{text}")).with_context(|| format!("writing {}", out.display()))?;
+    embed(&family, &root.join("assets/families/cpu_w12.ron"), header)?;
+
+    let candidates = dir.join("candidates_w12.ron");
+    run(root, Command::new(&dynofa).args(["search", "--objective", "mflops", "--levels", "16", "--predictor"]).arg(predictor).arg("--out").arg(&candidates))?;
+    let header = "// Candidate levels for the GPU family `dynofa run` makes on a machine (w1.2 supernet): 16 sub-networks evenly\n\
+                  // spaced along the accuracy–MFLOPs Pareto front, with OFA's predicted accuracy. Made by `cargo xtask default-family`\n\
+                  // (`dynofa search --objective mflops --levels 16` with OFA's accuracy predictor). See assets/README.md.\n";
+    embed(&candidates, &root.join("assets/families/candidates_w12.ron"), header)
+}
+
+/// Copies the family file `made` to the asset `out` (embedded in `dynofa`) under `header`.
+fn embed(made: &Path, out: &Path, header: &str) -> Result<()> {
+    let text = std::fs::read_to_string(made).with_context(|| format!("reading {}", made.display()))?;
+    std::fs::write(out, format!("{header}{text}")).with_context(|| format!("writing {}", out.display()))?;
     eprintln!("wrote {} (rebuild dynofa to embed it)", out.display());
     Ok(())
 }
@@ -371,4 +413,20 @@ fn run(root: &Path, command: &mut Command) -> Result<()> {
         bail!("{command:?} failed with {status}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gpu_builds_for_boards_link_glibc() {
+        assert_eq!(board_target(None, None).unwrap(), DEFAULT_BOARD_TARGET);
+        assert_eq!(board_target(None, Some("wgpu")).unwrap(), GPU_BOARD_TARGET);
+        assert_eq!(board_target(None, Some("dynofa/gpu-autotune")).unwrap(), GPU_BOARD_TARGET);
+        assert_eq!(board_target(Some(GPU_BOARD_TARGET), Some("wgpu")).unwrap(), GPU_BOARD_TARGET);
+        let err = board_target(Some("aarch64-unknown-linux-musl"), Some("wgpu")).unwrap_err().to_string();
+        assert!(err.contains("musl") && err.contains("Vulkan") && err.contains(GPU_BOARD_TARGET), "{err}");
+        assert_eq!(board_target(Some("aarch64-unknown-linux-musl"), None).unwrap(), "aarch64-unknown-linux-musl");
+    }
 }

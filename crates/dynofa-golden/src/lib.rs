@@ -2,8 +2,9 @@
 //!
 //! Test support for every dynofa crate: finds the reference data (`../shared/golden`
 //! beside the project root, or `$DYNOFA_GOLDEN`), reads its parity cases and compares
-//! outputs with the stated tolerance. The data are third-party and read-only; nothing
-//! here copies or edits them. Used as a dev-dependency only.
+//! outputs with the stated tolerance; gives the GPU the GPU tests run on ([`gpu`]). The
+//! data are third-party and read-only; nothing here copies or edits them. Used as a
+//! dev-dependency only.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,6 +27,25 @@ pub fn dir() -> PathBuf {
         dir.display()
     );
     dir
+}
+
+/// The GPU the GPU tests run on (`gpu`: the best adapter; Mesa's lavapipe where there is
+/// no GPU). Where the build has no GPU support or the machine no adapter, `None` — the
+/// test says it skips — unless `DYNOFA_GPU_TESTS=require` (CI sets it), where that fails.
+pub fn gpu(test: &str) -> Option<burn::prelude::Device> {
+    match dynofa_device::open_gpu(dynofa_device::DeviceId::Gpu(None)) {
+        Ok(gpu) => {
+            eprintln!("{test}: on {}", gpu.adapter.describe());
+            Some(gpu.device)
+        }
+        Err(e) if std::env::var("DYNOFA_GPU_TESTS").is_ok_and(|v| v == "require") => {
+            panic!("{test}: DYNOFA_GPU_TESTS=require, and there is no GPU to run on: {e}")
+        }
+        Err(e) => {
+            eprintln!("{test}: SKIPPED, no GPU ({e}); `cargo xtask setup` installs lavapipe, and `cargo xtask test` builds GPU support");
+            None
+        }
+    }
 }
 
 /// A path inside the reference data.

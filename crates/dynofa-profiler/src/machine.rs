@@ -54,6 +54,9 @@ pub struct Metadata {
     pub machine: Machine,
     /// The execution path timed.
     pub backend: String,
+    /// The GPU adapter the tables were measured on (`None`: the CPU).
+    #[serde(default)]
+    pub adapter: Option<dynofa_device::Adapter>,
     /// Threads the path used.
     pub threads: usize,
     /// Timed forwards per covering sub-network.
@@ -76,7 +79,7 @@ impl Metadata {
     /// Reads `dir/metadata.json`.
     pub fn read(dir: &Path) -> Result<Self> {
         let path = dir.join("metadata.json");
-        let text = std::fs::read_to_string(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
+        let text = std::fs::read_to_string(&path).map_err(|source| Error::Io { path: path.clone(), cause: source })?;
         serde_json::from_str(&text).map_err(|e| Error::Malformed { path, line: e.line(), message: e.to_string() })
     }
 

@@ -1,6 +1,7 @@
-//! Building look-up tables on this machine, for the path the runtime runs: the family
-//! store's forward, timed layer by layer in place (not layers run in isolation), one
-//! table per resolution, per thread count.
+//! Building look-up tables on this machine, for the path the runtime runs: a loaded
+//! family's forward (the CPU store on some threads, or a GPU), timed layer by layer in
+//! place (not layers run in isolation; on a GPU each layer ends with the device
+//! synchronised), one table per resolution, per processor and thread count.
 //!
 //! Every layer key of a resolution appears in one of nine sub-networks — full depth, one
 //! kernel size and one expand ratio everywhere — so those nine are run (after warm-up)
@@ -10,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use dynofa_slice::FamilyStore;
+use dynofa_slice::Placement;
 use dynofa_supernet::arch::{BLOCKS_PER_STAGE, SLOTS, STAGES};
 use dynofa_supernet::tensor_io::Array;
 use dynofa_supernet::{SubnetConfig, Supernet, SupernetConfig};
@@ -24,8 +25,8 @@ use crate::table::{Entry, LatencyTables, Table};
 pub struct BuildOptions {
     /// Resolutions to build tables for.
     pub resolutions: Vec<usize>,
-    /// Threads the fast path uses.
-    pub threads: usize,
+    /// Where the sub-networks run: the CPU on some threads, or a GPU.
+    pub placement: Placement,
     /// Timed forwards per covering sub-network (after two warm-up ones).
     pub iters: usize,
 }
@@ -81,35 +82,35 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 /// this machine, and returns every table in `dir`.
 pub fn build_tables(supernet: &Supernet, dir: &Path, options: &BuildOptions, progress: Progress) -> Result<LatencyTables> {
     let config = &supernet.config;
-    if options.threads == 0 || options.iters == 0 {
+    if matches!(options.placement, Placement::Cpu { threads: 0 }) || options.iters == 0 {
         return Err(Error::Invalid { field: "threads/iters".into(), message: "must be positive".into() });
     }
-    std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.into(), source })?;
+    std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.into(), cause: source })?;
     let todo: Vec<usize> = options.resolutions.iter().copied().filter(|&r| !complete(config, dir, r)).collect();
-    let levels: Vec<SubnetConfig> = todo.iter().flat_map(|&r| covering_subnets(config, r)).collect();
-    let total = levels.len();
-    if total > 0 {
-        let mut store = FamilyStore::new(supernet, &levels, options.threads)?;
-        let per_r = total / todo.len();
-        for (i, &r) in todo.iter().enumerate() {
-            let image = test_image(r);
-            let mut samples: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-            for j in 0..per_r {
-                let level = i * per_r + j;
-                let subnet = levels[level].clone();
-                progress(level, total, &format!("r{r} ks{} e{}", subnet.ks[0], subnet.e[0]));
-                store.switch_to(level)?;
-                let keys = layer_keys(config, &subnet);
-                for run in store.layer_times(&image, options.iters)? {
-                    debug_assert_eq!(run.len(), keys.len());
-                    for (key, ms) in keys.iter().zip(run) {
-                        samples.entry(key.to_string()).or_default().push(ms);
-                    }
+    let total: usize = todo.iter().map(|&r| covering_subnets(config, r).len()).sum();
+    let mut done = 0;
+    for &r in &todo {
+        // One resolution's sub-networks loaded at a time (on a GPU each is a network of its own).
+        let levels = covering_subnets(config, r);
+        let mut family = options.placement.load(supernet, &levels, &[])?;
+        let image = test_image(r);
+        let mut samples: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        for (level, subnet) in levels.iter().enumerate() {
+            progress(done, total, &format!("r{r} ks{} e{}", subnet.ks[0], subnet.e[0]));
+            family.switch_to(level)?;
+            let keys = layer_keys(config, subnet);
+            for run in family.layer_times(&image, options.iters)? {
+                debug_assert_eq!(run.len(), keys.len());
+                for (key, ms) in keys.iter().zip(run) {
+                    samples.entry(key.to_string()).or_default().push(ms);
                 }
             }
-            let entries = samples.iter().map(|(k, v)| (k.clone(), entry(v))).collect();
-            write_table(&dir.join(format!("{r}_lookup_table.json")), &entries)?;
+            done += 1;
         }
+        let entries = samples.iter().map(|(k, v)| (k.clone(), entry(v))).collect();
+        write_table(&dir.join(format!("{r}_lookup_table.json")), &entries)?;
+    }
+    if total > 0 {
         progress(total, total, "done");
     }
     LatencyTables::open(dir)

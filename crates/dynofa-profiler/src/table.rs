@@ -33,7 +33,7 @@ pub struct Table {
 impl Table {
     /// Reads a JSON or YAML table (by extension).
     pub fn read(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.into(), cause: source })?;
         let entries = if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
             serde_yaml_ng::from_str(&text).map_err(|e| Error::Malformed {
                 path: path.into(),
@@ -64,10 +64,10 @@ pub struct LatencyTables {
 impl LatencyTables {
     /// Reads every `<R>_lookup_table.{json,yaml}` in `dir`.
     pub fn open(dir: &Path) -> Result<Self> {
-        let listing = std::fs::read_dir(dir).map_err(|source| Error::Io { path: dir.into(), source })?;
+        let listing = std::fs::read_dir(dir).map_err(|source| Error::Io { path: dir.into(), cause: source })?;
         let mut tables = BTreeMap::new();
         for entry in listing {
-            let path = entry.map_err(|source| Error::Io { path: dir.into(), source })?.path();
+            let path = entry.map_err(|source| Error::Io { path: dir.into(), cause: source })?.path();
             let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
             let Some((r, ext)) = name.split_once("_lookup_table.") else { continue };
             if !matches!(ext, "json" | "yaml" | "yml") {

@@ -1,8 +1,8 @@
-//! How good a table's predictions are: random sub-networks measured end to end on the
-//! fast path against the sum of their layers' entries, and a linear correction
+//! How good a table's predictions are: random sub-networks measured end to end where the
+//! tables were built (the CPU's fast path or a GPU) against the sum of their layers' entries, and a linear correction
 //! (`scale × sum + offset`) fitted on half of them and judged on the other half.
 
-use dynofa_slice::FamilyStore;
+use dynofa_slice::Placement;
 use dynofa_supernet::arch::{SLOTS, STAGES};
 use dynofa_supernet::{SubnetConfig, Supernet, SupernetConfig};
 use rand::{Rng, SeedableRng};
@@ -108,20 +108,20 @@ pub fn random_subnets(config: &SupernetConfig, resolutions: &[usize], n: usize, 
 }
 
 /// Measures `n` random sub-networks (resolutions of `tables`; every other one fits the
-/// correction, the rest judge it) on `threads` threads, `iters` timed forwards each.
-pub fn validate(supernet: &Supernet, tables: &LatencyTables, n: usize, seed: u64, threads: usize, iters: usize) -> Result<Validation> {
+/// correction, the rest judge it) at `placement`, `iters` timed forwards each.
+pub fn validate(supernet: &Supernet, tables: &LatencyTables, n: usize, seed: u64, placement: &Placement, iters: usize) -> Result<Validation> {
     if n < 4 {
         return Err(Error::Invalid { field: "validation sub-networks".into(), message: format!("{n}: at least 4 (half fit the correction, half judge it)") });
     }
     let config = &supernet.config;
     let resolutions: Vec<usize> = tables.tables.keys().copied().collect();
     let subnets = random_subnets(config, &resolutions, n, seed);
-    let mut store = FamilyStore::new(supernet, &subnets, threads)?;
     let mut points = Vec::with_capacity(n);
     for (i, subnet) in subnets.iter().enumerate() {
-        store.switch_to(i)?;
+        // One at a time: on a GPU each is a network of its own.
+        let mut family = placement.load(supernet, std::slice::from_ref(subnet), &[])?;
         let image = test_image(subnet.resolution());
-        let measured_ms = store.median_forward_ms(&image, 2, iters)?;
+        let measured_ms = family.median_forward_ms(&image, 2, iters)?;
         points.push(Point { subnet: subnet.clone(), predicted_ms: tables.predict(config, subnet)?, measured_ms, fitted: i % 2 == 0 });
     }
     let correction = Correction::fit(points.iter().filter(|p| p.fitted));

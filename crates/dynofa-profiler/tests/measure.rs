@@ -6,6 +6,7 @@ use dynofa_profiler::keys::all_layer_keys;
 use dynofa_profiler::measure::covering_subnets;
 use dynofa_profiler::validate::{random_subnets, Correction, Point};
 use dynofa_profiler::{build_tables, validate, BuildOptions, Error};
+use dynofa_slice::Placement;
 use dynofa_supernet::{SupernetConfig, Width};
 
 #[test]
@@ -13,7 +14,7 @@ fn a_quick_table_has_exactly_the_keys_the_predictor_needs_and_resumes() {
     let device = Device::flex();
     let supernet = SupernetConfig::ofa_mbv3(Width::W12).init(&device);
     let dir = tempfile::tempdir().expect("tempdir");
-    let options = BuildOptions { resolutions: vec![160], threads: 1, iters: 1 };
+    let options = BuildOptions { resolutions: vec![160], placement: Placement::Cpu { threads: 1 }, iters: 1 };
     let mut calls = 0;
     let tables = build_tables(&supernet, dir.path(), &options, &mut |_, _, _| calls += 1).expect("build");
     assert!(calls >= covering_subnets(&supernet.config, 160).len());
@@ -37,11 +38,11 @@ fn a_quick_table_has_exactly_the_keys_the_predictor_needs_and_resumes() {
     assert_eq!(std::fs::read_to_string(dir.path().join("160_lookup_table.json")).expect("read"), before);
 
     // Validation: every point measured, errors reported, too few networks refused.
-    let v = validate(&supernet, &tables, 4, 1, 1, 1).expect("validate");
+    let v = validate(&supernet, &tables, 4, 1, &Placement::Cpu { threads: 1 }, 1).expect("validate");
     assert_eq!(v.points.len(), 4);
     assert!(v.points.iter().all(|p| p.measured_ms > 0.0 && p.predicted_ms > 0.0));
     assert!(v.raw.mape.is_finite() && v.raw.worst >= v.raw.mape);
-    assert!(matches!(validate(&supernet, &tables, 3, 1, 1, 1), Err(Error::Invalid { .. })));
+    assert!(matches!(validate(&supernet, &tables, 3, 1, &Placement::Cpu { threads: 1 }, 1), Err(Error::Invalid { .. })));
 }
 
 #[test]

@@ -18,12 +18,12 @@ fn main() -> dynofa_runtime::Result<()> {
     let supernet = SupernetConfig::ofa_mbv3(Width::W12).init(&Device::flex());
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let runtime = Runtime::from_family_file(&supernet, &family, threads)?;
-    let levels = runtime.model().levels();
-    let mut runtime = runtime.with_requirements(Requirements::latency(20.0)?)?.with_policy(policy::by_name("predictive", levels)?);
+    let policy = policy::by_name("predictive", runtime.models())?;
+    let mut runtime = runtime.with_requirements(Requirements::latency(20.0)?)?.with_policy(policy);
     runtime.calibrate(3)?;
     runtime.add_observer(Box::new(|event: &Event| {
         if let Event::Switch { frame, from, to, reason, overhead_us } = event {
-            println!("frame {frame}: level {} ×{} → level {} ×{} ({reason}, {overhead_us:.1} µs)", from.0, from.1, to.0, to.1);
+            println!("frame {frame}: level {} ×{} → level {} ×{} ({reason}, {overhead_us:.1} µs)", from.level, from.threads, to.level, to.threads);
         }
     }));
 

@@ -9,8 +9,8 @@ pub enum Error {
     #[error("invalid {field}: {value:?} ({expected})")]
     Invalid { field: String, value: String, expected: String },
     /// A file could not be read or written.
-    #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("{}: {cause}", path.display())]
+    Io { path: PathBuf, cause: std::io::Error },
     /// The family store or the supernet refused something.
     #[error(transparent)]
     Model(#[from] dynofa_supernet::Error),
@@ -30,7 +30,7 @@ impl Error {
 
     /// An [`Error::Io`] about `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io { path: path.into(), cause: source }
     }
 }
 

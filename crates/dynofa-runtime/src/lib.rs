@@ -1,7 +1,8 @@
-//! The run-time manager of dynofa: runs a family of sub-networks in-process, on one
-//! shared copy of the supernet's weights, and after every frame lets a [`Policy`] pick
-//! the level (and thread count) of the next one so that the latency target holds while
-//! accuracy stays as high as the machine allows.
+//! The run-time manager of dynofa: runs a family of sub-networks in-process on each
+//! processor it is given — on the CPU one shared copy of the supernet's weights, on a GPU
+//! each level resident on the device — and after every frame lets a [`Policy`] pick the
+//! processor, level (and thread count) of the next one so that the latency target holds
+//! while accuracy stays as high as the machine allows.
 //!
 //! ```no_run
 //! # fn main() -> dynofa_runtime::Result<()> {
@@ -9,7 +10,7 @@
 //! # let supernet: dynofa_supernet::Supernet = todo!();
 //! let mut runtime = Runtime::from_family_file(&supernet, "family.ron".as_ref(), 2)?
 //!     .with_requirements(Requirements::latency(30.0)?)?
-//!     .with_policy(policy::by_name("predictive", 5)?);
+//!     .with_policy(policy::by_name("predictive", &[])?);
 //! runtime.calibrate(3)?;
 //! let pixels = vec![0u8; 320 * 240 * 3];
 //! let result = runtime.infer(&Frame::rgb(320, 240, &pixels)?)?;
@@ -30,6 +31,6 @@ pub mod trace;
 pub use error::{Error, Result};
 pub use frame::Frame;
 pub use model::FamilyModel;
-pub use policy::{Decision, Policy, Reason};
+pub use policy::{Configuration, Decision, Policy, Reason};
 pub use requirements::{Priority, Requirements};
-pub use runtime::{Event, Inference, Observer, Runtime, Stats};
+pub use runtime::{Event, Inference, Observer, ProcessorFamily, Runtime, Stats};

@@ -2,9 +2,11 @@
 //! other applications come and go on a board.
 //!
 //! A spec is a comma-separated list of windows `START-END:KIND`, times in seconds (`5s`,
-//! `5`, `1.5s`) or milliseconds (`500ms`); `KIND` is a number of busy threads (`2`) or
+//! `5`, `1.5s`) or milliseconds (`500ms`); `KIND` is a number of busy threads (`2`),
 //! `dnn` / `dnn:T` (a second inference process on `T` threads, default 1: the paper's
-//! "another DNN application"). Example: `5s-14s:2,20s-25s:dnn`.
+//! "another DNN application") or `gpu` / `gpu:N` (a second process running inference on
+//! the GPU — the best adapter, or adapter N — in a loop: the paper's Fig. 7 load).
+//! Example: `5s-14s:2,20s-25s:dnn,30s-40s:gpu`.
 
 use std::process::{Child, Command};
 use std::str::FromStr;
@@ -22,6 +24,8 @@ pub enum LoadKind {
     Busy { threads: usize },
     /// Another DNN inference process.
     Dnn { threads: usize },
+    /// Another process running DNN inference on a GPU (adapter `gpu:N`, or the best one).
+    Gpu { adapter: Option<usize> },
 }
 
 /// One window of load.
@@ -42,7 +46,7 @@ pub struct LoadSpec {
     pub windows: Vec<LoadWindow>,
 }
 
-const SYNTAX: &str = "START-END:KIND[,…], e.g. 5s-14s:2 (two busy threads) or 3s-6s:dnn:1 (another inference process)";
+const SYNTAX: &str = "START-END:KIND[,…], e.g. 5s-14s:2 (two busy threads), 3s-6s:dnn:1 (another inference process) or 5s-14s:gpu (another inference process on the GPU)";
 
 impl FromStr for LoadSpec {
     type Err = Error;
@@ -60,9 +64,11 @@ impl FromStr for LoadSpec {
             let threads = |t: &str| t.parse::<usize>().ok().filter(|&t| t > 0).ok_or_else(|| bad("thread count must be a positive integer"));
             let kind = match kind.split_once(':') {
                 Some(("dnn", t)) => LoadKind::Dnn { threads: threads(t)? },
+                Some(("gpu", n)) => LoadKind::Gpu { adapter: Some(n.parse().map_err(|_| bad("gpu:N takes an adapter index"))?) },
                 None if kind == "dnn" => LoadKind::Dnn { threads: 1 },
+                None if kind == "gpu" => LoadKind::Gpu { adapter: None },
                 None => LoadKind::Busy { threads: threads(kind)? },
-                Some(_) => return Err(bad("KIND is a thread count, dnn or dnn:T")),
+                Some(_) => return Err(bad("KIND is a thread count, dnn, dnn:T, gpu or gpu:N")),
             };
             windows.push(LoadWindow { start_s, end_s, kind });
         }
@@ -144,11 +150,11 @@ fn drive(spec: &LoadSpec, command: &dyn Fn(&LoadKind) -> Command, stop: &AtomicB
                     Err(e) => outcome = Err(Error::Load(format!("cannot start {:?}: {e}", window.kind))),
                 }
             }
-            if t >= window.end_s {
-                if let Some(mut child) = running[i].take() {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                }
+            if t >= window.end_s
+                && let Some(mut child) = running[i].take()
+            {
+                let _ = child.kill();
+                let _ = child.wait();
             }
         }
         std::thread::sleep(Duration::from_millis(5));
@@ -194,12 +200,14 @@ mod tests {
 
     #[test]
     fn parses_load_specs() {
-        let spec: LoadSpec = "5s-14s:2, 500ms-1.5s:dnn, 20-25:dnn:2".parse().unwrap();
+        let spec: LoadSpec = "5s-14s:2, 500ms-1.5s:dnn, 20-25:dnn:2, 30s-40s:gpu, 41-42:gpu:1".parse().unwrap();
         assert_eq!(spec.windows[0], LoadWindow { start_s: 5.0, end_s: 14.0, kind: LoadKind::Busy { threads: 2 } });
         assert_eq!(spec.windows[1], LoadWindow { start_s: 0.5, end_s: 1.5, kind: LoadKind::Dnn { threads: 1 } });
         assert_eq!(spec.windows[2].kind, LoadKind::Dnn { threads: 2 });
+        assert_eq!(spec.windows[3].kind, LoadKind::Gpu { adapter: None });
+        assert_eq!(spec.windows[4].kind, LoadKind::Gpu { adapter: Some(1) });
         assert!(spec.active_at(6.0) && !spec.active_at(15.0));
-        for bad in ["", "5s-14s", "14s-5s:2", "5s-14s:0", "5s-14s:x", "a-b:2", "5s:2", "1-2:gpu:3"] {
+        for bad in ["", "5s-14s", "14s-5s:2", "5s-14s:0", "5s-14s:x", "a-b:2", "5s:2", "1-2:tpu:3", "1-2:gpu:x", "1-2:gpu:"] {
             let err = bad.parse::<LoadSpec>().unwrap_err().to_string();
             assert!(err.contains("load spec"), "{bad}: {err}");
         }

@@ -1,14 +1,21 @@
-//! What the policies know about the family: each level's predicted accuracy and its
-//! latency on an idle machine per thread count.
+//! What the policies know about a family on its processor: each level's predicted
+//! accuracy and its latency on an idle machine per thread count (one "thread count" on a
+//! GPU).
 
+use dynofa_device::Processor;
 use dynofa_slice::family_file::FamilyFile;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// The levels of a family as the policies see them, smallest (fastest) first.
+/// The levels of a family on one processor as the policies see them, smallest (fastest)
+/// first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FamilyModel {
+    /// The processor it runs on, as `--device` names it (`cpu`, `gpu:0`).
+    pub device: String,
+    /// Its kind.
+    pub processor: Processor,
     /// Predicted accuracy per level (a fraction; 0 when the family has none).
     pub accuracy: Vec<f64>,
     /// Idle latency in ms, `[level][threads - 1]`; `None` where nothing predicts it.
@@ -31,21 +38,28 @@ impl FamilyModel {
         self.latency_ms.get(level)?.get(threads.checked_sub(1)?).copied().flatten()
     }
 
-    /// The model a family file gives for up to `max_threads` threads: accuracies from
-    /// `acc_pred`, latencies from the entries of `latency_ms` whose name ends in
-    /// `t<threads>` (as `dynofa profile` names its per-thread-count tables, e.g. `cpu_t2`).
-    pub fn from_family(file: &FamilyFile, max_threads: usize) -> Self {
+    /// The model a family file gives on `device` for up to `max_threads` threads:
+    /// accuracies from `acc_pred`; latencies of a CPU family from the entries of
+    /// `latency_ms` whose name ends in `t<threads>` (as `dynofa profile` names its
+    /// per-thread-count tables, e.g. `cpu_t2`), of a GPU family from the entry whose name
+    /// says `gpu` (e.g. `gpu`, `jetson_gpu`), or its only entry.
+    pub fn from_family(file: &FamilyFile, device: &str, max_threads: usize) -> Self {
         let accuracy = file.levels.iter().map(|l| l.acc_pred.unwrap_or(0.0)).collect();
         let latency_ms = file
             .levels
             .iter()
-            .map(|level| {
-                (1..=max_threads)
+            .map(|level| match file.device {
+                Processor::Cpu => (1..=max_threads)
                     .map(|t| level.latency_ms.iter().find(|(name, _)| thread_count_of(name) == Some(t)).map(|(_, &ms)| ms))
-                    .collect()
+                    .collect(),
+                Processor::Gpu => {
+                    let named = level.latency_ms.iter().find(|(name, _)| name.contains("gpu")).map(|(_, &ms)| ms);
+                    let only = (level.latency_ms.len() == 1).then(|| level.latency_ms.values().next().copied()).flatten();
+                    vec![named.or(only)]
+                }
             })
             .collect();
-        FamilyModel { accuracy, latency_ms }
+        FamilyModel { device: device.to_string(), processor: file.device, accuracy, latency_ms }
     }
 
     /// Sets the measured idle latency of `level` on `threads` threads.

@@ -36,10 +36,10 @@ impl Requirements {
         if !(self.target_ms.is_finite() && self.target_ms > 0.0) {
             return Err(Error::invalid("latency target", format!("{} ms", self.target_ms), "a positive number of milliseconds"));
         }
-        if let Some(a) = self.min_accuracy {
-            if !(a.is_finite() && a > 0.0 && a <= 1.0) {
-                return Err(Error::invalid("accuracy floor", a, "a fraction in (0, 1], e.g. 0.78"));
-            }
+        if let Some(a) = self.min_accuracy
+            && !(a.is_finite() && a > 0.0 && a <= 1.0)
+        {
+            return Err(Error::invalid("accuracy floor", a, "a fraction in (0, 1], e.g. 0.78"));
         }
         Ok(self)
     }

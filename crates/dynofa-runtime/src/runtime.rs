@@ -1,11 +1,12 @@
-//! The runtime: a family store, its model, the requirements and a policy; one `infer`
-//! per frame, switching level and thread count between frames.
+//! The runtime: a family on each processor (the CPU, a GPU) with its model, the
+//! requirements and a policy; one `infer` per frame, switching processor, level and
+//! thread count between frames.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use dynofa_slice::family_file::{load_family_file, FamilyFile};
-use dynofa_slice::FamilyStore;
+use dynofa_slice::{FamilyStore, LoadedFamily, Placement};
 use dynofa_supernet::tensor_io::Array;
 use dynofa_supernet::Supernet;
 
@@ -13,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::frame::Frame;
 use crate::model::FamilyModel;
 use crate::monitor::{LatencyWindow, SystemMonitor, SystemSample};
-use crate::policy::{Decision, Dofa, Observation, Policy, Reason};
+use crate::policy::{Configuration, Decision, Dofa, Observation, Policy, Reason};
 use crate::requirements::Requirements;
 
 /// What one frame ran and produced.
@@ -27,9 +28,13 @@ pub struct Inference {
     pub class: usize,
     /// Its softmax probability.
     pub score: f32,
-    /// Level that ran the frame (0 = the smallest).
+    /// The processor that ran the frame, as `--device` names it (`cpu`, `gpu:0`).
+    pub device: String,
+    /// Processor (index of its family), level and threads that ran it.
+    pub config: Configuration,
+    /// Level that ran the frame (0 = the smallest of its processor's family).
     pub level: usize,
-    /// Threads that ran it.
+    /// Threads that ran it (1 on a GPU).
     pub threads: usize,
     /// The level's predicted accuracy.
     pub acc_pred: f64,
@@ -41,6 +46,8 @@ pub struct Inference {
     pub target_ms: f64,
     /// What the policy decided for the next frame.
     pub decision: Decision,
+    /// The processor of the next frame, as `--device` names it.
+    pub next_device: String,
     /// Time spent switching to that decision (0 without a switch), in µs.
     pub switch_us: f64,
     /// The OS reading the policy saw.
@@ -57,8 +64,8 @@ impl Inference {
 /// Something that happened, for [`Observer`]s.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    /// The runtime switched configuration after `frame`.
-    Switch { frame: u64, from: (usize, usize), to: (usize, usize), reason: Reason, overhead_us: f64 },
+    /// The runtime switched configuration (processor, level or threads) after `frame`.
+    Switch { frame: u64, from: Configuration, to: Configuration, reason: Reason, overhead_us: f64 },
     /// `frame` ran over the target.
     Violation { frame: u64, level: usize, latency_ms: f64, target_ms: f64 },
     /// The application changed the requirements.
@@ -95,16 +102,40 @@ pub struct Stats {
     pub smoothed_ms: f64,
     /// Mean predicted accuracy over every frame.
     pub mean_accuracy: f64,
-    /// Frames run per level.
-    pub frames_per_level: Vec<u64>,
+    /// Frames run per level, per processor: `[device][level]`.
+    pub frames_per_level: Vec<Vec<u64>>,
     /// Mean time a switch took, µs.
     pub mean_switch_us: f64,
 }
 
-/// Runs a family under requirements and a policy.
+/// A family loaded on its processor, with what the policies know of it.
+pub struct ProcessorFamily {
+    /// The levels, ready to run.
+    pub family: Box<dyn LoadedFamily>,
+    /// Their predicted accuracy and idle latency.
+    pub model: FamilyModel,
+}
+
+impl ProcessorFamily {
+    /// Loads `file` (read from `path`; a BatchNorm file is looked for beside it) onto
+    /// `supernet` at `placement`, named `device` (`cpu`, `gpu:0`) in traces and policies.
+    pub fn load(supernet: &Supernet, file: FamilyFile, path: &Path, placement: &Placement, device: &str) -> Result<Self> {
+        let (family, file) = load_family_file(file, path, supernet, placement)?;
+        let model = FamilyModel::from_family(&file, device, family.max_threads());
+        model.check_order().map_err(|e| match e {
+            Error::Invalid { field, value, expected } => Error::invalid(format!("{}: {field}", path.display()), value, expected),
+            e => e,
+        })?;
+        Ok(ProcessorFamily { family, model })
+    }
+}
+
+/// Runs families (one per processor) under requirements and a policy.
 pub struct Runtime {
-    store: FamilyStore,
-    model: FamilyModel,
+    families: Vec<Box<dyn LoadedFamily>>,
+    models: Vec<FamilyModel>,
+    /// What runs the next frame.
+    current: Configuration,
     requirements: Requirements,
     policy: Box<dyn Policy>,
     monitor: SystemMonitor,
@@ -119,23 +150,45 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// A runtime over `store`, whose levels `model` describes. Defaults: a 1 s target
-    /// (set the real one with [`Runtime::with_requirements`]) and the `dofa` policy.
+    /// A runtime over one CPU family `store`, whose levels `model` describes. Defaults: a
+    /// 1 s target (set the real one with [`Runtime::with_requirements`]) and the `dofa`
+    /// policy.
     pub fn new(store: FamilyStore, model: FamilyModel) -> Result<Self> {
-        if model.levels() != store.len() {
-            return Err(Error::invalid("family model", format!("{} levels", model.levels()), format!("{} levels, as the family store", store.len())));
+        Runtime::on_processors(vec![ProcessorFamily { family: Box::new(store), model }])
+    }
+
+    /// A runtime over families on several processors (their order is the order policies
+    /// see them in; `dofa` runs the first). Defaults as [`Runtime::new`].
+    pub fn on_processors(families: Vec<ProcessorFamily>) -> Result<Self> {
+        if families.is_empty() {
+            return Err(Error::invalid("families", "none", "at least one family"));
         }
-        model.check_order()?;
-        let levels = store.len();
+        for f in &families {
+            if f.model.levels() != f.family.len() {
+                return Err(Error::invalid(format!("{} family model", f.model.device), format!("{} levels", f.model.levels()), format!("{} levels, as the family loaded", f.family.len())));
+            }
+            if f.model.processor != f.family.processor() {
+                return Err(Error::invalid(format!("{} family", f.model.device), format!("a {} family", f.model.processor), format!("a {} family (the processor it is loaded on)", f.family.processor())));
+            }
+            f.model.check_order()?;
+        }
+        for (i, f) in families.iter().enumerate() {
+            if families[..i].iter().any(|g| g.model.device == f.model.device) {
+                return Err(Error::invalid("families", &f.model.device, "one family per processor"));
+            }
+        }
+        let frames_per_level = families.iter().map(|f| vec![0; f.family.len()]).collect();
+        let (families, models) = families.into_iter().map(|f| (f.family, f.model)).unzip();
         Ok(Runtime {
-            store,
-            model,
+            families,
+            models,
+            current: Configuration { device: 0, level: 0, threads: 1 },
             requirements: Requirements::latency(1000.0)?,
             policy: Box::new(Dofa::default()),
             monitor: SystemMonitor::start(Duration::from_millis(100)),
             recent: LatencyWindow::new(100, 0.1),
             observers: Vec::new(),
-            stats: Stats { frames_per_level: vec![0; levels], ..Stats::default() },
+            stats: Stats { frames_per_level, ..Stats::default() },
             started: Instant::now(),
             started_policy: false,
             input: Vec::new(),
@@ -143,8 +196,8 @@ impl Runtime {
         })
     }
 
-    /// Loads a family file (and its per-level BatchNorm file) onto `supernet`, running on
-    /// up to `max_threads` threads.
+    /// Loads a CPU family file (and its per-level BatchNorm file) onto `supernet`, running
+    /// on up to `max_threads` threads.
     pub fn from_family_file(supernet: &Supernet, family: &Path, max_threads: usize) -> Result<Self> {
         Runtime::from_family(supernet, FamilyFile::read(family)?, family, max_threads)
     }
@@ -152,12 +205,8 @@ impl Runtime {
     /// [`Runtime::from_family_file`] for a family file already read (`family` names it in
     /// errors; a BatchNorm file is looked for beside it).
     pub fn from_family(supernet: &Supernet, file: FamilyFile, family: &Path, max_threads: usize) -> Result<Self> {
-        let (store, file) = load_family_file(file, family, supernet, max_threads)?;
-        let model = FamilyModel::from_family(&file, max_threads);
-        Runtime::new(store, model).map_err(|e| match e {
-            Error::Invalid { field, value, expected } => Error::invalid(format!("{}: {field}", family.display()), value, expected),
-            e => e,
-        })
+        let cpu = ProcessorFamily::load(supernet, file, family, &Placement::Cpu { threads: max_threads }, "cpu")?;
+        Runtime::on_processors(vec![cpu])
     }
 
     /// Uses `requirements` (validated).
@@ -190,9 +239,20 @@ impl Runtime {
         &self.requirements
     }
 
-    /// The family's model (after [`Runtime::calibrate`], with measured idle latencies).
+    /// The first family's model (after [`Runtime::calibrate`], with measured idle
+    /// latencies); [`Runtime::models`] has every processor's.
     pub fn model(&self) -> &FamilyModel {
-        &self.model
+        &self.models[0]
+    }
+
+    /// Each processor's family model, in the runtime's order.
+    pub fn models(&self) -> &[FamilyModel] {
+        &self.models
+    }
+
+    /// Bytes of weights each processor's family holds there, in the runtime's order.
+    pub fn memory_bytes(&self) -> Vec<usize> {
+        self.families.iter().map(|f| f.memory_bytes()).collect()
     }
 
     /// Statistics so far.
@@ -215,31 +275,40 @@ impl Runtime {
         &self.logits
     }
 
-    /// The most threads the runtime may use.
+    /// The most threads the runtime may use on the CPU (1 without a CPU family).
     pub fn max_threads(&self) -> usize {
-        self.store.max_threads()
+        self.families.iter().map(|f| f.max_threads()).max().unwrap_or(1)
     }
 
-    /// Measures every level's idle latency on every thread count (median of `iters`
-    /// forwards after one warm-up) into the model, calling `progress(done, total)`.
-    /// Run it while the machine is idle: the policies scale from these values.
+    /// Runs every level of every family once (on a GPU this compiles the kernels), so
+    /// that no frame pays for a first run; returns the seconds each family took.
+    pub fn warm_up(&mut self) -> Result<Vec<f64>> {
+        self.families.iter_mut().map(|f| Ok(f.warm_up()?.iter().sum())).collect()
+    }
+
+    /// Measures every level's idle latency on every processor and thread count (median of
+    /// `iters` forwards after one warm-up) into the models, calling `progress(done,
+    /// total)`. Run it while the machine is idle: the policies scale from these values.
     pub fn calibrate_with(&mut self, iters: usize, mut progress: impl FnMut(usize, usize)) -> Result<()> {
-        let (levels, max_threads) = (self.store.len(), self.store.max_threads());
-        let (active, threads) = (self.store.active(), self.store.threads());
-        let total = levels * max_threads;
-        for level in 0..levels {
-            let r = self.store.level_config(level).resolution();
-            let input = Array { shape: vec![1, 3, r, r], data: vec![0.0; 3 * r * r] };
-            self.store.switch_to(level)?;
-            for t in 1..=max_threads {
-                self.store.set_threads(t)?;
-                let ms = self.store.median_forward_ms(&input, 1, iters)?;
-                self.model.set_latency(level, t, ms)?;
-                progress(level * max_threads + t, total);
+        let total: usize = self.families.iter().map(|f| f.len() * f.max_threads()).sum();
+        let mut done = 0;
+        for (family, model) in self.families.iter_mut().zip(&mut self.models) {
+            let (active, threads) = (family.active(), family.threads());
+            for level in 0..family.len() {
+                let r = family.level_config(level).resolution();
+                let input = Array { shape: vec![1, 3, r, r], data: vec![0.0; 3 * r * r] };
+                family.switch_to(level)?;
+                for t in 1..=family.max_threads() {
+                    family.set_threads(t)?;
+                    let ms = family.median_forward_ms(&input, 1, iters)?;
+                    model.set_latency(level, t, ms)?;
+                    done += 1;
+                    progress(done, total);
+                }
             }
+            family.switch_to(active)?;
+            family.set_threads(threads)?;
         }
-        self.store.switch_to(active)?;
-        self.store.set_threads(threads)?;
         Ok(())
     }
 
@@ -249,23 +318,24 @@ impl Runtime {
     }
 
     /// Runs one frame on the current configuration, then lets the policy choose the next.
-    /// A model without a latency for every level and thread count is calibrated first.
+    /// Models without a latency for every level and thread count are calibrated first.
     pub fn infer(&mut self, frame: &Frame) -> Result<Inference> {
-        let max_threads = self.store.max_threads();
+        let max_threads = self.max_threads();
         if !self.started_policy {
-            if !self.model.is_complete(max_threads) {
+            if !self.families.iter().zip(&self.models).all(|(f, m)| m.is_complete(f.max_threads())) {
                 self.calibrate(3)?;
             }
-            let first = self.policy.start(&self.model, &self.requirements, max_threads);
+            let first = self.policy.start(&self.models, &self.requirements, max_threads);
             self.apply(first)?;
             self.started_policy = true;
         }
-        let (level, threads) = (self.store.active(), self.store.threads());
-        let r = self.store.level_config(level).resolution();
+        let config = self.current;
+        let family = &mut self.families[config.device];
+        let r = family.level_config(config.level).resolution();
         frame.to_input(r, &mut self.input);
         let input = Array { shape: vec![1, 3, r, r], data: std::mem::take(&mut self.input) };
         let start = Instant::now();
-        let output = self.store.forward(&input);
+        let output = family.forward(&input);
         let latency_ms = start.elapsed().as_secs_f64() * 1e3;
         self.input = input.data;
         self.logits = output?.data;
@@ -276,30 +346,33 @@ impl Runtime {
         let observation = Observation {
             frame: self.stats.frames,
             t_s: self.started.elapsed().as_secs_f64(),
-            level,
-            threads,
+            config,
             latency_ms,
             system,
             requirements: &self.requirements,
-            model: &self.model,
+            models: &self.models,
             max_threads,
         };
         let decision = self.policy.decide(&observation);
         let t_s = observation.t_s;
-        let switch_us = if (decision.level, decision.threads) != (level, threads) { self.apply(decision)? } else { 0.0 };
+        let switch_us = if decision.config != config { self.apply(decision)? } else { 0.0 };
 
+        let model = &self.models[config.device];
         let result = Inference {
             frame: self.stats.frames,
             t_s,
             class,
             score,
-            level,
-            threads,
-            acc_pred: self.model.accuracy[level],
+            device: model.device.clone(),
+            config,
+            level: config.level,
+            threads: config.threads,
+            acc_pred: model.accuracy[config.level],
             latency_ms,
-            latency_pred_ms: self.model.predict(level, threads),
+            latency_pred_ms: model.predict(config.level, config.threads),
             target_ms: self.requirements.target_ms,
             decision,
+            next_device: self.models[self.current.device].device.clone(),
             switch_us,
             system,
         };
@@ -307,11 +380,16 @@ impl Runtime {
         Ok(result)
     }
 
-    /// Switches the store to `decision`; returns the time it took in µs.
+    /// Switches to `decision` (the processor's family to its level and thread count);
+    /// returns the time it took in µs.
     fn apply(&mut self, decision: Decision) -> Result<f64> {
         let start = Instant::now();
-        self.store.switch_to(decision.level)?;
-        self.store.set_threads(decision.threads.clamp(1, self.store.max_threads()))?;
+        let Configuration { device, level, threads } = decision.config;
+        let family = self.families.get_mut(device).ok_or_else(|| Error::invalid("processor", device, "a family of the runtime"))?;
+        family.switch_to(level)?;
+        let threads = threads.clamp(1, family.max_threads());
+        family.set_threads(threads)?;
+        self.current = Configuration { device, level, threads };
         Ok(start.elapsed().as_secs_f64() * 1e6)
     }
 
@@ -320,7 +398,7 @@ impl Runtime {
         let n = stats.frames as f64;
         stats.mean_latency_ms += (result.latency_ms - stats.mean_latency_ms) / n;
         stats.mean_accuracy += (result.acc_pred - stats.mean_accuracy) / n;
-        stats.frames_per_level[result.level] += 1;
+        stats.frames_per_level[result.config.device][result.config.level] += 1;
         self.recent.push(result.latency_ms);
         stats.recent_mean_ms = self.recent.mean().unwrap_or(0.0);
         stats.recent_p95_ms = self.recent.p95().unwrap_or(0.0);
@@ -330,12 +408,11 @@ impl Runtime {
             let event = Event::Violation { frame: result.frame, level: result.level, latency_ms: result.latency_ms, target_ms: result.target_ms };
             self.emit(&event);
         }
-        let to = (result.decision.level, result.decision.threads);
-        if to != (result.level, result.threads) {
+        if result.decision.config != result.config {
             let stats = &mut self.stats;
             stats.switches += 1;
             stats.mean_switch_us += (result.switch_us - stats.mean_switch_us) / stats.switches as f64;
-            let event = Event::Switch { frame: result.frame, from: (result.level, result.threads), to, reason: result.decision.reason, overhead_us: result.switch_us };
+            let event = Event::Switch { frame: result.frame, from: result.config, to: result.decision.config, reason: result.decision.reason, overhead_us: result.switch_us };
             self.emit(&event);
         }
     }

@@ -1,5 +1,6 @@
 //! Run-time traces: one row per frame as CSV, the summary an experiment reports, and the
-//! plot (latency against the target over time, coloured by level, load windows shaded).
+//! plot (latency against the target over time, coloured by processor and level, load
+//! windows shaded).
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -12,7 +13,8 @@ use crate::load::LoadSpec;
 use crate::runtime::Inference;
 
 /// The CSV header; the first seven columns are the ones every trace reader relies on.
-pub const HEADER: &str = "t_s,level,acc_pred,latency_ms,latency_pred_ms,decision,others_cpu,frame,threads,target_ms,next_level,next_threads,switch_us,own_cpu,cpu_mhz";
+/// `level` is a level of the family of the processor in `device`.
+pub const HEADER: &str = "t_s,level,acc_pred,latency_ms,latency_pred_ms,decision,others_cpu,frame,threads,target_ms,next_level,next_threads,switch_us,own_cpu,cpu_mhz,device,next_device";
 
 /// One frame of a trace.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -46,6 +48,10 @@ pub struct TraceRow {
     pub own_cpu: f64,
     /// CPU frequency, MHz (NaN when unknown).
     pub cpu_mhz: f64,
+    /// The processor that ran the frame (`cpu`, `gpu:0`).
+    pub device: String,
+    /// The processor of the next frame.
+    pub next_device: String,
 }
 
 impl From<&Inference> for TraceRow {
@@ -61,11 +67,13 @@ impl From<&Inference> for TraceRow {
             frame: i.frame,
             threads: i.threads,
             target_ms: i.target_ms,
-            next_level: i.decision.level,
-            next_threads: i.decision.threads,
+            next_level: i.decision.config.level,
+            next_threads: i.decision.config.threads,
             switch_us: i.switch_us,
             own_cpu: i.system.own_cpu,
             cpu_mhz: i.system.cpu_mhz.unwrap_or(f64::NAN),
+            device: i.device.clone(),
+            next_device: i.next_device.clone(),
         }
     }
 }
@@ -76,12 +84,17 @@ impl TraceRow {
         self.latency_ms > self.target_ms
     }
 
+    /// Whether the next frame runs another processor, level or thread count.
+    pub fn switches(&self) -> bool {
+        (&self.next_device, self.next_level, self.next_threads) != (&self.device, self.level, self.threads)
+    }
+
     fn csv_line(&self, out: &mut String) {
         let _ = writeln!(
             out,
-            "{:.6},{},{:.5},{:.4},{:.4},{},{:.3},{},{},{},{},{},{:.2},{:.3},{:.0}",
+            "{:.6},{},{:.5},{:.4},{:.4},{},{:.3},{},{},{},{},{},{:.2},{:.3},{:.0},{},{}",
             self.t_s, self.level, self.acc_pred, self.latency_ms, self.latency_pred_ms, self.decision, self.others_cpu, self.frame,
-            self.threads, self.target_ms, self.next_level, self.next_threads, self.switch_us, self.own_cpu, self.cpu_mhz
+            self.threads, self.target_ms, self.next_level, self.next_threads, self.switch_us, self.own_cpu, self.cpu_mhz, self.device, self.next_device
         );
     }
 
@@ -108,6 +121,8 @@ impl TraceRow {
             switch_us: num(12)?,
             own_cpu: num(13)?,
             cpu_mhz: num(14)?,
+            device: f[15].to_string(),
+            next_device: f[16].to_string(),
         })
     }
 }
@@ -153,8 +168,8 @@ pub struct Summary {
     pub reaction_frames_worst: Option<usize>,
     /// The same in ms.
     pub reaction_ms_worst: Option<f64>,
-    /// The slowest recovery: seconds from a load's end until the level it left runs again
-    /// for `reaction_frames` frames in a row (`None` if never).
+    /// The slowest recovery: seconds from a load's end until the level it left (or a more
+    /// accurate one) runs again for `reaction_frames` frames in a row (`None` if never).
     pub climb_s_worst: Option<f64>,
     /// Mean predicted accuracy over the frames.
     pub mean_acc: f64,
@@ -187,18 +202,20 @@ impl Summary {
                 }
                 None => (reaction_worst, reaction_ms_worst) = (None, None),
             }
-            // Back to the level that ran just before the onset.
-            let before = rows[..onset].last().map_or(0, |r| r.level);
+            // Back to the accuracy that ran just before the onset (its level on its
+            // processor, or a more accurate one).
+            let before = rows[..onset].last();
+            let back = |r: &TraceRow| before.is_none_or(|b| r.acc_pred > b.acc_pred || (r.device == b.device && r.level >= b.level));
             if end < rows.len() {
                 let after = &rows[end..];
-                match first_run(after, run, |r| r.level >= before) {
+                match first_run(after, run, back) {
                     Some(k) => climb_worst = climb_worst.map(|w| w.max(after[k].t_s - window.end_s)),
                     None => climb_worst = None,
                 }
             }
         }
         let counted: Vec<&TraceRow> = rows.iter().zip(&excused).filter(|(_, e)| !**e).map(|(r, _)| r).collect();
-        let switch_rows: Vec<&TraceRow> = rows.iter().filter(|r| (r.next_level, r.next_threads) != (r.level, r.threads)).collect();
+        let switch_rows: Vec<&TraceRow> = rows.iter().filter(|r| r.switches()).collect();
         let pct = |n: usize, of: usize| if of == 0 { 0.0 } else { 100.0 * n as f64 / of as f64 };
         let mean = |f: &dyn Fn(&TraceRow) -> f64, of: &[&TraceRow]| if of.is_empty() { 0.0 } else { of.iter().map(|r| f(r)).sum::<f64>() / of.len() as f64 };
         let all: Vec<&TraceRow> = rows.iter().collect();
@@ -231,12 +248,15 @@ pub fn check_plot_path(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Level colours, smallest to largest (cool to warm).
-const PALETTE: [(u8, u8, u8); 8] =
+/// Level colours, smallest to largest: on the CPU cool to warm, on a GPU green to purple.
+const CPU_PALETTE: [(u8, u8, u8); 8] =
     [(49, 54, 149), (69, 117, 180), (116, 173, 209), (102, 189, 99), (254, 224, 144), (253, 174, 97), (244, 109, 67), (165, 0, 38)];
+const GPU_PALETTE: [(u8, u8, u8); 8] =
+    [(0, 68, 27), (27, 120, 55), (90, 174, 97), (166, 219, 160), (194, 165, 207), (153, 112, 171), (118, 42, 131), (64, 0, 75)];
 
-/// Draws the trace as an SVG: latency per frame coloured by level against the target
-/// (top), level and threads (bottom), load windows shaded.
+/// Draws the trace as an SVG: latency per frame coloured by processor and level against
+/// the target (top), level and threads (bottom, the level's line coloured by processor),
+/// load windows shaded.
 pub fn plot(path: &Path, rows: &[TraceRow], load: &LoadSpec, title: &str) -> Result<()> {
     use plotters::prelude::*;
     let fail = |e: &dyn std::fmt::Display| Error::Plot { path: path.to_path_buf(), detail: e.to_string() };
@@ -244,11 +264,20 @@ pub fn plot(path: &Path, rows: &[TraceRow], load: &LoadSpec, title: &str) -> Res
     let t_end = rows.last().map_or(1.0, |r| r.t_s).max(load.windows.iter().map(|w| w.end_s).fold(0.0, f64::max)).max(1e-3);
     let target = rows.iter().map(|r| r.target_ms).fold(0.0, f64::max);
     let y_top = rows.iter().map(|r| r.latency_ms).fold(target, f64::max) * 1.1;
+    let mut devices: Vec<&str> = Vec::new();
+    for r in rows {
+        if !devices.contains(&r.device.as_str()) {
+            devices.push(&r.device);
+        }
+    }
     let levels = rows.iter().map(|r| r.level).max().unwrap_or(0) + 1;
-    let colour = |level: usize| {
-        let (r, g, b) = PALETTE[(level * (PALETTE.len() - 1)) / levels.saturating_sub(1).max(1)];
+    let colour = |device: &str, level: usize| {
+        let palette = if device.starts_with("gpu") { &GPU_PALETTE } else { &CPU_PALETTE };
+        let (r, g, b) = palette[(level * (palette.len() - 1)) / levels.saturating_sub(1).max(1)];
         RGBColor(r, g, b)
     };
+    // Each processor's line in the lower chart: the colour of its middle level.
+    let device_colour = |device: &str| colour(device, levels / 2);
     let tmp = path.with_extension("svg.tmp");
     {
         let root = SVGBackend::new(&tmp, (1000, 640)).into_drawing_area();
@@ -271,17 +300,20 @@ pub fn plot(path: &Path, rows: &[TraceRow], load: &LoadSpec, title: &str) -> Res
             Ok(())
         };
         shade(&mut chart, y_top)?;
-        for level in 0..levels {
-            let points: Vec<(f64, f64)> = rows.iter().filter(|r| r.level == level).map(|r| (r.t_s, r.latency_ms)).collect();
-            if points.is_empty() {
-                continue;
+        for &device in &devices {
+            for level in 0..levels {
+                let points: Vec<(f64, f64)> = rows.iter().filter(|r| r.device == device && r.level == level).map(|r| (r.t_s, r.latency_ms)).collect();
+                if points.is_empty() {
+                    continue;
+                }
+                let c = colour(device, level);
+                let label = if devices.len() > 1 { format!("{device} level {level}") } else { format!("level {level}") };
+                chart
+                    .draw_series(points.into_iter().map(|p| Circle::new(p, 2, c.filled())))
+                    .map_err(|e| fail(&e))?
+                    .label(label)
+                    .legend(move |(x, y)| Circle::new((x, y), 4, c.filled()));
             }
-            let c = colour(level);
-            chart
-                .draw_series(points.into_iter().map(|p| Circle::new(p, 2, c.filled())))
-                .map_err(|e| fail(&e))?
-                .label(format!("level {level}"))
-                .legend(move |(x, y)| Circle::new((x, y), 4, c.filled()));
         }
         chart
             .draw_series(LineSeries::new([(0.0, target), (t_end, target)], RED.stroke_width(2)))
@@ -299,25 +331,33 @@ pub fn plot(path: &Path, rows: &[TraceRow], load: &LoadSpec, title: &str) -> Res
             .map_err(|e| fail(&e))?;
         bottom.configure_mesh().x_desc("time (s)").y_desc("level / threads").draw().map_err(|e| fail(&e))?;
         shade(&mut bottom, levels.max(max_threads) as f64 - 0.5)?;
-        let steps = |value: &dyn Fn(&TraceRow) -> f64| -> Vec<(f64, f64)> {
-            let mut points = Vec::with_capacity(rows.len() * 2);
-            for (i, r) in rows.iter().enumerate() {
+        // `value` of rows `from..to` as a step line (each frame from the previous one's end).
+        let steps = |from: usize, to: usize, value: &dyn Fn(&TraceRow) -> f64| -> Vec<(f64, f64)> {
+            let mut points = Vec::with_capacity((to - from) * 2);
+            for i in from..to {
                 let start = if i == 0 { 0.0 } else { rows[i - 1].t_s };
-                points.push((start, value(r)));
-                points.push((r.t_s, value(r)));
+                points.push((start, value(&rows[i])));
+                points.push((rows[i].t_s, value(&rows[i])));
             }
             points
         };
+        // The level, one line per stretch of frames on one processor.
+        let mut start = 0;
+        while start < rows.len() {
+            let device = rows[start].device.as_str();
+            let end = rows[start..].iter().position(|r| r.device != device).map_or(rows.len(), |n| start + n);
+            let c = device_colour(device);
+            let series = bottom.draw_series(LineSeries::new(steps(start, end, &|r| r.level as f64), c.stroke_width(2))).map_err(|e| fail(&e))?;
+            if rows[..start].iter().all(|r| r.device != device) {
+                series.label(format!("level ({device})")).legend(move |(x, y)| PathElement::new([(x - 8, y), (x + 8, y)], c.stroke_width(2)));
+            }
+            start = end;
+        }
         bottom
-            .draw_series(LineSeries::new(steps(&|r| r.level as f64), BLUE.stroke_width(2)))
-            .map_err(|e| fail(&e))?
-            .label("level")
-            .legend(|(x, y)| PathElement::new([(x - 8, y), (x + 8, y)], BLUE.stroke_width(2)));
-        bottom
-            .draw_series(LineSeries::new(steps(&|r| r.threads as f64 - 1.0 + 0.1), GREEN.stroke_width(1)))
+            .draw_series(LineSeries::new(steps(0, rows.len(), &|r| r.threads as f64 - 1.0 + 0.1), BLACK.mix(0.5).stroke_width(1)))
             .map_err(|e| fail(&e))?
             .label("threads − 1")
-            .legend(|(x, y)| PathElement::new([(x - 8, y), (x + 8, y)], GREEN.stroke_width(1)));
+            .legend(|(x, y)| PathElement::new([(x - 8, y), (x + 8, y)], BLACK.mix(0.5).stroke_width(1)));
         bottom.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).position(SeriesLabelPosition::UpperRight).draw().map_err(|e| fail(&e))?;
         root.present().map_err(|e| fail(&e))?;
     }
@@ -332,6 +372,7 @@ mod tests {
         TraceRow {
             t_s, level, acc_pred: 0.7 + level as f64 * 0.01, latency_ms, latency_pred_ms: 5.0, decision: "hold".into(), others_cpu: 0.0,
             frame: 0, threads: 2, target_ms: 10.0, next_level, next_threads: 2, switch_us: if next_level != level { 3.0 } else { 0.0 }, own_cpu: 1.0, cpu_mhz: f64::NAN,
+            device: "cpu".into(), next_device: "cpu".into(),
         }
     }
 

@@ -87,7 +87,7 @@ impl Cost for MeasuredLatency {
         }
         let mut store = dynofa_slice::FamilyStore::new(&self.supernet, std::slice::from_ref(subnet), self.threads)?;
         let image = dynofa_profiler::measure::test_image(subnet.resolution());
-        let ms = store.median_forward_ms(&image, 2, self.iters)?;
+        let ms = dynofa_slice::LoadedFamily::median_forward_ms(&mut store, &image, 2, self.iters)?;
         cache.insert(subnet.clone(), ms);
         Ok(ms)
     }

@@ -56,7 +56,8 @@ impl Affine {
         Affine { scale, shift }
     }
 
-    fn of(bn: &BatchNorm) -> Self {
+    /// Folds a BatchNorm layer (all its channels).
+    pub fn of(bn: &BatchNorm) -> Self {
         let v = |p: &burn::module::Param<Tensor<1>>| Array::from_tensor(&p.val()).data;
         Self::fold(&v(&bn.weight), &v(&bn.bias), &v(&bn.running_mean), &v(&bn.running_var))
     }
@@ -578,22 +579,6 @@ impl FamilyStore {
         self.batched = batched;
         self.head = head;
         Ok(Array { shape: vec![batch, classes], data: logits })
-    }
-
-    /// Median milliseconds of `iters` (at least one) whole forwards of `input` on the active
-    /// level, after `warmup` untimed ones: the latency the runtime sees for one batch.
-    pub fn median_forward_ms(&mut self, input: &Array, warmup: usize, iters: usize) -> Result<f64> {
-        for _ in 0..warmup {
-            self.forward(input)?;
-        }
-        let mut ms = Vec::with_capacity(iters.max(1));
-        for _ in 0..iters.max(1) {
-            let start = std::time::Instant::now();
-            self.forward(input)?;
-            ms.push(start.elapsed().as_secs_f64() * 1e3);
-        }
-        ms.sort_by(f64::total_cmp);
-        Ok(ms[ms.len() / 2])
     }
 
     /// Milliseconds per operation kind (stem, first block, expand, depthwise by kernel size,

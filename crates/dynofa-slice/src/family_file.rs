@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use dynofa_device::Processor;
 use dynofa_supernet::checkpoint::Checkpoint;
 use dynofa_supernet::pth::{write_state_dict, NamedTensor};
 use dynofa_supernet::state_dict::TensorSource;
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::arch::NetArch;
 use crate::family::{Affine, FamilyStore};
+use crate::placement::{LoadedFamily, Placement};
 use crate::static_net::bn_layers;
 
 /// Version of the family file format.
@@ -49,6 +51,9 @@ pub struct FamilyFile {
     pub format: u32,
     /// Width of the supernet the family was made from.
     pub width: Width,
+    /// The processor the family was made for (its levels are Pareto-optimal there).
+    #[serde(default)]
+    pub device: Processor,
     /// Where the supernet weights came from (informative).
     #[serde(default)]
     pub supernet: Option<String>,
@@ -76,7 +81,7 @@ impl FamilyFile {
                 })
             })
             .collect::<Result<_>>()?;
-        Ok(FamilyFile { format: FORMAT_VERSION, width: supernet.config.width, supernet: None, metadata: BTreeMap::new(), levels })
+        Ok(FamilyFile { format: FORMAT_VERSION, width: supernet.config.width, device: Processor::Cpu, supernet: None, metadata: BTreeMap::new(), levels })
     }
 
     /// Reads a family RON file.
@@ -139,14 +144,14 @@ pub fn save_family(store: &FamilyStore, mut file: FamilyFile, path: &Path) -> Re
     file.write(path)
 }
 
-/// Loads a family saved by [`save_family`] onto `supernet`.
-pub fn load_family(path: &Path, supernet: &Supernet, threads: usize) -> Result<(FamilyStore, FamilyFile)> {
-    load_family_file(FamilyFile::read(path)?, path, supernet, threads)
+/// Loads a family saved by [`save_family`] onto `supernet`, at `placement`.
+pub fn load_family(path: &Path, supernet: &Supernet, placement: &Placement) -> Result<(Box<dyn LoadedFamily>, FamilyFile)> {
+    load_family_file(FamilyFile::read(path)?, path, supernet, placement)
 }
 
 /// [`load_family`] of a family file already read from `path` (its BatchNorm file, when
 /// levels are calibrated, is looked for beside `path`).
-pub fn load_family_file(file: FamilyFile, path: &Path, supernet: &Supernet, threads: usize) -> Result<(FamilyStore, FamilyFile)> {
+pub fn load_family_file(file: FamilyFile, path: &Path, supernet: &Supernet, placement: &Placement) -> Result<(Box<dyn LoadedFamily>, FamilyFile)> {
     if file.width != supernet.config.width {
         let e = Error::InvalidValue {
             field: "width".into(),
@@ -155,10 +160,24 @@ pub fn load_family_file(file: FamilyFile, path: &Path, supernet: &Supernet, thre
         };
         return Err(e.in_file(path));
     }
-    let mut store = FamilyStore::new(supernet, &file.configs(), threads).map_err(|e| e.in_file(path))?;
+    // Every level checked before the (slow) per-level BatchNorm file is read.
+    for (i, level) in file.levels.iter().enumerate() {
+        supernet.config.validate(&level.config).map_err(|e| {
+            Error::InvalidValue { field: format!("levels[{i}]"), value: level.config.to_json(), expected: e.to_string() }.in_file(path)
+        })?;
+    }
+    let level_bn = level_batch_norms(&file, path, supernet)?;
+    let family = placement.load(supernet, &file.configs(), &level_bn).map_err(|e| e.in_file(path))?;
+    Ok((family, file))
+}
+
+/// Each level's own folded BatchNorm, from the weights file beside `path`, where the level
+/// is calibrated.
+fn level_batch_norms(file: &FamilyFile, path: &Path, supernet: &Supernet) -> Result<Vec<Option<Vec<Affine>>>> {
     let calibrated: Vec<usize> = (0..file.levels.len()).filter(|&i| file.levels[i].calibrated).collect();
+    let mut level_bn = vec![None; file.levels.len()];
     if calibrated.is_empty() {
-        return Ok((store, file));
+        return Ok(level_bn);
     }
     let weights = level_weights_path(path);
     let mut expected = Vec::new();
@@ -180,8 +199,7 @@ pub fn load_family_file(file: FamilyFile, path: &Path, supernet: &Supernet, thre
             let mut part = |p: &str| source.tensor(&tensor_name(i, &name, p), &[channels]).map_err(|e| e.in_file(&weights));
             affines.push(Affine { scale: part("scale")?, shift: part("shift")? });
         }
-        store.set_level_affines(i, affines)?;
+        level_bn[i] = Some(affines);
     }
-    Ok((store, file))
+    Ok(level_bn)
 }
-

@@ -8,7 +8,7 @@ use dynofa_golden::check_parity;
 use dynofa_supernet::tensor_io::Array;
 use dynofa_supernet::{load_checkpoint_in, Precision, SubnetConfig, Supernet};
 use dynofa_slice::calibrate::recalibrate;
-use dynofa_slice::{extract, FamilyStore};
+use dynofa_slice::{extract, FamilyStore, Placement};
 
 fn paper_family() -> Vec<SubnetConfig> {
     let text = std::fs::read_to_string(dynofa_golden::path("paper/dynamic_ofa_gpu_family.json")).unwrap();
@@ -142,12 +142,12 @@ fn family_files_round_trip_and_refuse_other_weights() {
     let mut file = FamilyFile::describe(&net, &family).unwrap();
     file.supernet = Some("ofa_mbv3_w12_seed0.pth".into());
     save_family(&store, file, &path).unwrap();
-    let (mut loaded, read) = load_family(&path, &net, 1).unwrap();
+    let (mut loaded, read) = load_family(&path, &net, &Placement::Cpu { threads: 1 }).unwrap();
     assert_eq!(read.levels.len(), 6);
     assert!(read.levels[2].calibrated && !read.levels[0].calibrated);
     assert_eq!(read.levels[5].params, extract(&net, &family[5]).unwrap().num_params() as u64);
-    for i in 0..family.len() {
-        let r = family[i].resolution();
+    for (i, subnet) in family.iter().enumerate() {
+        let r = subnet.resolution();
         let x = Array { shape: vec![1, 3, r, r], data: (0..3 * r * r).map(|v| ((v % 17) as f32 - 8.0) / 5.0).collect() };
         store.switch_to(i).unwrap();
         loaded.switch_to(i).unwrap();
@@ -158,16 +158,16 @@ fn family_files_round_trip_and_refuse_other_weights() {
     let (cases, _) = dynofa_golden::cases();
     let w10 = cases.iter().find(|c| c.net == "w10").unwrap();
     let w10 = dynofa_supernet::load_checkpoint(&w10.checkpoint_path(), &device).unwrap();
-    let err = load_family(&path, &w10, 1).err().unwrap().to_string();
+    let err = load_family(&path, &w10, &Placement::Cpu { threads: 1 }).err().unwrap().to_string();
     assert!(err.contains("width") && err.contains("family.ron"), "{err}");
     // A file that is not a family.
     std::fs::write(&path, "not ron at all (").unwrap();
-    assert!(load_family(&path, &net, 1).err().unwrap().to_string().contains("family.ron"));
+    assert!(load_family(&path, &net, &Placement::Cpu { threads: 1 }).err().unwrap().to_string().contains("family.ron"));
     // A level that does not fit the supernet.
     let mut bad = FamilyFile::describe(&net, &family).unwrap();
     bad.levels[1].config.ks[0] = 9;
     bad.write(&path).unwrap();
-    let err = load_family(&path, &net, 1).err().unwrap().to_string();
+    let err = load_family(&path, &net, &Placement::Cpu { threads: 1 }).err().unwrap().to_string();
     assert!(err.contains("levels[1]") && err.contains("ks[0]"), "{err}");
 }
 

@@ -29,7 +29,9 @@ fn load_error(dir: &Path) -> String {
 #[test]
 fn unsupported_architectures_are_named() {
     let tmp = tempfile::tempdir().unwrap();
-    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
+    // (case name, the edit to the network config, the field the error must name)
+    type Case = (&'static str, Box<dyn Fn(&mut serde_json::Value)>, &'static str);
+    let cases: Vec<Case> = vec![
         ("proxyless", Box::new(|v| v["name"] = "ProxylessNASNets".into()), ".name"),
         ("layer", Box::new(|v| v["blocks"][3]["conv"]["name"] = "ZeroLayer".into()), ".blocks[3].conv.name"),
         ("act", Box::new(|v| v["blocks"][2]["conv"]["act_func"] = "tanh".into()), ".blocks[2].conv.act_func"),

@@ -1,10 +1,12 @@
 //! # dynofa
 //!
-//! The command-line tool: `dynofa run | infer | describe | convert | extract | calibrate | bench | profile | search | train-predictor`. Thin: each
+//! The command-line tool: `dynofa run | infer | describe | devices | convert | extract | calibrate | bench | profile | search | train-predictor`. Thin: each
 //! command parses its arguments and calls the library crates (`dynofa-supernet`, …);
 //! errors are reported with `anyhow` context naming the file or value at fault.
 
 mod commands;
+mod device;
+mod gpu_default;
 mod preprocess;
 mod weights;
 
@@ -24,6 +26,8 @@ enum Command {
     Infer(commands::infer::Args),
     /// Print a sub-network's facts (parameters, MFLOPs, …) as JSON.
     Describe(commands::describe::Args),
+    /// List the processors this machine offers (the CPU, GPU adapters) as JSON.
+    Devices(commands::devices::Args),
     /// Convert supernet weights (e.g. the official .pth) to Burn's record format (.bpk).
     Convert(commands::convert::Args),
     /// Cut a sub-network out as a standalone network (OFA's folder format or ONNX).
@@ -57,6 +61,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Infer(args) => commands::infer::run(args),
         Command::Describe(args) => commands::describe::run(args),
+        Command::Devices(args) => commands::devices::run(args),
         Command::Convert(args) => commands::convert::run(args),
         Command::Extract(args) => commands::extract::run(args),
         Command::Calibrate(args) => commands::calibrate::run(args),

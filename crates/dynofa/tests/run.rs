@@ -19,25 +19,27 @@ fn a_short_run_under_load_writes_a_complete_consistent_trace() {
     assert!(err.contains(s(&trace)) && err.contains(s(&plot)), "says where the trace and plot are: {err}");
 
     let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
-    let levels = report["accuracy"].as_array().unwrap().len();
+    let cpu = &report["processors"][0];
+    assert_eq!(cpu["device"], "cpu");
+    let levels = cpu["accuracy"].as_array().unwrap().len();
     assert!(levels >= 2);
     let rows = dynofa_runtime::trace::read_csv(&trace).unwrap();
     assert!(rows.len() >= 3, "{} frames", rows.len());
     assert_eq!(rows.len() as u64, report["summary"]["frames"].as_u64().unwrap());
-    assert_eq!(report["frames_per_level"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).sum::<u64>(), rows.len() as u64);
+    assert_eq!(cpu["frames_per_level"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).sum::<u64>(), rows.len() as u64);
     for (i, row) in rows.iter().enumerate() {
         assert_eq!(row.frame, i as u64 + 1, "frames are numbered in order");
         assert!(row.level < levels && row.threads >= 1 && row.latency_ms > 0.0 && row.latency_pred_ms > 0.0);
         assert_eq!(row.target_ms, 40.0);
-        let acc = report["accuracy"][row.level].as_f64().unwrap();
+        assert_eq!((row.device.as_str(), row.next_device.as_str()), ("cpu", "cpu"));
+        let acc = cpu["accuracy"][row.level].as_f64().unwrap();
         assert!((row.acc_pred - acc).abs() < 1e-5, "acc_pred is the level's");
         assert!(["start", "hold", "down", "up", "floor", "infeasible"].contains(&row.decision.as_str()), "{}", row.decision);
         if let Some(next) = rows.get(i + 1) {
             assert!(next.t_s > row.t_s, "time moves forward");
             assert_eq!((next.level, next.threads), (row.next_level, row.next_threads), "the decision is what ran next");
         }
-        let switched = (row.next_level, row.next_threads) != (row.level, row.threads);
-        assert_eq!(switched, row.switch_us > 0.0, "frame {}: switch time only with a switch", row.frame);
+        assert_eq!(row.switches(), row.switch_us > 0.0, "frame {}: switch time only with a switch", row.frame);
         assert!(row.switch_us < 1000.0, "a switch takes under a millisecond: {} µs", row.switch_us);
     }
     assert!(rows.last().unwrap().t_s >= 2.9, "ran for the duration");

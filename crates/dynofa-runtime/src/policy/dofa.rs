@@ -6,9 +6,10 @@
 //! steps up one level — unless the last two switches were up into that level and down out
 //! of it again (the two-level history that stops ping-pong); that block lapses after as
 //! many frames again, so that a load that has gone is noticed. It never steps up for
-//! latency alone, and always runs on every thread.
+//! latency alone, and always runs on every thread — of the first processor given: the
+//! reference manages one processor's family.
 
-use super::{Decision, Observation, Policy, Reason};
+use super::{thread_counts, Configuration, Decision, Observation, Policy, Reason};
 use crate::model::FamilyModel;
 use crate::monitor::LatencyWindow;
 use crate::requirements::Requirements;
@@ -39,11 +40,11 @@ impl Dofa {
         Dofa { warmup, settle, frames_at_level: 0, window: LatencyWindow::new(window, 1.0), history: [None; 2] }
     }
 
-    fn switch(&mut self, from: usize, to: usize, threads: usize, reason: Reason) -> Decision {
-        self.history = [self.history[1], Some((from, to))];
+    fn switch(&mut self, from: Configuration, to: usize, reason: Reason) -> Decision {
+        self.history = [self.history[1], Some((from.level, to))];
         self.frames_at_level = 0;
         self.window.clear();
-        Decision { level: to, threads, reason }
+        Decision::new(Configuration { level: to, ..from }, reason)
     }
 
     /// Frames at a level before an accuracy step up: warm-up, settling, one window.
@@ -63,27 +64,29 @@ impl Policy for Dofa {
         "dofa".into()
     }
 
-    fn start(&mut self, model: &FamilyModel, _: &Requirements, max_threads: usize) -> Decision {
+    fn start(&mut self, models: &[FamilyModel], _: &Requirements, max_threads: usize) -> Decision {
         self.frames_at_level = 0;
         self.window.clear();
-        Decision { level: model.levels().saturating_sub(1), threads: max_threads, reason: Reason::Start }
+        let model = &models[0];
+        let config = Configuration { device: 0, level: model.levels().saturating_sub(1), threads: thread_counts(model, max_threads) };
+        Decision::new(config, Reason::Start)
     }
 
     fn decide(&mut self, o: &Observation) -> Decision {
         self.frames_at_level += 1;
-        let hold = Decision { level: o.level, threads: o.threads, reason: Reason::Hold };
+        let hold = Decision::new(o.config, Reason::Hold);
         if self.frames_at_level <= self.warmup {
             return hold;
         }
         self.window.push(o.latency_ms);
-        let requirements = o.requirements;
-        if self.window.is_full() && self.window.mean().is_some_and(|m| m > requirements.target_ms) && o.level > 0 {
-            return self.switch(o.level, o.level - 1, o.threads, Reason::Down);
+        let (requirements, level) = (o.requirements, o.config.level);
+        if self.window.is_full() && self.window.mean().is_some_and(|m| m > requirements.target_ms) && level > 0 {
+            return self.switch(o.config, level - 1, Reason::Down);
         }
-        let accurate_enough = requirements.accepts_accuracy(o.model.accuracy[o.level]);
+        let accurate_enough = requirements.accepts_accuracy(o.model().accuracy[level]);
         let settled = self.frames_at_level > self.frames_to_settle() && self.window.is_full();
-        if settled && !accurate_enough && o.level + 1 < o.model.levels() && !self.would_bounce(o.level) {
-            return self.switch(o.level, o.level + 1, o.threads, Reason::Floor);
+        if settled && !accurate_enough && level + 1 < o.model().levels() && !self.would_bounce(level) {
+            return self.switch(o.config, level + 1, Reason::Floor);
         }
         hold
     }

@@ -1,32 +1,42 @@
-//! `static:LEVEL`: one level on every thread, never switches (the comparison baseline).
+//! `static:LEVEL` / `static:DEVICE:LEVEL`: one level of one processor, on every thread,
+//! never switches (the comparison baseline).
 
-use super::{Decision, Observation, Policy, Reason};
+use super::{thread_counts, Configuration, Decision, Observation, Policy, Reason};
 use crate::model::FamilyModel;
 use crate::requirements::Requirements;
 
-/// Runs one level on all threads.
+/// Runs one level of one processor (on all threads of the CPU).
 #[derive(Debug, Clone)]
 pub struct Fixed {
+    device: usize,
     level: usize,
+    /// `static:LEVEL` on the CPU, `static:DEVICE:LEVEL` elsewhere.
+    name: String,
 }
 
 impl Fixed {
-    /// Always `level`.
-    pub fn new(level: usize) -> Self {
-        Fixed { level }
+    /// Always `level` of `model`, the runtime's family number `device`.
+    pub fn new(device: usize, model: &FamilyModel, level: usize) -> Self {
+        let name = match model.device.as_str() {
+            "cpu" => format!("static:{level}"),
+            other => format!("static:{other}:{level}"),
+        };
+        Fixed { device, level, name }
     }
 }
 
 impl Policy for Fixed {
     fn name(&self) -> String {
-        format!("static:{}", self.level)
+        self.name.clone()
     }
 
-    fn start(&mut self, model: &FamilyModel, _: &Requirements, max_threads: usize) -> Decision {
-        Decision { level: self.level.min(model.levels().saturating_sub(1)), threads: max_threads, reason: Reason::Start }
+    fn start(&mut self, models: &[FamilyModel], _: &Requirements, max_threads: usize) -> Decision {
+        let model = &models[self.device];
+        let config = Configuration { device: self.device, level: self.level.min(model.levels().saturating_sub(1)), threads: thread_counts(model, max_threads) };
+        Decision::new(config, Reason::Start)
     }
 
     fn decide(&mut self, o: &Observation) -> Decision {
-        Decision { level: o.level, threads: o.threads, reason: Reason::Hold }
+        Decision::new(o.config, Reason::Hold)
     }
 }

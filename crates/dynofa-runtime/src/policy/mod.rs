@@ -1,10 +1,12 @@
-//! Policies: after each frame, which level and thread count run the next one.
+//! Policies: after each frame, which processor, level and thread count run the next one.
 //!
 //! - [`Dofa`]: the reference Dynamic-OFA manager (step down one level when the 20-frame
-//!   mean latency exceeds the target, step up when accuracy is below the floor).
-//! - [`Predictive`]: ours — estimates the slowdown from observed vs predicted latency and
-//!   jumps to the best (level, threads) predicted to meet the target.
-//! - [`Fixed`]: one level, never switches (`static:LEVEL`).
+//!   mean latency exceeds the target, step up when accuracy is below the floor), on the
+//!   first processor only.
+//! - [`Predictive`]: ours — estimates each processor's slowdown from observed vs predicted
+//!   latency and jumps to the best (processor, level, threads) predicted to meet the target.
+//! - [`Fixed`]: one level of one processor, never switches (`static:LEVEL`,
+//!   `static:DEVICE:LEVEL`).
 
 mod dofa;
 mod fixed;
@@ -16,10 +18,32 @@ pub use dofa::Dofa;
 pub use fixed::Fixed;
 pub use predictive::{Predictive, PredictiveOptions};
 
+use dynofa_device::Processor;
+
 use crate::error::{Error, Result};
 use crate::model::FamilyModel;
 use crate::monitor::SystemSample;
 use crate::requirements::Requirements;
+
+/// What runs a frame: a processor (an index into the runtime's families), a level of its
+/// family, and a thread count (always 1 on a GPU).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Configuration {
+    /// The processor: index of its family.
+    pub device: usize,
+    /// The level of that family (0 = the smallest).
+    pub level: usize,
+    /// Threads.
+    pub threads: usize,
+}
+
+/// The thread counts `model` can run on when the CPU allows `cpu_threads`: 1 on a GPU.
+pub fn thread_counts(model: &FamilyModel, cpu_threads: usize) -> usize {
+    match model.processor {
+        Processor::Cpu => cpu_threads.max(1),
+        Processor::Gpu => 1,
+    }
+}
 
 /// What a policy sees after a frame.
 #[derive(Debug, Clone, Copy)]
@@ -28,20 +52,30 @@ pub struct Observation<'a> {
     pub frame: u64,
     /// Seconds since the runtime started.
     pub t_s: f64,
-    /// Level that ran the frame.
-    pub level: usize,
-    /// Threads that ran it.
-    pub threads: usize,
+    /// What ran the frame.
+    pub config: Configuration,
     /// Its measured latency (the forward), in ms.
     pub latency_ms: f64,
     /// The latest OS reading.
     pub system: SystemSample,
     /// The application's requirements now.
     pub requirements: &'a Requirements,
-    /// The family's levels.
-    pub model: &'a FamilyModel,
-    /// The most threads the runtime may use.
+    /// Each processor's family, in the runtime's order.
+    pub models: &'a [FamilyModel],
+    /// The most threads the runtime may use on the CPU.
     pub max_threads: usize,
+}
+
+impl Observation<'_> {
+    /// The family of the processor that ran the frame.
+    pub fn model(&self) -> &FamilyModel {
+        &self.models[self.config.device]
+    }
+
+    /// Predicted accuracy of `config`'s level.
+    pub fn accuracy(&self, config: Configuration) -> f64 {
+        self.models[config.device].accuracy[config.level]
+    }
 }
 
 /// Why a policy chose what it chose.
@@ -74,15 +108,20 @@ impl fmt::Display for Reason {
     }
 }
 
-/// A level and thread count to run next, and why.
+/// What runs the next frame, and why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
-    /// Level for the next frame.
-    pub level: usize,
-    /// Threads for the next frame.
-    pub threads: usize,
+    /// Processor, level and threads for the next frame.
+    pub config: Configuration,
     /// Why.
     pub reason: Reason,
+}
+
+impl Decision {
+    /// `config`, for `reason`.
+    pub fn new(config: Configuration, reason: Reason) -> Self {
+        Decision { config, reason }
+    }
 }
 
 /// Chooses the configuration of the next frame from what the last one showed.
@@ -90,31 +129,41 @@ pub trait Policy: Send {
     /// Name shown in traces and reports.
     fn name(&self) -> String;
 
-    /// The configuration of the first frame.
-    fn start(&mut self, model: &FamilyModel, requirements: &Requirements, max_threads: usize) -> Decision;
+    /// The configuration of the first frame, for the families `models` (one per
+    /// processor) and up to `max_threads` threads on the CPU.
+    fn start(&mut self, models: &[FamilyModel], requirements: &Requirements, max_threads: usize) -> Decision;
 
     /// The configuration of the next frame after `observation`.
     fn decide(&mut self, observation: &Observation) -> Decision;
 }
 
-/// A policy by its command-line name: `dofa`, `predictive` or `static:LEVEL` (a level
-/// index, or `smallest` / `largest`) for a family of `levels` levels.
-pub fn by_name(name: &str, levels: usize) -> Result<Box<dyn Policy>> {
-    let expected = "dofa, predictive or static:LEVEL (LEVEL an index, smallest or largest)";
+/// A policy by its command-line name, for the families `models` (one per processor):
+/// `dofa`, `predictive`, `static:LEVEL` (a level of the CPU's family: an index, or
+/// `smallest` / `largest`) or `static:DEVICE:LEVEL` (`DEVICE`: `cpu`, `gpu` — the first
+/// GPU family — or a family's device as `gpu:N`).
+pub fn by_name(name: &str, models: &[FamilyModel]) -> Result<Box<dyn Policy>> {
+    let expected = "dofa, predictive, static:LEVEL or static:DEVICE:LEVEL (LEVEL an index, smallest or largest; DEVICE cpu, gpu or gpu:N)";
     match name {
         "dofa" => Ok(Box::new(Dofa::default())),
         "predictive" => Ok(Box::new(Predictive::new(PredictiveOptions::default()))),
         _ => {
-            let level = name.strip_prefix("static:").ok_or_else(|| Error::invalid("policy", name, expected))?;
-            let index = match level {
+            let pinned = name.strip_prefix("static:").ok_or_else(|| Error::invalid("policy", name, expected))?;
+            let (device, level) = pinned.rsplit_once(':').unwrap_or(("cpu", pinned));
+            let devices = models.iter().map(|m| m.device.as_str()).collect::<Vec<_>>().join(", ");
+            let index = models
+                .iter()
+                .position(|m| m.device == device || m.processor.to_string() == device)
+                .ok_or_else(|| Error::invalid("policy", name, format!("a processor among those running ({devices})")))?;
+            let levels = models[index].levels();
+            let level = match level {
                 "smallest" => 0,
                 "largest" => levels.saturating_sub(1),
                 _ => level.parse().map_err(|_| Error::invalid("policy", name, expected))?,
             };
-            if index >= levels {
-                return Err(Error::invalid("policy", name, format!("a level in 0..{levels} (the family has {levels})")));
+            if level >= levels {
+                return Err(Error::invalid("policy", name, format!("a level in 0..{levels} (the {} family has {levels})", models[index].device)));
             }
-            Ok(Box::new(Fixed::new(index)))
+            Ok(Box::new(Fixed::new(index, &models[index], level)))
         }
     }
 }

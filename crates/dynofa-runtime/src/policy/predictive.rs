@@ -1,7 +1,9 @@
-//! `predictive`: estimate how much slower than idle the machine runs the DNN now, and
-//! jump straight to the most accurate (level, threads) predicted to meet the target.
+//! `predictive`: estimate how much slower than idle each processor runs the DNN now, and
+//! jump straight to the most accurate (processor, level, threads) predicted to meet the
+//! target.
 //!
-//! - The slowdown is `observed / predicted idle latency`, tracked per thread count: it
+//! - The slowdown is `observed / predicted idle latency`, tracked per processor and thread
+//!   count: it
 //!   rises as soon as two frames in a row confirm it (one slow frame is noise) and decays
 //!   smoothly, so load onsets are answered within a few frames and recoveries are not
 //!   over-trusted.
@@ -11,13 +13,20 @@
 //!   we competed: when the cores are saturated, fair sharing gives `c = d·n / (d + t)`,
 //!   so `d = c·t / (n − c)`. (Our own slowdown says little about `d`: threads that
 //!   synchronise every layer lose far more than their share when preempted.) An estimate
-//!   measured at another load level, or long ago, is discarded.
+//!   measured at another load level, or long ago, is discarded. A GPU not run lately is
+//!   assumed idle (nothing here sees another process's GPU work): when a GPU load drove
+//!   the runtime off it, the first step back is a probe, and a failed probe doubles the
+//!   dwell like any failed step up.
 //! - Down at once when the current configuration is over target; up only with a larger
 //!   margin and after a dwell time (hysteresis), the dwell doubling after a failed step up
 //!   (a probe that had to be undone) so that a steady load near a boundary does not
 //!   oscillate; it returns to its base after 100 quiet frames or when the load changes.
 
-use super::{Decision, Observation, Policy, Reason};
+use std::cmp::Ordering;
+
+use dynofa_device::Processor;
+
+use super::{thread_counts, Configuration, Decision, Observation, Policy, Reason};
 use crate::model::FamilyModel;
 use crate::monitor::SystemSample;
 use crate::requirements::{Priority, Requirements};
@@ -63,8 +72,8 @@ struct Slowdown {
 #[derive(Debug, Clone)]
 pub struct Predictive {
     options: PredictiveOptions,
-    /// Per thread count (index `threads - 1`).
-    slowdown: Vec<Option<Slowdown>>,
+    /// Per processor, per thread count: `[device][threads - 1]`.
+    slowdown: Vec<Vec<Option<Slowdown>>>,
     frames_since_switch: u64,
     dwell: u64,
     /// Frame of the last step up, to notice a step up undone soon after.
@@ -90,37 +99,46 @@ impl Predictive {
         self.options.memory_frames.max(self.dwell)
     }
 
-    /// Folds one frame's observed/predicted ratio into the estimate of its thread count.
-    /// `assumed` is what the estimate was before this frame, for an estimate started afresh:
-    /// like any rise, the first ratio only counts once the next frame confirms it (the first
-    /// frame after a switch is often slow) — unless `load_rose`: the OS saw other processes
-    /// take more CPU just now, which explains a slow frame at once.
-    fn observe(&mut self, threads: usize, ratio: f64, assumed: f64, load_rose: bool, others_cpu: f64, frame: u64) {
-        if self.slowdown.len() < threads {
-            self.slowdown.resize(threads, None);
+    /// Folds one frame's observed/predicted ratio into the estimate of its processor and
+    /// thread count. `assumed` is what the estimate was before this frame, for an estimate
+    /// started afresh: like any rise, the first ratio only counts once the next frame
+    /// confirms it (the first frame after a switch is often slow) — unless `load_rose`: the
+    /// OS saw other processes take more CPU just now, which explains a slow frame at once.
+    fn observe(&mut self, config: Configuration, ratio: f64, assumed: f64, load_rose: bool, others_cpu: f64, frame: u64) {
+        if self.slowdown.len() <= config.device {
+            self.slowdown.resize(config.device + 1, Vec::new());
         }
-        let (memory, load_change) = (self.memory(), self.options.load_change_cores);
-        let entry = &mut self.slowdown[threads - 1];
+        let per_threads = &mut self.slowdown[config.device];
+        if per_threads.len() < config.threads {
+            per_threads.resize(config.threads, None);
+        }
+        let (memory, load_change, decay) = (self.memory(), self.options.load_change_cores, self.options.decay);
+        let entry = &mut self.slowdown[config.device][config.threads - 1];
         // An old estimate, or one from another load, is started afresh.
         let current = entry.filter(|s| frame - s.frame <= memory.max(1) && (s.others_cpu - others_cpu).abs() <= load_change);
         *entry = Some(match current {
             None => Slowdown { value: if ratio > assumed && !load_rose { assumed } else { ratio }, last_ratio: ratio, others_cpu, frame },
             Some(s) => {
                 let confirmed = if load_rose { ratio } else { ratio.min(s.last_ratio) };
-                let value = if confirmed > s.value { confirmed } else { s.value + self.options.decay * (ratio - s.value) };
+                let value = if confirmed > s.value { confirmed } else { s.value + decay * (ratio - s.value) };
                 Slowdown { value, last_ratio: ratio, others_cpu, frame }
             }
         });
     }
 
-    /// The expected slowdown of `threads` threads now: measured on the current thread
-    /// count; for another, its recent measurement if the load has not changed since, the
-    /// worse of measurement and estimate if the load has grown (the OS reading lags), and
-    /// the estimate from the competing demand otherwise.
-    fn slowdown_of(&self, threads: usize, current: usize, o: &Observation) -> f64 {
-        let estimate = ((threads as f64 + self.demand) / cores(o)).max(1.0);
-        match self.slowdown.get(threads - 1).copied().flatten() {
-            Some(s) if threads == current => s.value,
+    /// The expected slowdown of `config` now: measured, on the configuration that ran
+    /// (same processor and thread count); for another, its recent measurement if the load
+    /// has not changed since, the worse of measurement and estimate if the load has grown
+    /// (the OS reading lags), and the estimate otherwise — from the competing demand on
+    /// the CPU, none on a GPU.
+    fn slowdown_of(&self, config: Configuration, current: Option<Configuration>, o: &Observation) -> f64 {
+        let estimate = match o.models[config.device].processor {
+            Processor::Cpu => ((config.threads as f64 + self.demand) / cores(o)).max(1.0),
+            Processor::Gpu => 1.0,
+        };
+        let same = |c: Configuration| (c.device, c.threads) == (config.device, config.threads);
+        match self.slowdown.get(config.device).and_then(|t| t.get(config.threads - 1)).copied().flatten() {
+            Some(s) if current.is_some_and(same) => s.value,
             Some(s) if o.frame - s.frame <= self.memory() => {
                 let change = o.system.others_cpu - s.others_cpu;
                 if change.abs() <= self.options.load_change_cores {
@@ -135,49 +153,56 @@ impl Predictive {
         }
     }
 
-    /// Every (level, threads) the model predicts, with its expected latency now.
-    fn candidates(&self, o: &Observation) -> Vec<(usize, usize, f64)> {
-        let model = o.model;
-        let threads_max = o.max_threads.min(model.max_threads()).max(1);
-        (0..model.levels())
-            .flat_map(|level| (1..=threads_max).map(move |threads| (level, threads)))
-            .filter_map(|(level, threads)| Some((level, threads, model.predict(level, threads)? * self.slowdown_of(threads, o.threads, o))))
-            .collect()
+    /// Every configuration the models predict, with its expected latency now.
+    fn candidates(&self, o: &Observation) -> Vec<(Configuration, f64)> {
+        let mut all = Vec::new();
+        for (device, model) in o.models.iter().enumerate() {
+            let threads_max = thread_counts(model, o.max_threads.min(model.max_threads()));
+            for level in 0..model.levels() {
+                for threads in 1..=threads_max {
+                    let config = Configuration { device, level, threads };
+                    if let Some(idle) = model.predict(level, threads) {
+                        all.push((config, idle * self.slowdown_of(config, Some(o.config), o)));
+                    }
+                }
+            }
+        }
+        all
     }
 
     /// The best configuration predicted to meet `target / (1 + margin)`: the most
     /// accurate acceptable level, then the fastest; or `None`.
-    fn best(&self, o: &Observation, margin: f64) -> Option<(usize, usize, f64)> {
-        let (model, requirements) = (o.model, o.requirements);
+    fn best(&self, o: &Observation, margin: f64) -> Option<(Configuration, f64)> {
+        let requirements = o.requirements;
         let budget = requirements.target_ms / (1.0 + margin);
-        let feasible: Vec<_> = self.candidates(o).into_iter().filter(|c| c.2 <= budget).collect();
-        let floor_ok = |&&(level, _, _): &&(usize, usize, f64)| requirements.accepts_accuracy(model.accuracy[level]);
+        let feasible: Vec<_> = self.candidates(o).into_iter().filter(|c| c.1 <= budget).collect();
+        let floor_ok = |c: &&(Configuration, f64)| requirements.accepts_accuracy(o.accuracy(c.0));
         let accuracy_wins = requirements.priority == Priority::Accuracy;
         let pool: Vec<_> = if accuracy_wins || feasible.iter().any(|c| floor_ok(&c)) {
             feasible.iter().filter(floor_ok).copied().collect()
         } else {
             feasible
         };
-        pool.into_iter().max_by(|a, b| a.0.cmp(&b.0).then(b.2.total_cmp(&a.2)))
+        pool.into_iter().max_by(|a, b| more_accurate(o, a.0, b.0).then(b.1.total_cmp(&a.1)))
     }
 
     /// The fastest configuration expected now (among accurate-enough levels when accuracy
-    /// wins); the current one when the model predicts none.
-    fn fastest(&self, o: &Observation) -> (usize, usize) {
+    /// wins); the current one when the models predict none.
+    fn fastest(&self, o: &Observation) -> Configuration {
         let requirements = o.requirements;
         let accurate_only = requirements.priority == Priority::Accuracy && requirements.min_accuracy.is_some();
         self.candidates(o)
             .into_iter()
-            .filter(|&(level, _, _)| !accurate_only || requirements.accepts_accuracy(o.model.accuracy[level]))
-            .min_by(|a, b| a.2.total_cmp(&b.2))
-            .map_or((o.level, o.threads), |(level, threads, _)| (level, threads))
+            .filter(|&(config, _)| !accurate_only || requirements.accepts_accuracy(o.accuracy(config)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map_or(o.config, |(config, _)| config)
     }
 
-    fn switch(&mut self, o: &Observation, level: usize, threads: usize, reason: Reason) -> Decision {
-        if (level, threads) == (o.level, o.threads) {
+    fn switch(&mut self, o: &Observation, config: Configuration, reason: Reason) -> Decision {
+        if config == o.config {
             // Nothing better to go to: say so when it is because nothing fits.
             let reason = if reason == Reason::Infeasible { reason } else { Reason::Hold };
-            return Decision { level, threads, reason };
+            return Decision::new(config, reason);
         }
         match reason {
             Reason::Up => self.last_up = Some(o.frame),
@@ -192,19 +217,26 @@ impl Predictive {
             _ => {}
         }
         self.frames_since_switch = 0;
-        Decision { level, threads, reason }
+        Decision::new(config, reason)
     }
+}
+
+/// How `a` compares with `b` in accuracy: predicted accuracy first, then (on one processor,
+/// or between families without accuracies) the level.
+fn more_accurate(o: &Observation, a: Configuration, b: Configuration) -> Ordering {
+    o.accuracy(a).total_cmp(&o.accuracy(b)).then(a.level.cmp(&b.level))
 }
 
 /// Cores wanted by other processes, from the share they got (see the module docs).
 fn competing_demand(o: &Observation) -> f64 {
     let (n, share) = (cores(o), o.system.others_cpu);
-    let saturated = share + o.system.own_cpu.max(o.threads as f64) >= n - 0.25;
+    let threads = o.config.threads as f64;
+    let saturated = share + o.system.own_cpu.max(threads) >= n - 0.25;
     if !saturated {
         return share;
     }
     let free = n - share;
-    if free < 0.05 { 4.0 * n } else { (share * o.threads as f64 / free).clamp(share, 4.0 * n) }
+    if free < 0.05 { 4.0 * n } else { (share * threads / free).clamp(share, 4.0 * n) }
 }
 
 /// Cores the runtime may use, as a float.
@@ -217,65 +249,64 @@ impl Policy for Predictive {
         "predictive".into()
     }
 
-    fn start(&mut self, model: &FamilyModel, requirements: &Requirements, max_threads: usize) -> Decision {
-        // Idle, as if a frame of the fastest configuration had run exactly as predicted.
+    fn start(&mut self, models: &[FamilyModel], requirements: &Requirements, max_threads: usize) -> Decision {
+        // Idle, as if a frame of the first processor's fastest level had run exactly as predicted.
         let idle = SystemSample { allowed_cores: max_threads, ..SystemSample::default() };
+        let config = Configuration { device: 0, level: 0, threads: thread_counts(&models[0], max_threads) };
         let observation = Observation {
             frame: 0,
             t_s: 0.0,
-            level: 0,
-            threads: max_threads,
-            latency_ms: model.predict(0, max_threads).unwrap_or(0.0),
+            config,
+            latency_ms: models[0].predict(0, config.threads).unwrap_or(0.0),
             system: idle,
             requirements,
-            model,
+            models,
             max_threads,
         };
-        let (level, threads) = match self.best(&observation, self.options.margin) {
-            Some((level, threads, _)) => (level, threads),
+        let config = match self.best(&observation, self.options.margin) {
+            Some((config, _)) => config,
             None => self.fastest(&observation),
         };
-        Decision { level, threads, reason: Reason::Start }
+        Decision::new(config, Reason::Start)
     }
 
     fn decide(&mut self, o: &Observation) -> Decision {
         self.frames_since_switch += 1;
-        let Some(idle) = o.model.predict(o.level, o.threads) else {
-            return Decision { level: o.level, threads: o.threads, reason: Reason::Hold };
+        let hold = Decision::new(o.config, Reason::Hold);
+        let Some(idle) = o.model().predict(o.config.level, o.config.threads) else {
+            return hold;
         };
-        let assumed = self.slowdown_of(o.threads, 0, o);
+        let assumed = self.slowdown_of(o.config, None, o);
         let load_rose = o.system.others_cpu > self.last_others + self.options.load_change_cores;
         self.last_others = o.system.others_cpu;
-        self.observe(o.threads, o.latency_ms / idle, assumed, load_rose, o.system.others_cpu, o.frame);
+        self.observe(o.config, o.latency_ms / idle, assumed, load_rose, o.system.others_cpu, o.frame);
         let load_changed = (o.system.others_cpu - self.others_at_backoff).abs() > self.options.load_change_cores;
         if self.frames_since_switch > 100 || load_changed {
             self.dwell = self.options.dwell_frames;
         }
         self.demand = competing_demand(o);
-        let current = self.slowdown_of(o.threads, o.threads, o);
-        let expected_now = idle * current;
+        let expected_now = idle * self.slowdown_of(o.config, Some(o.config), o);
         let target = o.requirements.target_ms;
-        let floor_ok = o.requirements.accepts_accuracy(o.model.accuracy[o.level]);
+        let floor_ok = o.requirements.accepts_accuracy(o.accuracy(o.config));
         if expected_now > target || (!floor_ok && o.requirements.priority == Priority::Accuracy) {
             return match self.best(o, self.options.margin) {
-                Some((level, threads, _)) => {
-                    let reason = if level > o.level { Reason::Up } else { Reason::Down };
-                    self.switch(o, level, threads, reason)
+                Some((config, _)) => {
+                    let reason = if more_accurate(o, config, o.config).is_gt() { Reason::Up } else { Reason::Down };
+                    self.switch(o, config, reason)
                 }
                 None => {
-                    let (level, threads) = self.fastest(o);
-                    self.switch(o, level, threads, Reason::Infeasible)
+                    let config = self.fastest(o);
+                    self.switch(o, config, Reason::Infeasible)
                 }
             };
         }
-        if self.frames_since_switch >= self.dwell {
-            if let Some((level, threads, _)) = self.best(o, self.options.up_margin) {
-                if level > o.level {
-                    let reason = if floor_ok { Reason::Up } else { Reason::Floor };
-                    return self.switch(o, level, threads, reason);
-                }
-            }
+        if self.frames_since_switch >= self.dwell
+            && let Some((config, _)) = self.best(o, self.options.up_margin)
+            && more_accurate(o, config, o.config).is_gt()
+        {
+            let reason = if floor_ok { Reason::Up } else { Reason::Floor };
+            return self.switch(o, config, reason);
         }
-        Decision { level: o.level, threads: o.threads, reason: Reason::Hold }
+        hold
     }
 }

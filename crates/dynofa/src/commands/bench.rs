@@ -1,10 +1,12 @@
-//! `dynofa bench`: time the fast path (the family store's forward) on one sub-network.
+//! `dynofa bench`: time one sub-network where the runtime would run it: the CPU's fast path
+//! (the family store's forward) or a GPU (the GPU family's).
 
 use std::time::Instant;
 
 use anyhow::Result;
 use burn::prelude::*;
-use dynofa_slice::FamilyStore;
+use dynofa_device::DeviceId;
+use dynofa_slice::{FamilyStore, LoadedFamily};
 use dynofa_supernet::tensor_io::Array;
 use serde_json::json;
 
@@ -18,13 +20,16 @@ pub struct Args {
     /// Images per batch.
     #[arg(long, default_value_t = 1)]
     batch: usize,
-    /// Threads (default: all cores).
+    /// Processor: cpu, gpu (the best adapter) or gpu:N (see `dynofa devices`).
+    #[arg(long, default_value = "cpu", value_parser = crate::device::parse_device)]
+    device: DeviceId,
+    /// Threads (default: all cores; CPU only).
     #[arg(long)]
     threads: Option<usize>,
     /// Timed iterations (after 5 warm-up ones).
     #[arg(long, default_value_t = 30)]
     iters: usize,
-    /// Also time each kind of operation (one image) and print `per_op_ms`.
+    /// Also time each kind of operation (one image) and print `per_op_ms` (CPU only).
     #[arg(long)]
     per_op: bool,
     /// Also time each layer (one image: stem, first block, each block, head layers, keyed
@@ -38,14 +43,21 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let subnet = args.net.config()?;
     anyhow::ensure!(args.batch > 0 && args.iters > 0, "--batch and --iters must be positive");
-    let device = Device::flex();
-    let supernet = args.net.weights.load(&device)?;
-    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let mut store = FamilyStore::new(&supernet, std::slice::from_ref(&subnet), threads)?;
+    let gpu = args.device != DeviceId::Cpu;
+    anyhow::ensure!(!(gpu && args.threads.is_some()), "--threads: thread counts are for the CPU (--device {} has none)", args.device);
+    anyhow::ensure!(!(gpu && args.per_op), "--per-op times the CPU's kernels; on a GPU use --per-layer");
+    let supernet = args.net.weights.load(&Device::flex())?;
+    let threads = if gpu { 1 } else { args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())) };
+    let (placement, adapter) = crate::device::open(args.device, threads)?;
+    let mut store: Box<dyn LoadedFamily> = placement.load(&supernet, std::slice::from_ref(&subnet), &[])?;
     let r = subnet.resolution();
     let n = args.batch * 3 * r * r;
     let input = Array { shape: vec![args.batch, 3, r, r], data: (0..n).map(|i| ((i % 251) as f32 - 125.0) / 60.0).collect() };
-    for _ in 0..5 {
+    // The first forward compiles the GPU's kernels (and tunes them where the backend autotunes).
+    let start = Instant::now();
+    store.forward(&input)?;
+    let first_s = start.elapsed().as_secs_f64();
+    for _ in 0..4 {
         store.forward(&input)?;
     }
     let mut times: Vec<f64> = (0..args.iters)
@@ -58,7 +70,7 @@ pub fn run(args: Args) -> Result<()> {
     let mflops = supernet.config.counts(&subnet)?.mflops * args.batch as f64;
     let image = Array { shape: vec![1, 3, r, r], data: input.data[..3 * r * r].to_vec() };
     let per_op = if args.per_op {
-        let ops = store.op_profile(&image, args.iters)?;
+        let ops = FamilyStore::new(&supernet, std::slice::from_ref(&subnet), threads)?.op_profile(&image, args.iters)?;
         Some(ops.into_iter().map(|(op, ms)| (op.to_string(), json!(ms))).collect::<serde_json::Map<_, _>>())
     } else {
         None
@@ -77,7 +89,9 @@ pub fn run(args: Args) -> Result<()> {
         None
     };
     let mut out = json!({
-        "subnet": subnet, "batch": args.batch, "threads": threads, "iters": args.iters,
+        "subnet": subnet, "device": args.device.to_string(), "adapter": adapter, "batch": args.batch, "threads": threads, "iters": args.iters,
+        "weights_mb": store.memory_bytes() as f64 / 1e6,
+        "first_forward_s": first_s,
         "median_ms": median_ms,
         "mean_ms": times.iter().sum::<f64>() / times.len() as f64,
         "p95_ms": times[(times.len() * 95 / 100).min(times.len() - 1)],

@@ -66,17 +66,17 @@ enum Source {
 
 impl Source {
     fn new(args: &Args) -> Result<Self> {
-        if let [dir] = args.data.as_slice() {
-            if dir.is_dir() {
-                let mut files = image_files(dir)?;
-                if let Some(max) = args.max_images {
-                    files.truncate(max);
-                }
-                if files.is_empty() {
-                    bail!("{}: no images (.jpg, .jpeg, .png) found for calibration", dir.display());
-                }
-                return Ok(Source::Images(files, args.batch_size.max(1)));
+        if let [dir] = args.data.as_slice()
+            && dir.is_dir()
+        {
+            let mut files = image_files(dir)?;
+            if let Some(max) = args.max_images {
+                files.truncate(max);
             }
+            if files.is_empty() {
+                bail!("{}: no images (.jpg, .jpeg, .png) found for calibration", dir.display());
+            }
+            return Ok(Source::Images(files, args.batch_size.max(1)));
         }
         Ok(Source::Npy(args.data.clone()))
     }

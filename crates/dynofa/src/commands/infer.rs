@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use burn::prelude::*;
+use dynofa_device::DeviceId;
+use dynofa_slice::{ofa_dir, LoadedFamily, Placement, StaticNet};
 use dynofa_supernet::tensor_io::{read_npy, write_npy, Array};
-use dynofa_slice::{ofa_dir, StaticNet};
 use dynofa_supernet::{SubnetConfig, Supernet};
 
 use crate::preprocess::{class_names, load_image, softmax, top_k};
@@ -33,39 +34,58 @@ pub struct Args {
     /// Image files: OFA's preprocessing, then the top-5 ImageNet classes are printed.
     #[arg(long, value_name = "FILE", num_args = 1..)]
     image: Vec<PathBuf>,
+    /// Processor: cpu (Burn's reference forward), gpu (the best adapter) or gpu:N (see
+    /// `dynofa devices`): a sub-network runs as the GPU family runs it (BatchNorm folded),
+    /// a standalone network as Burn's forward on the device.
+    #[arg(long, default_value = "cpu", value_parser = crate::device::parse_device)]
+    device: DeviceId,
 }
 
-/// What runs: a sub-network of the supernet, or a standalone network.
+/// What runs: a sub-network of the supernet (Burn's reference forward, or a GPU family of
+/// one level), or a standalone network.
 enum Network {
-    Sub(Supernet, SubnetConfig),
-    Standalone(StaticNet),
+    Sub(Box<Supernet>, SubnetConfig),
+    OnGpu(Box<dyn LoadedFamily>),
+    Standalone(Box<StaticNet>),
 }
 
 impl Network {
     fn resolution(&self) -> usize {
         match self {
             Network::Sub(_, subnet) => subnet.resolution(),
+            Network::OnGpu(family) => family.level_config(0).resolution(),
             Network::Standalone(net) => net.arch.resolution,
         }
     }
 
-    fn forward(&self, x: Tensor<4>) -> Result<Tensor<2>> {
-        match self {
-            Network::Sub(supernet, subnet) => Ok(supernet.forward(x, subnet)?),
-            Network::Standalone(net) => Ok(net.forward(x)),
-        }
+    /// Logits `[B, classes]` of a batch `[B, 3, r, r]`.
+    fn forward(&mut self, batch: &Array, device: &Device) -> Result<Array> {
+        Ok(match self {
+            Network::Sub(supernet, subnet) => Array::from_tensor(&supernet.forward(batch.to_tensor::<4>(device)?, subnet)?),
+            Network::OnGpu(family) => family.forward(batch)?,
+            Network::Standalone(net) => Array::from_tensor(&net.forward(batch.to_tensor::<4>(device)?)),
+        })
     }
 }
 
 /// Runs the network.
 pub fn run(args: Args) -> Result<()> {
-    let device = Device::flex();
-    let network = match (&args.subnet, &args.model) {
+    let host = Device::flex();
+    let (placement, _) = crate::device::open(args.device, 1)?;
+    let device = match &placement {
+        Placement::Gpu(device) => device.clone(),
+        Placement::Cpu { .. } => host.clone(),
+    };
+    let mut network = match (&args.subnet, &args.model) {
         (Some(spec), None) => {
             let subnet = SubnetConfig::from_spec(spec).context("invalid --subnet")?;
-            Network::Sub(args.weights.load(&device)?, subnet)
+            let supernet = args.weights.load(&host)?;
+            match placement {
+                Placement::Gpu(_) => Network::OnGpu(placement.load(&supernet, &[subnet], &[])?),
+                Placement::Cpu { .. } => Network::Sub(Box::new(supernet), subnet),
+            }
         }
-        (None, Some(dir)) => Network::Standalone(ofa_dir::load(dir, &device)?),
+        (None, Some(dir)) => Network::Standalone(Box::new(ofa_dir::load(dir, &host)?.to_device(&device))),
         _ => bail!("give either --subnet SPEC (with --weights) or --model DIR"),
     };
     let r = network.resolution();
@@ -86,8 +106,7 @@ pub fn run(args: Args) -> Result<()> {
             batch.shape
         );
     }
-    let x = batch.to_tensor::<4>(&device)?; // [B, 3, r, r]
-    let logits = Array::from_tensor(&network.forward(x)?); // [B, classes]
+    let logits = network.forward(&batch, &device)?; // [B, classes]
     if let Some(out) = &args.output {
         write_npy(out, &logits)?;
         eprintln!("wrote logits {:?} to {}", logits.shape, out.display());

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod calibrate;
 pub mod convert;
 pub mod describe;
+pub mod devices;
 pub mod extract;
 pub mod infer;
 pub mod profile;

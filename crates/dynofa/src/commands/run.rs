@@ -1,18 +1,22 @@
-//! `dynofa run`: the main job. Runs a family under a latency target with a run-time
-//! policy for a given time, optionally under a scheduled competing load, with a live
-//! status line; writes the per-frame trace (CSV), its plot (SVG) and a summary (JSON).
+//! `dynofa run`: the main job. Runs a family on each processor asked for (the CPU, a GPU)
+//! under a latency target with a run-time policy for a given time, optionally under a
+//! scheduled competing load, with a live status line; writes the per-frame trace (CSV),
+//! its plot (SVG) and a summary (JSON).
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use burn::prelude::*;
+use dynofa_device::{Adapter, DeviceId, Processor};
 use dynofa_runtime::load::{LoadKind, LoadRunner, LoadSpec};
+use dynofa_runtime::model::FamilyModel;
 use dynofa_runtime::trace::{self, Summary, TraceRow};
-use dynofa_runtime::{policy, Frame, Priority, Requirements, Runtime};
+use dynofa_runtime::{policy, Frame, Priority, ProcessorFamily, Requirements, Runtime};
 use dynofa_slice::family_file::FamilyFile;
+use dynofa_slice::Placement;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
@@ -29,9 +33,15 @@ pub const DEFAULT_FAMILY_NAME: &str = "assets/families/cpu_w12.ron (embedded)";
 pub struct Args {
     #[command(flatten)]
     weights: WeightsArgs,
-    /// Family file (RON, from `dynofa search`). Default: the embedded w1.2 CPU family.
-    #[arg(long)]
-    family: Option<PathBuf>,
+    /// Family file (RON, from `dynofa search`), run on the processor it was made for (its
+    /// `device`); repeat it for a family per processor. Default: the embedded w1.2 CPU
+    /// family, and on a GPU one made for it (cached).
+    #[arg(long = "family", value_name = "FILE")]
+    families: Vec<PathBuf>,
+    /// Processors to run on, comma-separated: cpu, gpu (the best adapter), gpu:N (see
+    /// `dynofa devices`). Default: those of the families given, else cpu.
+    #[arg(long, value_delimiter = ',', value_parser = crate::device::parse_device)]
+    devices: Vec<DeviceId>,
     /// Latency target per frame, in ms.
     #[arg(long, allow_negative_numbers = true)]
     target_ms: f64,
@@ -41,7 +51,8 @@ pub struct Args {
     /// Which requirement wins when no level meets both: latency or accuracy.
     #[arg(long, default_value = "latency", value_parser = parse_priority)]
     priority: Priority,
-    /// Run-time policy: predictive, dofa (the reference) or static:LEVEL (index, smallest, largest).
+    /// Run-time policy: predictive, dofa (the reference, on the first processor) or
+    /// static:LEVEL / static:DEVICE:LEVEL (LEVEL an index, smallest or largest).
     #[arg(long, default_value = "predictive")]
     policy: String,
     /// How long to run, in seconds.
@@ -53,11 +64,11 @@ pub struct Args {
     /// Frames: a directory of images (PNG/JPEG, cycled) or `synthetic`.
     #[arg(long, default_value = "synthetic")]
     input: String,
-    /// Most threads the DNN may use (default: the cores this process may use).
+    /// Most threads the DNN may use on the CPU (default: the cores this process may use).
     #[arg(long)]
     threads: Option<usize>,
-    /// Timed forwards per level and thread count in the idle calibration (0: trust the
-    /// family's latency tables).
+    /// Timed forwards per level, processor and thread count in the idle calibration (0:
+    /// trust the families' latency tables).
     #[arg(long, default_value_t = 5)]
     calibrate_iters: usize,
     /// Per-frame trace (CSV).
@@ -79,6 +90,86 @@ fn parse_priority(text: &str) -> Result<Priority, String> {
     }
 }
 
+/// A family file and where it was read from (or is cached), for messages and its
+/// BatchNorm file.
+#[derive(Clone)]
+struct NamedFamily {
+    file: FamilyFile,
+    path: PathBuf,
+}
+
+/// A processor asked for, opened, with its family (none yet for a GPU whose default
+/// family is made once the supernet is loaded).
+struct OpenedProcessor {
+    device: DeviceId,
+    placement: Placement,
+    adapter: Option<Adapter>,
+    family: Option<NamedFamily>,
+}
+
+impl OpenedProcessor {
+    /// `cpu`, or the adapter's id (`gpu:0`) for a GPU.
+    fn name(&self) -> String {
+        self.adapter.as_ref().map_or(self.device.to_string(), |a| a.id.clone())
+    }
+}
+
+/// Each processor asked for with its family: the families given, each on the processor it
+/// names; the defaults for processors without one (the GPU's is made later, once the
+/// adapter is open). Checks that every family has its processor and no processor has two.
+fn families_to_run(args: &Args) -> Result<Vec<(DeviceId, Option<NamedFamily>)>> {
+    let mut given: Vec<NamedFamily> = Vec::new();
+    for path in &args.families {
+        let file = FamilyFile::read(path)?;
+        if given.iter().any(|f| f.file.device == file.device) {
+            bail!("--family {}: a second {} family (one family per processor)", path.display(), file.device);
+        }
+        given.push(NamedFamily { file, path: path.clone() });
+    }
+    let devices = if args.devices.is_empty() {
+        let mut from_families: Vec<DeviceId> = given.iter().map(|f| processor_id(f.file.device)).collect();
+        if from_families.is_empty() {
+            from_families.push(DeviceId::Cpu);
+        }
+        from_families
+    } else {
+        args.devices.clone()
+    };
+    for (i, d) in devices.iter().enumerate() {
+        if devices[..i].iter().any(|e| e.processor() == d.processor()) {
+            bail!("--devices: {} and {} — one CPU and one GPU at most", devices.iter().find(|e| e.processor() == d.processor()).expect("found"), d);
+        }
+    }
+    for NamedFamily { file, path } in &given {
+        if !devices.iter().any(|d| d.processor() == file.device) {
+            let list = devices.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+            bail!("--family {} is a {} family (its `device`), and --devices {list} runs no {}: add {} to --devices", path.display(), file.device, file.device, file.device);
+        }
+    }
+    Ok(devices
+        .into_iter()
+        .map(|device| {
+            let family = given.iter().find(|f| f.file.device == device.processor()).cloned();
+            let family = family.or_else(|| (device == DeviceId::Cpu).then(default_cpu_family));
+            (device, family)
+        })
+        .collect())
+}
+
+/// `cpu` or `gpu`.
+fn processor_id(processor: Processor) -> DeviceId {
+    match processor {
+        Processor::Cpu => DeviceId::Cpu,
+        Processor::Gpu => DeviceId::Gpu(None),
+    }
+}
+
+/// The embedded CPU family.
+fn default_cpu_family() -> NamedFamily {
+    let file = FamilyFile::parse(DEFAULT_FAMILY, Path::new(DEFAULT_FAMILY_NAME)).expect("the embedded family parses");
+    NamedFamily { file, path: PathBuf::from(DEFAULT_FAMILY_NAME) }
+}
+
 /// Runs the job; prints the summary as JSON on stdout.
 pub fn run(args: Args) -> Result<()> {
     // Everything the user typed is checked before the (slow) supernet load.
@@ -89,30 +180,66 @@ pub fn run(args: Args) -> Result<()> {
         None => LoadSpec::default(),
     };
     trace::check_plot_path(&args.plot).context("--plot")?;
-    let (family, family_name) = match &args.family {
-        Some(path) => (FamilyFile::read(path)?, path.clone()),
-        None => (FamilyFile::parse(DEFAULT_FAMILY, Path::new(DEFAULT_FAMILY_NAME))?, PathBuf::from(DEFAULT_FAMILY_NAME)),
-    };
-    let levels = family.levels.len();
-    let policy = policy::by_name(&args.policy, levels)?;
+    let wanted = families_to_run(&args)?;
     let frames = Frames::open(&args.input)?;
     let cores = dynofa_runtime::monitor::system::allowed_cores();
     let max_threads = args.threads.unwrap_or(cores);
     anyhow::ensure!(max_threads >= 1, "--threads must be at least 1");
+    // The processors, opened (a GPU that is not there is an error that lists what is).
+    let mut opened: Vec<OpenedProcessor> = Vec::new();
+    for (device, family) in wanted {
+        let (placement, adapter) = crate::device::open(device, max_threads)?;
+        opened.push(OpenedProcessor { device, placement, adapter, family });
+    }
+    // The policy checked before the (slow) loads, against the families as planned (a GPU's
+    // default family has `gpu_default::LEVELS` levels).
+    let planned: Vec<FamilyModel> = opened
+        .iter()
+        .map(|p| match &p.family {
+            Some(family) => FamilyModel::from_family(&family.file, &p.name(), max_threads),
+            None => {
+                let levels = crate::gpu_default::LEVELS;
+                FamilyModel { device: p.name(), processor: Processor::Gpu, accuracy: vec![0.0; levels], latency_ms: vec![vec![None]; levels] }
+            }
+        })
+        .collect();
+    policy::by_name(&args.policy, &planned)?;
 
     let untrained = args.weights.weights.is_none();
     let supernet = args.weights.load(&Device::flex())?;
-    let mut runtime = Runtime::from_family(&supernet, family, &family_name, max_threads)?.with_requirements(requirements)?.with_policy(policy);
+    for p in &mut opened {
+        if let (None, Placement::Gpu(gpu)) = (&p.family, &p.placement) {
+            let (file, path) = crate::gpu_default::load_or_make(&supernet, p.adapter.as_ref().expect("a GPU has an adapter"), gpu, args.quiet)?;
+            p.family = Some(NamedFamily { file, path });
+        }
+    }
+    let mut processors = Vec::new();
+    for p in &opened {
+        let family = p.family.as_ref().expect("every processor has its family now");
+        processors.push(ProcessorFamily::load(&supernet, family.file.clone(), &family.path, &p.placement, &p.name())?);
+    }
     drop(supernet);
+    let models: Vec<FamilyModel> = processors.iter().map(|p| p.model.clone()).collect();
+    let policy = policy::by_name(&args.policy, &models)?;
+    let mut runtime = Runtime::on_processors(processors)?.with_requirements(requirements)?.with_policy(policy);
+    let start = Instant::now();
+    let warm = runtime.warm_up()?;
+    for (seconds, model) in warm.iter().zip(runtime.models()) {
+        if model.processor == Processor::Gpu {
+            eprintln!("{}: {} levels warmed up (kernels compiled) in {seconds:.1} s", model.device, model.levels());
+        }
+    }
+    tracing::info!(seconds = start.elapsed().as_secs_f64(), "warm-up");
     if args.calibrate_iters > 0 {
-        let bar = progress_bar(args.quiet, "idle calibration {bar:30} {pos}/{len} level × threads");
+        let bar = progress_bar(args.quiet, "idle calibration {bar:30} {pos}/{len} level × processor × threads");
         let start = Instant::now();
         runtime.calibrate_with(args.calibrate_iters, |done, total| {
             bar.set_length(total as u64);
             bar.set_position(done as u64);
         })?;
         bar.finish_and_clear();
-        eprintln!("idle calibration: {} levels × {max_threads} thread counts in {:.1} s", levels, start.elapsed().as_secs_f64());
+        let what = runtime.models().iter().map(|m| format!("{} levels on {}", m.levels(), m.device)).collect::<Vec<_>>().join(", ");
+        eprintln!("idle calibration: {what} (CPU on 1…{max_threads} threads) in {:.1} s", start.elapsed().as_secs_f64());
     }
 
     let exe = std::env::current_exe().context("cannot find the dynofa executable to start the load")?;
@@ -132,8 +259,8 @@ pub fn run(args: Args) -> Result<()> {
             last_status = Instant::now();
             status.set_position((row.t_s * 10.0) as u64);
             status.set_message(format!(
-                "level {}/{} ×{}t  {:6.2} ms (target {})  others {:.1} cores{}",
-                row.level, levels - 1, row.threads, row.latency_ms, row.target_ms, row.others_cpu,
+                "{} level {} ×{}t  {:6.2} ms (target {})  others {:.1} cores{}",
+                row.device, row.level, row.threads, row.latency_ms, row.target_ms, row.others_cpu,
                 if load.active_at(row.t_s) { "  [load]" } else { "" }
             ));
         }
@@ -150,21 +277,37 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     trace::write_csv(&args.trace, &rows)?;
-    let title = format!("dynofa run: {} policy, target {} ms{}", runtime.policy_name(), requirements.target_ms, args.load.as_deref().map(|l| format!(", load {l}")).unwrap_or_default());
+    let devices = runtime.models().iter().map(|m| m.device.as_str()).collect::<Vec<_>>().join(" + ");
+    let title = format!("dynofa run on {devices}: {} policy, target {} ms{}", runtime.policy_name(), requirements.target_ms, args.load.as_deref().map(|l| format!(", load {l}")).unwrap_or_default());
     trace::plot(&args.plot, &rows, &load, &title)?;
     let summary = Summary::of(&rows, &load, 5);
     let stats = runtime.stats();
+    let processors: Vec<serde_json::Value> = runtime
+        .models()
+        .iter()
+        .zip(&opened)
+        .zip(&stats.frames_per_level)
+        .zip(runtime.memory_bytes())
+        .map(|(((model, p), frames), bytes)| {
+            json!({
+                "device": model.device,
+                "adapter": p.adapter,
+                "family": p.family.as_ref().map(|f| &f.path),
+                "weights_mb": bytes as f64 / 1e6,
+                "accuracy": model.accuracy,
+                "idle_latency_ms": model.latency_ms,
+                "frames_per_level": frames,
+            })
+        })
+        .collect();
     let report = json!({
         "policy": runtime.policy_name(),
-        "family": family_name,
+        "processors": processors,
         "weights": if untrained { "embedded default (seeded, UNTRAINED: predictions are meaningless; accuracies are the predictor's)".to_string() } else { args.weights.weights.as_ref().unwrap().display().to_string() },
         "target_ms": requirements.target_ms,
         "min_accuracy": requirements.min_accuracy,
         "load": args.load,
         "max_threads": max_threads,
-        "idle_latency_ms": runtime.model().latency_ms,
-        "accuracy": runtime.model().accuracy,
-        "frames_per_level": stats.frames_per_level,
         "summary": summary,
         "trace": args.trace,
         "plot": args.plot,
@@ -192,12 +335,13 @@ fn progress_bar(quiet: bool, template: &str) -> ProgressBar {
 
 /// The process of a load window: this executable's hidden `load-worker` command.
 fn load_command(exe: &Path, kind: &LoadKind) -> Command {
-    let (name, threads) = match kind {
-        LoadKind::Busy { threads } => ("busy", threads),
-        LoadKind::Dnn { threads } => ("dnn", threads),
+    let (name, detail) = match kind {
+        LoadKind::Busy { threads } => ("busy", threads.to_string()),
+        LoadKind::Dnn { threads } => ("dnn", threads.to_string()),
+        LoadKind::Gpu { adapter } => ("gpu", DeviceId::Gpu(*adapter).to_string()),
     };
     let mut command = Command::new(exe);
-    command.args(["load-worker", name, &threads.to_string()]);
+    command.args(["load-worker", name, &detail]);
     command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
     command
 }
@@ -255,28 +399,32 @@ impl Frames {
 /// Arguments of the hidden `dynofa load-worker` (the process a load window starts).
 #[derive(clap::Args, Debug)]
 pub struct LoadWorkerArgs {
-    /// `busy` (spinning threads) or `dnn` (inference of the largest default level in a loop).
+    /// `busy` (spinning threads), `dnn` (inference of the largest default level in a loop)
+    /// or `gpu` (the same on a GPU).
     kind: String,
-    /// Threads.
-    threads: usize,
+    /// Threads (`busy`, `dnn`), or the GPU (`gpu`: gpu, gpu:N).
+    detail: String,
 }
 
 /// Runs until killed.
 pub fn load_worker(args: LoadWorkerArgs) -> Result<()> {
-    match args.kind.as_str() {
-        "busy" => dynofa_runtime::load::spin_forever(args.threads),
-        "dnn" => {
-            dynofa_runtime::load::exit_with_parent();
-            let supernet = dynofa_supernet::SupernetConfig::ofa_mbv3(dynofa_supernet::Width::W12).init(&Device::flex());
-            let family = FamilyFile::parse(DEFAULT_FAMILY, Path::new(DEFAULT_FAMILY_NAME))?;
-            let largest = family.levels.last().context("empty default family")?.config.clone();
-            let r = largest.resolution();
-            let mut store = dynofa_slice::FamilyStore::new(&supernet, &[largest], args.threads.max(1))?;
-            let input = dynofa_supernet::tensor_io::Array { shape: vec![1, 3, r, r], data: vec![0.1; 3 * r * r] };
-            loop {
-                store.forward(&input)?;
-            }
+    let threads = || args.detail.parse::<usize>().with_context(|| format!("load-worker {}: a thread count, not {:?}", args.kind, args.detail));
+    let placement = match args.kind.as_str() {
+        "busy" => dynofa_runtime::load::spin_forever(threads()?),
+        "dnn" => Placement::Cpu { threads: threads()?.max(1) },
+        "gpu" => {
+            let id = crate::device::parse_device(&args.detail).map_err(anyhow::Error::msg)?;
+            Placement::Gpu(dynofa_device::open_gpu(id)?.device)
         }
-        other => anyhow::bail!("load-worker kind {other:?}: busy or dnn"),
+        other => bail!("load-worker kind {other:?}: busy, dnn or gpu"),
+    };
+    dynofa_runtime::load::exit_with_parent();
+    let supernet = dynofa_supernet::SupernetConfig::ofa_mbv3(dynofa_supernet::Width::W12).init(&Device::flex());
+    let largest = default_cpu_family().file.levels.last().context("empty default family")?.config.clone();
+    let r = largest.resolution();
+    let mut family = placement.load(&supernet, &[largest], &[])?;
+    let input = dynofa_supernet::tensor_io::Array { shape: vec![1, 3, r, r], data: vec![0.1; 3 * r * r] };
+    loop {
+        family.forward(&input)?;
     }
 }

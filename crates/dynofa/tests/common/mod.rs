@@ -4,8 +4,15 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 /// Runs `dynofa` with `args` and waits for it.
+#[allow(dead_code)] // not every test binary runs it without an environment
 pub fn dynofa(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dynofa")).args(args).output().expect("dynofa runs")
+    dynofa_with(args, &[])
+}
+
+/// [`dynofa`] with environment variables set.
+#[allow(dead_code)] // not every test binary sets any
+pub fn dynofa_with(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dynofa")).args(args).envs(env.iter().copied()).output().expect("dynofa runs")
 }
 
 /// Its standard error as text.
@@ -16,4 +23,11 @@ pub fn stderr(out: &Output) -> String {
 /// A path as an argument.
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
+}
+
+/// The JSON a command printed last on stdout.
+#[allow(dead_code)] // not every test binary reads any
+pub fn last_json(out: &Output) -> serde_json::Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.lines().last().unwrap_or_default()).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
