@@ -9,9 +9,10 @@
 //! a GEMM reads a prefix of columns in place. On a GPU a prefix view of a weight is not a
 //! tensor a kernel can take: Burn copies the slice on every use — the supernet's dynamic
 //! forward on the device does exactly that, every frame. Here each level owns contiguous,
-//! folded weights instead: the family costs the sum of its levels' weights (a few tens of
-//! MB for six levels, against the supernet's 43 MB), and a frame runs no copies. `cargo
-//! bench -p dynofa-benches --bench gpu_family` measures both layouts on the same adapter.
+//! folded weights instead: the family costs the sum of its levels' weights (181 MB for the
+//! six levels of `dynofa run`'s default GPU family, against 41 MB for the CPU store), and
+//! a frame runs no copies. `cargo xtask bench gpu_layout` measures the layouts on the same
+//! adapter (README: 1.5–2.1× faster than the shared weights on lavapipe).
 //!
 //! # The forward
 //!
@@ -157,6 +158,29 @@ impl FoldedBlock {
     }
 }
 
+/// What [`FoldedNet::forward`] hands its `after_layer` callback: a layer's output, not yet
+/// waited for.
+enum LayerOutput<'a> {
+    /// Pixel-major `[B, h, w, C]`.
+    Map(&'a Tensor<4>),
+    /// `[B, C]`.
+    Vector(&'a Tensor<2>),
+}
+
+impl LayerOutput<'_> {
+    /// Read back channel-major, as the supernet's taps are: `[B, C, h, w]`, or `[B, C, 1, 1]`
+    /// for a vector.
+    fn to_array(&self) -> Array {
+        match self {
+            LayerOutput::Map(x) => Array::from_tensor(&(*x).clone().permute([0, 3, 1, 2])),
+            LayerOutput::Vector(x) => {
+                let [b, c] = x.dims();
+                Array::from_tensor(&(*x).clone().reshape([b, c, 1, 1]))
+            }
+        }
+    }
+}
+
 /// A level's network on the device, BatchNorm folded.
 #[derive(Module, Debug)]
 struct FoldedNet {
@@ -210,27 +234,42 @@ impl FoldedNet {
 
     /// Logits `[B, classes]` of a `[B, 3, R, R]` batch; `after_layer` is called after each
     /// layer of a latency table (stem, each block, final expansion, pooling, feature mix,
-    /// classifier), with the layer's output not yet waited for.
-    fn forward(&self, x: Tensor<4>, mut after_layer: impl FnMut()) -> Tensor<2> {
+    /// classifier) with its output.
+    fn forward(&self, x: Tensor<4>, mut after_layer: impl FnMut(LayerOutput)) -> Tensor<2> {
         let x = x.permute([0, 2, 3, 1]); // [B, R, R, 3]
         let mut x = self.stem.forward(x, 2, 1, Act::HSwish); // [B, R/2, R/2, stem]
-        after_layer();
+        after_layer(LayerOutput::Map(&x));
         for block in &self.blocks {
             x = block.forward(x); // [B, h, w, out]
-            after_layer();
+            after_layer(LayerOutput::Map(&x));
         }
         let x = self.final_expand.forward(x, Act::HSwish, None); // [B, h, w, 1152]
-        after_layer();
+        after_layer(LayerOutput::Map(&x));
         let [b, _, _, c] = x.dims();
         let x = x.mean_dim(1).mean_dim(2).reshape([b, c]); // [B, 1152]
-        after_layer();
+        after_layer(LayerOutput::Vector(&x));
         let x = Act::HSwish.forward(x.matmul(self.feature_mix.val())); // [B, 1536]
-        after_layer();
+        after_layer(LayerOutput::Vector(&x));
         let classes = self.classifier_bias.dims()[0];
         let logits = x.matmul(self.classifier.val()) + self.classifier_bias.val().reshape([1, classes]); // [B, classes]
-        after_layer();
+        after_layer(LayerOutput::Vector(&logits));
         logits
     }
+
+    /// The names the supernet's `forward_traced` gives the layers [`FoldedNet::forward`]
+    /// reports, in order (`None` for pooling and the classifier, which it does not tap).
+    fn tap_names(subnet: &SubnetConfig) -> Vec<Option<String>> {
+        let blocks = std::iter::once("blocks.0".to_string()).chain(subnet.active_slots().map(|slot| format!("blocks.{}", slot + 1)));
+        std::iter::once(Some("first_conv".to_string()))
+            .chain(blocks.map(Some))
+            .chain([Some("final_expand_layer".to_string()), None, Some("feature_mix_layer".to_string()), None])
+            .collect()
+    }
+}
+
+/// What the device reported when it failed to run the kernels.
+fn device_error(e: impl std::fmt::Display) -> Error {
+    Error::InvalidValue { field: "GPU".into(), value: e.to_string(), expected: "a device that runs the kernels".into() }
 }
 
 /// A family's levels resident on one device, each its own folded network.
@@ -288,6 +327,21 @@ impl GpuFamily {
         Ok(())
     }
 
+    /// The active level's logits for `input`, handing `tap` the layers that the supernet's
+    /// `forward_traced` taps, under the same names and channel-major (`[B, C, h, w]`): to
+    /// find where the folded network departs from the reference.
+    pub fn forward_traced(&mut self, input: &Array, tap: &mut dyn FnMut(&str, Array)) -> Result<Array> {
+        self.check_input(input)?;
+        let (subnet, net) = &self.levels[self.active];
+        let mut names = FoldedNet::tap_names(subnet).into_iter();
+        let logits = net.forward(self.upload(input), |output| {
+            if let Some(name) = names.next().flatten() {
+                tap(&name, output.to_array());
+            }
+        });
+        Ok(Array::from_tensor(&logits))
+    }
+
     fn upload(&self, input: &Array) -> Tensor<4> {
         let data = burn::tensor::TensorData::new(input.data.clone(), input.shape.clone());
         Tensor::from_data(data, &self.device)
@@ -295,7 +349,7 @@ impl GpuFamily {
 
     /// Waits until the device has finished what was queued.
     fn sync(&self) -> Result<()> {
-        self.device.sync().map_err(|e| Error::InvalidValue { field: "GPU".into(), value: e.to_string(), expected: "a device that runs the kernels".into() })
+        self.device.sync().map_err(device_error)
     }
 }
 
@@ -341,7 +395,7 @@ impl LoadedFamily for GpuFamily {
 
     fn forward(&mut self, input: &Array) -> Result<Array> {
         self.check_input(input)?;
-        let logits = self.levels[self.active].1.forward(self.upload(input), || {}); // [B, classes]
+        let logits = self.levels[self.active].1.forward(self.upload(input), |_| {}); // [B, classes]
         let shape = logits.dims().to_vec();
         let data = logits.into_data().convert::<f32>().try_into_vec::<f32>().map_err(|e| Error::InvalidValue { field: "logits".into(), value: format!("{e:?}"), expected: "f32 values".into() })?;
         Ok(Array { shape, data })
@@ -357,7 +411,7 @@ impl LoadedFamily for GpuFamily {
             let mut layers = Vec::new();
             let mut last = Instant::now();
             let mut failed = None;
-            let logits = net.forward(x, || {
+            let logits = net.forward(x, |_| {
                 if let Err(e) = self.device.sync() {
                     failed.get_or_insert(e);
                 }
@@ -367,7 +421,7 @@ impl LoadedFamily for GpuFamily {
             });
             drop(logits);
             if let Some(e) = failed {
-                return Err(Error::InvalidValue { field: "GPU".into(), value: e.to_string(), expected: "a device that runs the kernels".into() });
+                return Err(device_error(e));
             }
             if i >= 2 {
                 runs.push(layers);

@@ -6,16 +6,17 @@
 use std::collections::BTreeMap;
 
 use burn::prelude::*;
-use dynofa_golden::check_parity;
+use dynofa_golden::{check_ill_conditioned, check_parity, Parity};
 use dynofa_slice::calibrate::recalibrate;
 use dynofa_slice::family::Affine;
 use dynofa_slice::{extract, FamilyStore, GpuFamily, LoadedFamily};
-use dynofa_supernet::tensor_io::Array;
+use dynofa_supernet::tensor_io::{read_npz, Array};
 use dynofa_supernet::{load_checkpoint_in, Precision, SubnetConfig};
 
 /// Every golden case through a GPU family on `device` (one family per checkpoint, a level
-/// per case), batch 2: within the golden tolerance (or, where float32 rounding puts the
-/// reference itself outside it, as close to the exact result as the reference).
+/// per case), batch 2, and layer by layer for the three cases with intermediates: within
+/// the golden tolerance (or, where float32 rounding puts the reference itself outside it,
+/// as close to the exact result as the reference).
 fn every_golden_case_on(device: &Device) {
     let host = Device::flex();
     let (cases, tol) = dynofa_golden::cases();
@@ -24,6 +25,7 @@ fn every_golden_case_on(device: &Device) {
         by_checkpoint.entry(case.checkpoint.clone()).or_default().push(case);
     }
     let mut failures = Vec::new();
+    let mut traced = 0;
     for (checkpoint, cases) in by_checkpoint {
         let path = dynofa_golden::path(&checkpoint);
         let net = load_checkpoint_in(&path, &host, Precision::F32).unwrap();
@@ -35,12 +37,42 @@ fn every_golden_case_on(device: &Device) {
             let ours = family.forward(&case.input()).unwrap();
             let x64 = case.input().to_tensor_in::<4>(&host, Precision::F64).unwrap();
             let exact = Array::from_tensor(&net64.forward(x64, &case.cfg).unwrap());
-            match check_parity(&ours, &case.expected_logits(), &exact, tol) {
+            let logits = check_parity(&ours, &case.expected_logits(), &exact, tol);
+            match &logits {
                 Ok(p) => eprintln!("{:<20} {p:?}", case.id),
                 Err(e) => failures.push(format!("{}: {e}", case.id)),
             }
+            let file = dynofa_golden::path(&format!("intermediates/{}.npz", case.id));
+            if !file.is_file() {
+                continue;
+            }
+            // The reference traced the first sample; the f64 supernet gives the exact layers.
+            let expected = read_npz(&file).unwrap();
+            let first = case.input().first(1);
+            let mut layers = BTreeMap::new();
+            family.forward_traced(&first, &mut |name, a| drop(layers.insert(name.to_string(), a))).unwrap();
+            let mut exact = BTreeMap::new();
+            let x64 = first.to_tensor_in::<4>(&host, Precision::F64).unwrap();
+            net64.forward_traced(x64, &case.cfg, &mut |name, t| drop(exact.insert(name.to_string(), Array::from_tensor(t)))).unwrap();
+            assert_eq!(layers.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>(), "{}: the same layers are tapped", case.id);
+            // A case whose logits are ill-conditioned (w12_max_r224) is so layer by layer:
+            // rounding grows with depth, and the reference is within the tolerance of the
+            // exact layers only until it is not; all its layers are judged as its logits are.
+            let ill_conditioned = matches!(logits, Ok(Parity::IllConditioned { .. }));
+            for (name, reference) in &expected {
+                let parity = match ill_conditioned {
+                    true => check_ill_conditioned(&layers[name], reference, &exact[name]),
+                    false => check_parity(&layers[name], reference, &exact[name], tol),
+                };
+                match parity {
+                    Ok(p) => eprintln!("{:<20} {name:<20} {p:?}", case.id),
+                    Err(e) => failures.push(format!("{} {name}: {e}", case.id)),
+                }
+            }
+            traced += 1;
         }
     }
+    assert_eq!(traced, 3, "three cases have intermediates");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
