@@ -215,6 +215,19 @@ pub fn adapters() -> Vec<Adapter> {
 /// Opens `id` (a GPU) as a Burn device. `gpu` is the first discrete adapter, else
 /// integrated, virtual, other, software — in that order of preference.
 pub fn open_gpu(id: DeviceId) -> Result<Gpu> {
+    let (adapter, selector) = select(id)?;
+    let device = backend::open(&selector).map_err(|message| Error::Init { requested: id.to_string(), name: adapter.name.clone(), message })?;
+    Ok(Gpu { adapter, device })
+}
+
+/// The adapter `id` (a GPU) names, as [`open_gpu`] chooses it, without opening it.
+pub fn find_gpu(id: DeviceId) -> Result<Adapter> {
+    select(id).map(|(adapter, _)| adapter)
+}
+
+/// The adapter `id` names and how the backend selects it; an error that lists what there
+/// is when it is not there.
+fn select(id: DeviceId) -> Result<(Adapter, backend::Selector)> {
     let requested = id.to_string();
     let index = match id {
         DeviceId::Cpu => return Err(Error::NotFound { requested, problem: "not a GPU".into(), found: found(&adapters()) }),
@@ -229,7 +242,7 @@ pub fn open_gpu(id: DeviceId) -> Result<Gpu> {
         Some(i) => listed.get(i),
         None => listed.iter().min_by_key(|(a, _)| a.kind.rank()),
     };
-    let Some((adapter, selector)) = chosen else {
+    let Some(chosen) = chosen else {
         let problem = match (index, adapters.len()) {
             (_, 0) => "no GPU adapter (is a Vulkan driver installed? a GPU's, or Mesa's lavapipe: `apt install mesa-vulkan-drivers libvulkan1`)".to_string(),
             (Some(i), 1) => format!("no adapter {i}: there is one (gpu:0)"),
@@ -238,8 +251,7 @@ pub fn open_gpu(id: DeviceId) -> Result<Gpu> {
         };
         return Err(Error::NotFound { requested, problem, found: found(&adapters) });
     };
-    let device = backend::open(selector).map_err(|message| Error::Init { requested, name: adapter.name.clone(), message })?;
-    Ok(Gpu { adapter: adapter.clone(), device })
+    Ok(chosen.clone())
 }
 
 /// `cpu, gpu:0 llvmpipe (…) [software, vulkan, …]` — what a device error lists.

@@ -66,8 +66,8 @@ impl Inference {
 pub enum Event {
     /// The runtime switched configuration (processor, level or threads) after `frame`.
     Switch { frame: u64, from: Configuration, to: Configuration, reason: Reason, overhead_us: f64 },
-    /// `frame` ran over the target.
-    Violation { frame: u64, level: usize, latency_ms: f64, target_ms: f64 },
+    /// `frame` ran over the target, on `config`.
+    Violation { frame: u64, config: Configuration, latency_ms: f64, target_ms: f64 },
     /// The application changed the requirements.
     Requirements(Requirements),
 }
@@ -405,7 +405,7 @@ impl Runtime {
         stats.smoothed_ms = self.recent.smoothed().unwrap_or(0.0);
         if result.over_target() {
             stats.violations += 1;
-            let event = Event::Violation { frame: result.frame, level: result.level, latency_ms: result.latency_ms, target_ms: result.target_ms };
+            let event = Event::Violation { frame: result.frame, config: result.config, latency_ms: result.latency_ms, target_ms: result.target_ms };
             self.emit(&event);
         }
         if result.decision.config != result.config {

@@ -54,6 +54,7 @@ fn processors_that_are_not_there_are_clear_errors() {
     type Case<'a> = (Vec<&'a str>, &'a [(&'a str, &'a str)], Vec<&'a str>);
     let cases: Vec<Case> = vec![
         (vec!["bench", "--subnet", &smallest, "--device", "gpu:7"], &[], vec!["gpu:7", found]),
+        (vec!["run", "--target-ms", "30", "--duration", "1", "--load", "0s-1s:gpu:7"], &[], vec!["--load", "gpu:7", found]),
         (vec!["bench", "--subnet", &smallest, "--device", "tpu"], &[], vec!["cpu, gpu or gpu:N"]),
         (vec!["bench", "--subnet", &smallest, "--device", "gpu", "--threads", "2"], &[], vec!["--threads"]),
         (vec!["profile", "--out", "unused", "--device", "gpu", "--threads", "1,2"], &[], vec!["--threads"]),

@@ -31,8 +31,11 @@ impl Policy for Fixed {
     }
 
     fn start(&mut self, models: &[FamilyModel], _: &Requirements, max_threads: usize) -> Decision {
-        let model = &models[self.device];
-        let config = Configuration { device: self.device, level: self.level.min(model.levels().saturating_sub(1)), threads: thread_counts(model, max_threads) };
+        let config = match models.get(self.device) {
+            Some(model) => Configuration { device: self.device, level: self.level.min(model.levels().saturating_sub(1)), threads: thread_counts(model, max_threads) },
+            // Made for other families: the runtime refuses a processor it does not have.
+            None => Configuration { device: self.device, level: self.level, threads: 1 },
+        };
         Decision::new(config, Reason::Start)
     }
 

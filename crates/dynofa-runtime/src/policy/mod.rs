@@ -138,9 +138,9 @@ pub trait Policy: Send {
 }
 
 /// A policy by its command-line name, for the families `models` (one per processor):
-/// `dofa`, `predictive`, `static:LEVEL` (a level of the CPU's family: an index, or
-/// `smallest` / `largest`) or `static:DEVICE:LEVEL` (`DEVICE`: `cpu`, `gpu` — the first
-/// GPU family — or a family's device as `gpu:N`).
+/// `dofa`, `predictive`, `static:LEVEL` (a level of the CPU's family, or of the only
+/// family: an index, or `smallest` / `largest`) or `static:DEVICE:LEVEL` (`DEVICE`: `cpu`,
+/// `gpu` — the first GPU family — or a family's device as `gpu:N`).
 pub fn by_name(name: &str, models: &[FamilyModel]) -> Result<Box<dyn Policy>> {
     let expected = "dofa, predictive, static:LEVEL or static:DEVICE:LEVEL (LEVEL an index, smallest or largest; DEVICE cpu, gpu or gpu:N)";
     match name {
@@ -148,7 +148,11 @@ pub fn by_name(name: &str, models: &[FamilyModel]) -> Result<Box<dyn Policy>> {
         "predictive" => Ok(Box::new(Predictive::new(PredictiveOptions::default()))),
         _ => {
             let pinned = name.strip_prefix("static:").ok_or_else(|| Error::invalid("policy", name, expected))?;
-            let (device, level) = pinned.rsplit_once(':').unwrap_or(("cpu", pinned));
+            let only = match models {
+                [model] => model.device.as_str(),
+                _ => "cpu",
+            };
+            let (device, level) = pinned.rsplit_once(':').unwrap_or((only, pinned));
             let devices = models.iter().map(|m| m.device.as_str()).collect::<Vec<_>>().join(", ");
             let index = models
                 .iter()

@@ -11,7 +11,8 @@
 //!   cores wanted elsewhere, `t` threads on `n` allowed cores run about
 //!   `max(1, (t + d) / n)` slower. The OS only shows the share `c` the others got while
 //!   we competed: when the cores are saturated, fair sharing gives `c = d·n / (d + t)`,
-//!   so `d = c·t / (n − c)`. (Our own slowdown says little about `d`: threads that
+//!   so `d = c·t / (n − c)`; on a GPU, `t` is the CPU time we were seen to use (none, but
+//!   for a software driver). (Our own slowdown says little about `d`: threads that
 //!   synchronise every layer lose far more than their share when preempted.) An estimate
 //!   measured at another load level, or long ago, is discarded. A GPU not run lately is
 //!   assumed idle (nothing here sees another process's GPU work): when a GPU load drove
@@ -230,13 +231,20 @@ fn more_accurate(o: &Observation, a: Configuration, b: Configuration) -> Orderin
 /// Cores wanted by other processes, from the share they got (see the module docs).
 fn competing_demand(o: &Observation) -> f64 {
     let (n, share) = (cores(o), o.system.others_cpu);
-    let threads = o.config.threads as f64;
-    let saturated = share + o.system.own_cpu.max(threads) >= n - 0.25;
-    if !saturated {
+    // The cores we held: on the CPU at least our threads; on a GPU only what we were seen
+    // to use (a software driver's threads count there, a GPU's wait does not).
+    let ours = match o.model().processor {
+        Processor::Cpu => o.system.own_cpu.max(o.config.threads as f64),
+        Processor::Gpu => o.system.own_cpu,
+    };
+    // Holding no cores, we took nothing from the others: they got what they wanted (all
+    // the cores, at most).
+    let saturated = share + ours >= n - 0.25;
+    if !saturated || ours < 0.05 {
         return share;
     }
     let free = n - share;
-    if free < 0.05 { 4.0 * n } else { (share * threads / free).clamp(share, 4.0 * n) }
+    if free < 0.05 { 4.0 * n } else { (share * ours / free).clamp(share, 4.0 * n) }
 }
 
 /// Cores the runtime may use, as a float.

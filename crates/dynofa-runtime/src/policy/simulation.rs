@@ -203,6 +203,12 @@ fn policies_by_name() {
     let mut pinned = by_name("static:gpu:2", &models).unwrap();
     let start = pinned.start(&models, &Requirements::latency(15.0).unwrap(), CORES);
     assert_eq!(start.config, Configuration { device: 1, level: 2, threads: 1 });
+    // Started on families without that processor: a configuration the runtime refuses, no panic.
+    let start = pinned.start(&models[..1], &Requirements::latency(15.0).unwrap(), CORES);
+    assert_eq!(start.config.device, 1);
+    // The GPU alone: `static:LEVEL` is its level.
+    let gpu_only = &models[1..];
+    assert_eq!(by_name("static:3", gpu_only).unwrap().name(), "static:gpu:0:3");
 }
 
 /// A CPU and a GPU: the GPU's levels are faster and a little more accurate at the top.
@@ -250,6 +256,23 @@ fn predictive_moves_to_the_gpu_when_the_cpu_is_loaded() {
     let on_gpu = settled.iter().filter(|f| (f.device, f.level) == (1, 2)).count();
     assert!(on_gpu * 10 >= settled.len() * 9, "{on_gpu} of {} frames on the GPU's level 2 under the CPU load", settled.len());
     assert!(settled.iter().filter(|f| f.latency_ms > 15.0).count() * 20 <= settled.len());
+}
+
+#[test]
+fn predictive_on_the_gpu_judges_the_cpu_by_the_others_demand() {
+    // Two busy threads hold the CPU throughout; the runtime, on the GPU, uses none of it, so
+    // the others' share (two cores) is their whole demand: the CPU runs about 2× slower on
+    // two threads, not more. From 2 s another process takes 3/4 of the GPU (its levels run
+    // 4× slower: level 0 at 12 ms, 0.75): the CPU's level 2 on two threads (10.8 ms, 0.78)
+    // is now the best fit.
+    let mut machine = cpu_and_gpu(step_load(2.0, 100.0, 0.75), step_load(0.0, 100.0, 2.0));
+    let requirements = Requirements::latency(15.0).unwrap();
+    let frames = machine.run(&mut Predictive::new(PredictiveOptions::default()), &requirements, 800);
+    assert!(frames[5..50].iter().all(|f| (f.device, f.level) == (1, 4)), "the GPU's top level while it is free");
+    let onset = frames.iter().position(|f| f.t_s >= 2.0).unwrap();
+    let settled = &frames[onset + 10..];
+    let on_cpu = settled.iter().filter(|f| (f.device, f.level, f.threads) == (0, 2, 2)).count();
+    assert!(on_cpu * 10 >= settled.len() * 9, "{on_cpu} of {} frames on the CPU's level 2 on two threads", settled.len());
 }
 
 #[test]

@@ -179,6 +179,12 @@ pub fn run(args: Args) -> Result<()> {
         Some(spec) => spec.parse()?,
         None => LoadSpec::default(),
     };
+    // A GPU load needs its adapter (its process, started later, could only fail silently).
+    for window in &load.windows {
+        if let LoadKind::Gpu { adapter } = window.kind {
+            dynofa_device::find_gpu(DeviceId::Gpu(adapter)).context("--load: the competing GPU process")?;
+        }
+    }
     trace::check_plot_path(&args.plot).context("--plot")?;
     let wanted = families_to_run(&args)?;
     let frames = Frames::open(&args.input)?;
