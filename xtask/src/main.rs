@@ -366,7 +366,11 @@ fn default_family(root: &Path, predictor: &Path) -> Result<()> {
 /// Copies the family file `made` to the asset `out` (embedded in `dynofa`) under `header`.
 fn embed(made: &Path, out: &Path, header: &str) -> Result<()> {
     let text = std::fs::read_to_string(made).with_context(|| format!("reading {}", made.display()))?;
-    std::fs::write(out, format!("{header}{text}")).with_context(|| format!("writing {}", out.display()))?;
+    // Through a temporary file: an interrupted write must not leave a truncated asset (the
+    // next build embeds it).
+    let tmp = out.with_extension("ron.tmp");
+    std::fs::write(&tmp, format!("{header}{text}")).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, out).with_context(|| format!("renaming {} to {}", tmp.display(), out.display()))?;
     eprintln!("wrote {} (rebuild dynofa to embed it)", out.display());
     Ok(())
 }

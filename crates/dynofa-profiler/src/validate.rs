@@ -116,13 +116,22 @@ pub fn validate(supernet: &Supernet, tables: &LatencyTables, n: usize, seed: u64
     let config = &supernet.config;
     let resolutions: Vec<usize> = tables.tables.keys().copied().collect();
     let subnets = random_subnets(config, &resolutions, n, seed);
+    // On the CPU one store runs them all as its levels (one copy of the weights); on a GPU
+    // each is a network of its own, loaded one at a time.
+    let groups: Vec<&[SubnetConfig]> = match placement {
+        Placement::Cpu { .. } => vec![&subnets[..]],
+        Placement::Gpu(_) => subnets.chunks(1).collect(),
+    };
     let mut points = Vec::with_capacity(n);
-    for (i, subnet) in subnets.iter().enumerate() {
-        // One at a time: on a GPU each is a network of its own.
-        let mut family = placement.load(supernet, std::slice::from_ref(subnet), &[])?;
-        let image = test_image(subnet.resolution());
-        let measured_ms = family.median_forward_ms(&image, 2, iters)?;
-        points.push(Point { subnet: subnet.clone(), predicted_ms: tables.predict(config, subnet)?, measured_ms, fitted: i % 2 == 0 });
+    for group in groups {
+        let mut family = placement.load(supernet, group, &[])?;
+        for (level, subnet) in group.iter().enumerate() {
+            family.switch_to(level)?;
+            let image = test_image(subnet.resolution());
+            let measured_ms = family.median_forward_ms(&image, 2, iters)?;
+            let fitted = points.len() % 2 == 0;
+            points.push(Point { subnet: subnet.clone(), predicted_ms: tables.predict(config, subnet)?, measured_ms, fitted });
+        }
     }
     let correction = Correction::fit(points.iter().filter(|p| p.fitted));
     let held_out = || points.iter().filter(|p| !p.fitted);

@@ -58,36 +58,40 @@ impl Cost for Params {
     }
 }
 
-/// Latency measured on this machine: the fast path's forward of the sub-network (one
-/// image, median of `iters` after warm-up), each sub-network measured once and cached.
-/// Measurements never overlap (a lock), so parallel searches do not disturb them; still
-/// slow — for small searches and for checking a front, not for 10⁵ candidates.
+/// Latency measured on this machine: the sub-network's forward where `placement` puts it
+/// (the CPU's fast path on some threads, or a GPU; one image, median of `iters` after
+/// warm-up), each sub-network measured once and cached. Measurements never overlap (a
+/// lock), so parallel searches do not disturb them; still slow — for small searches and
+/// for checking a front, not for 10⁵ candidates.
 pub struct MeasuredLatency {
     supernet: dynofa_supernet::Supernet,
-    threads: usize,
+    placement: dynofa_slice::Placement,
     iters: usize,
     cache: std::sync::Mutex<std::collections::HashMap<SubnetConfig, f64>>,
 }
 
 impl MeasuredLatency {
-    /// Measures with `threads` threads, `iters` timed forwards per sub-network.
-    pub fn new(supernet: dynofa_supernet::Supernet, threads: usize, iters: usize) -> Self {
-        MeasuredLatency { supernet, threads: threads.max(1), iters: iters.max(1), cache: Default::default() }
+    /// Measures at `placement`, `iters` timed forwards per sub-network.
+    pub fn new(supernet: dynofa_supernet::Supernet, placement: dynofa_slice::Placement, iters: usize) -> Self {
+        MeasuredLatency { supernet, placement, iters: iters.max(1), cache: Default::default() }
     }
 }
 
 impl Cost for MeasuredLatency {
     fn name(&self) -> String {
-        format!("measured_ms[{} threads]", self.threads)
+        match &self.placement {
+            dynofa_slice::Placement::Cpu { threads } => format!("measured_ms[{threads} threads]"),
+            dynofa_slice::Placement::Gpu(_) => "measured_ms[gpu]".to_string(),
+        }
     }
     fn cost(&self, subnet: &SubnetConfig) -> Result<f64> {
         let mut cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(&ms) = cache.get(subnet) {
             return Ok(ms);
         }
-        let mut store = dynofa_slice::FamilyStore::new(&self.supernet, std::slice::from_ref(subnet), self.threads)?;
+        let mut family = self.placement.load(&self.supernet, std::slice::from_ref(subnet), &[])?;
         let image = dynofa_profiler::measure::test_image(subnet.resolution());
-        let ms = dynofa_slice::LoadedFamily::median_forward_ms(&mut store, &image, 2, self.iters)?;
+        let ms = family.median_forward_ms(&image, 2, self.iters)?;
         cache.insert(subnet.clone(), ms);
         Ok(ms)
     }

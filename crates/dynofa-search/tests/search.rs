@@ -119,7 +119,7 @@ fn measured_latency_is_a_cost_like_the_others_and_is_measured_once() {
     use burn::prelude::*;
     let config = SupernetConfig::ofa_mbv3(Width::W12);
     let supernet = config.init(&Device::flex());
-    let measured = dynofa_search::cost::MeasuredLatency::new(supernet, 1, 2);
+    let measured = dynofa_search::cost::MeasuredLatency::new(supernet, dynofa_slice::Placement::Cpu { threads: 1 }, 2);
     let small = SubnetConfig { ks: vec![3; 20], e: vec![3; 20], d: vec![2; 5], r: vec![160] };
     let large = SubnetConfig { ks: vec![7; 20], e: vec![6; 20], d: vec![4; 5], r: vec![224] };
     let (a, b) = (measured.cost(&small).unwrap(), measured.cost(&large).unwrap());

@@ -17,6 +17,7 @@ use anyhow::{Context, Result};
 use burn::prelude::*;
 use dynofa_device::{Adapter, Processor};
 use dynofa_profiler::machine::utc_now;
+use dynofa_search::cost::{Cost, MeasuredLatency};
 use dynofa_search::family::evenly_spaced;
 use dynofa_search::nsga2::{pareto_front, Evaluated, Objectives};
 use dynofa_slice::family_file::{FamilyFile, LevelInfo};
@@ -77,14 +78,12 @@ pub fn load_or_make(supernet: &Supernet, adapter: &Adapter, device: &Device, qui
 /// Times every candidate on the GPU and keeps the accuracy–latency front's levels.
 fn make(supernet: &Supernet, adapter: &Adapter, device: &Device, quiet: bool) -> Result<FamilyFile> {
     let candidates = FamilyFile::parse(CANDIDATES, Path::new(CANDIDATES_NAME))?;
-    let placement = Placement::Gpu(device.clone());
+    let timing = MeasuredLatency::new(supernet.clone(), Placement::Gpu(device.clone()), ITERS);
     let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(candidates.levels.len() as u64) };
     bar.set_style(ProgressStyle::with_template("GPU profile [{bar:30}] {pos}/{len} candidates, ETA {eta}").expect("template").progress_chars("=> "));
     let mut measured = Vec::with_capacity(candidates.levels.len());
     for (i, level) in candidates.levels.iter().enumerate() {
-        let mut family = placement.load(supernet, std::slice::from_ref(&level.config), &[])?;
-        let image = dynofa_profiler::measure::test_image(level.config.resolution());
-        let ms = family.median_forward_ms(&image, 1, ITERS).with_context(|| format!("timing candidate {i} on {}", adapter.id))?;
+        let ms = timing.cost(&level.config).with_context(|| format!("timing candidate {i} on {}", adapter.id))?;
         measured.push(Evaluated { genome: i, objectives: Objectives { acc: level.acc_pred.unwrap_or(0.0), cost: ms } });
         bar.inc(1);
     }

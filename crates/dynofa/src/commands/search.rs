@@ -45,8 +45,8 @@ pub struct Args {
     out: PathBuf,
     /// The processor the family is for (its tables' processor): cpu or gpu; written in the
     /// family file, where `dynofa run` reads it.
-    #[arg(long, default_value = "cpu", value_parser = crate::device::parse_device)]
-    device: dynofa_device::DeviceId,
+    #[arg(long, default_value = "cpu", value_parser = parse_processor)]
+    device: dynofa_device::Processor,
     /// Supernet width (the predictor is w1.2's).
     #[arg(long, default_value = "1.2", value_parser = parse_width)]
     width: Width,
@@ -76,6 +76,15 @@ pub struct Args {
     /// most accurate sub-network with cost ≤ this; prints it (no family file).
     #[arg(long)]
     constraint: Option<f64>,
+}
+
+/// `--device`: a family is for a kind of processor, not an adapter.
+fn parse_processor(text: &str) -> Result<dynofa_device::Processor, String> {
+    match text {
+        "cpu" => Ok(dynofa_device::Processor::Cpu),
+        "gpu" => Ok(dynofa_device::Processor::Gpu),
+        _ => Err(format!("{text:?}: cpu or gpu (a family is for a kind of processor; `dynofa run --devices` picks the adapter)")),
+    }
 }
 
 /// Runs the search, writes the family and the plot, prints a JSON summary.
@@ -133,7 +142,7 @@ pub fn run(args: Args) -> Result<()> {
     metadata.insert("tables".into(), args.luts.iter().map(|(n, d)| format!("{n}={}", d.display())).collect::<Vec<_>>().join(" "));
     metadata.insert("objective".into(), cost.name());
     metadata.insert("search".into(), format!("NSGA-II population {} generations {} polish {} seed {}; resolutions {:?}", args.population, args.generations, args.polish, args.seed, resolutions));
-    let family = FamilyFile { format: FORMAT_VERSION, width: args.width, device: args.device.processor(), supernet: Some(format!("ofa_mbv3_d234_e346_k357_w{}", args.width)), metadata, levels };
+    let family = FamilyFile { format: FORMAT_VERSION, width: args.width, device: args.device, supernet: Some(format!("ofa_mbv3_d234_e346_k357_w{}", args.width)), metadata, levels };
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
