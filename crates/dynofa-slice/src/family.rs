@@ -310,20 +310,23 @@ fn act(a: Act) -> Activation {
     }
 }
 
+/// The levels of a family of `config`'s sub-networks: at least one, each valid (an error
+/// names `levels[i]`, the level and what is wrong).
+pub fn check_levels(config: &SupernetConfig, levels: &[SubnetConfig]) -> Result<()> {
+    if levels.is_empty() {
+        return Err(Error::InvalidValue { field: "levels".into(), value: "none".into(), expected: "at least one".into() });
+    }
+    for (i, level) in levels.iter().enumerate() {
+        config.validate(level).map_err(|e| Error::InvalidValue { field: format!("levels[{i}]"), value: level.to_json(), expected: e.to_string() })?;
+    }
+    Ok(())
+}
+
 impl FamilyStore {
     /// A store of `levels` (each a sub-network of `supernet`), running on `threads` threads
     /// (the most it will use: see [`FamilyStore::set_threads`]).
     pub fn new(supernet: &Supernet, levels: &[SubnetConfig], threads: usize) -> Result<Self> {
-        if levels.is_empty() {
-            return Err(Error::InvalidValue { field: "levels".into(), value: "none".into(), expected: "at least one".into() });
-        }
-        for (i, level) in levels.iter().enumerate() {
-            supernet.config.validate(level).map_err(|e| Error::InvalidValue {
-                field: format!("levels[{i}]"),
-                value: level.to_json(),
-                expected: e.to_string(),
-            })?;
-        }
+        check_levels(&supernet.config, levels)?;
         let specs = BlockSpec::all(&supernet.config);
         // The widest use of each slot across the levels.
         let mut widest: Vec<Option<usize>> = vec![None; specs.len()];

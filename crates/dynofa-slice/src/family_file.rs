@@ -17,7 +17,7 @@ use dynofa_supernet::{Error, Result, SubnetConfig, Supernet, Width};
 use serde::{Deserialize, Serialize};
 
 use crate::arch::NetArch;
-use crate::family::{Affine, FamilyStore};
+use crate::family::{check_levels, Affine, FamilyStore};
 use crate::placement::{LoadedFamily, Placement};
 use crate::static_net::bn_layers;
 
@@ -161,13 +161,10 @@ pub fn load_family_file(file: FamilyFile, path: &Path, supernet: &Supernet, plac
         return Err(e.in_file(path));
     }
     // Every level checked before the (slow) per-level BatchNorm file is read.
-    for (i, level) in file.levels.iter().enumerate() {
-        supernet.config.validate(&level.config).map_err(|e| {
-            Error::InvalidValue { field: format!("levels[{i}]"), value: level.config.to_json(), expected: e.to_string() }.in_file(path)
-        })?;
-    }
+    let configs = file.configs();
+    check_levels(&supernet.config, &configs).map_err(|e| e.in_file(path))?;
     let level_bn = level_batch_norms(&file, path, supernet)?;
-    let family = placement.load(supernet, &file.configs(), &level_bn).map_err(|e| e.in_file(path))?;
+    let family = placement.load(supernet, &configs, &level_bn).map_err(|e| e.in_file(path))?;
     Ok((family, file))
 }
 

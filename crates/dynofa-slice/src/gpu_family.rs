@@ -37,7 +37,7 @@ use dynofa_supernet::{Error, Result, SubnetConfig, Supernet, SupernetConfig};
 
 use crate::arch::BlockArch;
 use crate::extract::extract;
-use crate::family::Affine;
+use crate::family::{check_levels, Affine};
 use crate::placement::LoadedFamily;
 use crate::static_net::StaticNet;
 
@@ -286,9 +286,7 @@ impl GpuFamily {
     /// The levels of `supernet` (with their own BatchNorm where `level_bn[i]` has it, one
     /// affine per BN layer in [`crate::static_net::bn_layers`] order) on `device`.
     pub fn new(supernet: &Supernet, levels: &[SubnetConfig], level_bn: &[Option<Vec<Affine>>], device: &Device) -> Result<Self> {
-        if levels.is_empty() {
-            return Err(Error::InvalidValue { field: "levels".into(), value: "none".into(), expected: "at least one".into() });
-        }
+        check_levels(&supernet.config, levels)?;
         let mut nets = Vec::with_capacity(levels.len());
         let mut weight_bytes = 0;
         for (i, config) in levels.iter().enumerate() {
