@@ -168,8 +168,9 @@ fn ort_compare(root: &Path, weights: Option<&Path>, iters: usize, rounds: usize)
     std::fs::create_dir_all(&dir)?;
     let weight_args: Vec<String> = weights.map(|w| vec!["--weights".into(), w.display().to_string()]).unwrap_or_default();
     println!("Median of {rounds} rounds (each: dynofa, then ONNX Runtime, {iters} timed iterations); ratio = dynofa / ORT, its range over the rounds.");
-    println!("| network | batch | threads | dynofa ms | ORT ms | ratio | ratio range | dynofa GFLOP/s | ORT GFLOP/s |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("CPU: {}. isa: the instruction set of dynofa's kernels (DYNOFA_ISA forces one); ONNX Runtime picks its own (the widest the CPU has).", cpu_model());
+    println!("| network | batch | threads | isa | dynofa ms | ORT ms | ratio | ratio range | dynofa GFLOP/s | ORT GFLOP/s |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for name in ["smallest_r160", "middle_r192", "largest_r224"] {
         let subnet = format!("assets/subnets/{name}.json");
         let onnx = dir.join(format!("{name}.onnx"));
@@ -178,7 +179,7 @@ fn ort_compare(root: &Path, weights: Option<&Path>, iters: usize, rounds: usize)
         for batch in [1, 8] {
             for threads in [1, 2] {
                 let (b, t, n) = (batch.to_string(), threads.to_string(), iters.to_string());
-                let (mut ours, mut ort, mut ratios, mut mflops) = (Vec::new(), Vec::new(), Vec::new(), f64::NAN);
+                let (mut ours, mut ort, mut ratios, mut mflops, mut isa) = (Vec::new(), Vec::new(), Vec::new(), f64::NAN, String::new());
                 for _ in 0..rounds {
                     let ours_json = json_of(root, Command::new(&dynofa).arg("bench").args(&weight_args).args([
                         "--subnet", &subnet, "--batch", &b, "--threads", &t, "--iters", &n,
@@ -189,13 +190,14 @@ fn ort_compare(root: &Path, weights: Option<&Path>, iters: usize, rounds: usize)
                     )?;
                     let (ours_ms, ort_ms) = (ours_json["median_ms"].as_f64().unwrap_or(f64::NAN), ort_json["median_ms"].as_f64().unwrap_or(f64::NAN));
                     mflops = ours_json["mflops"].as_f64().unwrap_or(f64::NAN);
+                    isa = ours_json["isa"].as_str().unwrap_or("?").to_string();
                     ours.push(ours_ms);
                     ort.push(ort_ms);
                     ratios.push(ours_ms / ort_ms);
                 }
                 let (ours_ms, ort_ms, ratio) = (median(&mut ours), median(&mut ort), median(&mut ratios));
                 println!(
-                    "| {name} | {batch} | {threads} | {ours_ms:.2} | {ort_ms:.2} | {ratio:.2} | {:.2}–{:.2} | {:.1} | {:.1} |",
+                    "| {name} | {batch} | {threads} | {isa} | {ours_ms:.2} | {ort_ms:.2} | {ratio:.2} | {:.2}–{:.2} | {:.1} | {:.1} |",
                     ratios[0],
                     ratios[ratios.len() - 1],
                     mflops / ours_ms,
@@ -205,6 +207,15 @@ fn ort_compare(root: &Path, weights: Option<&Path>, iters: usize, rounds: usize)
         }
     }
     Ok(())
+}
+
+/// This machine's CPU model and its widest vector extensions (`/proc/cpuinfo`).
+fn cpu_model() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| info.lines().find_map(|l| l.strip_prefix(name).and_then(|rest| rest.split_once(':')).map(|(_, v)| v.trim().to_string()));
+    let flags = field("flags").or_else(|| field("Features")).unwrap_or_default();
+    let has: Vec<&str> = ["avx512f", "avx2", "fma", "asimd"].into_iter().filter(|f| flags.split_whitespace().any(|x| x == *f)).collect();
+    format!("{} ({}), {} cores", field("model name").unwrap_or_else(|| "unknown model".into()), has.join(", "), std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// The median of `values` (sorts them).

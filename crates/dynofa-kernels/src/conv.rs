@@ -2,17 +2,17 @@
 //! (3) and many output pixels, read from the channel-major frame.
 //!
 //! Output channels are the vector dimension: each output pixel accumulates `C_in·k²`
-//! products of one input value (broadcast) and one weight row `[C_out]`. Pixels go
-//! `PIXELS` at a time, so that each weight vector loaded feeds that many accumulators.
+//! products of one input value (broadcast) and one weight row `[C_out]`. One body for
+//! every instruction set ([`crate::simd`]): register blocks of `P` output pixels × two
+//! vectors of output channels (8 × 2 with 32 registers, 6 × 2 with 16), so that each
+//! broadcast input value feeds two multiply–adds and each weight vector `P` (one vector
+//! per block made as many loads as multiply–adds).
 
-
-use crate::epilogue::{h_sigmoid, Activation, Epilogue};
-use crate::isa::{mul_add, Isa};
+use crate::epilogue::Epilogue;
+use crate::isa::Isa;
 use crate::matrix::MatRef;
 use crate::shape::ConvShape;
-
-/// Output pixels per register block.
-const PIXELS: usize = 8;
+use crate::simd::{affine_activate, Simd};
 
 /// `out[B, ho, wo, C_out] = epilogue(weights ⊛ input)` for channel-major images
 /// `input = [B, C_in, h, w]` (the layout frames arrive in) and `weights = [C_in·k·k,
@@ -50,48 +50,61 @@ crate::multiversion! {
     fn output_row(image: &[f32], shape: ConvShape, weights: MatRef, epilogue: Epilogue, oy: usize, out_row: &mut [f32]) => output_row_body
 }
 
-/// Output row `oy` (`[wo, C_out]`) of one image `[C_in, h, w]`: blocks of `LANES` output
-/// channels (the last one shifted back to end at `C_out`, recomputing a few channels)
-/// by [`PIXELS`] pixels; fewer than `LANES` channels go one at a time.
+/// Output row `oy` (`[wo, C_out]`) of one image `[C_in, h, w]`: register blocks of
+/// pixels × two vectors of channels, at offsets `c0` and `min(c0 + L, C_out − L)` (the
+/// second shifted back to end at `C_out`, recomputing a few channels rather than running
+/// a tail: 24 channels are vectors at 0 and 8 on AVX-512); fewer channels than a vector go
+/// one value at a time.
 #[inline(always)]
-fn output_row_body<const FUSED: bool, const LANES: usize, const REGISTERS: usize>(
-    image: &[f32],
-    shape: ConvShape,
-    weights: MatRef,
-    epilogue: Epilogue,
-    oy: usize,
-    out_row: &mut [f32],
-) {
+fn output_row_body<S: Simd>(image: &[f32], shape: ConvShape, weights: MatRef, epilogue: Epilogue, oy: usize, out_row: &mut [f32]) {
+    let ConvShape { channels: c_in, h, w, .. } = shape;
     let (c, wo) = (weights.cols, shape.out_hw().1);
-    #[cfg(target_arch = "x86_64")]
-    if LANES == 16 && FUSED && c > LANES {
-        // SAFETY: 16 fused lanes: the AVX-512 variant; sizes as the caller checked.
-        return unsafe { crate::conv_avx512::row(image, shape, weights, epilogue, oy, out_row) };
+    // What the unchecked reads below rely on (also checked by `conv2d_on`).
+    assert!(image.len() >= c_in * h * w && out_row.len() >= wo * c && epilogue.len() == c && oy < shape.out_hw().0);
+    if c < S::LANES {
+        return row_any_width(image, shape, weights, epilogue, oy, out_row);
     }
-    for ox in (0..wo).step_by(PIXELS) {
-        // Opaque to the optimiser: addresses are computed per block (no spilled induction variables).
-        let ox = std::hint::black_box(ox);
-        let ConvShape { w, k, stride, .. } = shape;
-        // Every tap of every pixel of the block inside the image: no column checks.
-        let interior = ox + PIXELS <= wo && ox * stride >= k / 2 && (ox + PIXELS - 1) * stride + k - k / 2 <= w;
-        if c < LANES {
-            for c0 in 0..c {
-                block::<1, FUSED, false>(image, shape, weights, epilogue, oy, ox, c0, out_row);
-            }
-            continue;
-        }
-        let mut c0 = 0;
-        loop {
-            if interior {
-                block::<LANES, FUSED, true>(image, shape, weights, epilogue, oy, ox, c0, out_row);
+    if S::REGISTERS >= 32 {
+        row_in_blocks::<S, 8>(image, shape, weights, epilogue, oy, out_row)
+    } else {
+        row_in_blocks::<S, 6>(image, shape, weights, epilogue, oy, out_row)
+    }
+}
+
+/// [`output_row_body`] with `P` pixels per register block (`C_out ≥ LANES`).
+#[inline(always)]
+fn row_in_blocks<S: Simd, const P: usize>(image: &[f32], shape: ConvShape, weights: MatRef, epilogue: Epilogue, oy: usize, out_row: &mut [f32]) {
+    let (c, wo) = (weights.cols, shape.out_hw().1);
+    let out = out_row.as_mut_ptr();
+    let mut c0 = 0;
+    loop {
+        let c1 = (c0 + S::LANES).min(c - S::LANES);
+        for ox in (0..wo).step_by(P) {
+            // Opaque to the optimiser: addresses are computed per block (no spilled induction variables).
+            let ox = std::hint::black_box(ox);
+            let ConvShape { w, k, stride, .. } = shape;
+            // Every tap of every pixel of the block inside the image: no column checks.
+            let interior = ox + P <= wo && ox * stride >= k / 2 && (ox + P - 1) * stride + k - k / 2 <= w;
+            let acc = if interior {
+                block::<S, P, true>(image, shape, weights, oy, ox, [c0, c1])
             } else {
-                block::<LANES, FUSED, false>(image, shape, weights, epilogue, oy, ox, c0, out_row);
+                block::<S, P, false>(image, shape, weights, oy, ox, [c0, c1])
+            };
+            for (v, cv) in [c0, c1].into_iter().enumerate() {
+                // SAFETY: channels `cv..cv + LANES ≤ C_out` of the epilogue and of pixels
+                // below `wo` (sizes asserted by the caller).
+                unsafe {
+                    let (scale, shift) = (S::load(epilogue.scale.as_ptr().add(cv)), S::load(epilogue.shift.as_ptr().add(cv)));
+                    for (p, acc) in acc.iter().enumerate().take(wo - ox) {
+                        S::store(out.add((ox + p) * c + cv), affine_activate::<S>(acc[v], scale, shift, epilogue.act));
+                    }
+                }
             }
-            if c0 + LANES == c {
-                break;
-            }
-            c0 = (c0 + LANES).min(c - LANES);
         }
+        if c1 + S::LANES >= c {
+            break;
+        }
+        c0 = (c1 + S::LANES).min(c - S::LANES);
     }
 }
 
@@ -99,7 +112,7 @@ fn output_row_body<const FUSED: bool, const LANES: usize, const REGISTERS: usize
 /// the row, or when the output pixel that reads it is not `valid` (past the row's end).
 /// `INTERIOR`: the caller checked that the column is inside and the pixel valid.
 #[inline(always)]
-pub(crate) fn input_at<const INTERIOR: bool>(in_row: &[f32], ix: usize, pad: usize, valid: bool) -> f32 {
+fn input_at<const INTERIOR: bool>(in_row: &[f32], ix: usize, pad: usize, valid: bool) -> f32 {
     if INTERIOR {
         // SAFETY: interior blocks read columns inside the row (checked by the caller).
         unsafe { *in_row.get_unchecked(ix - pad) }
@@ -111,49 +124,51 @@ pub(crate) fn input_at<const INTERIOR: bool>(in_row: &[f32], ix: usize, pad: usi
     }
 }
 
-/// Output pixels `ox..ox + PIXELS` (those below `wo`) of row `oy`, channels `c0..c0 + L`.
-/// `INTERIOR`: every column the block reads is inside the image (none is checked).
+/// Accumulators of output pixels `ox..ox + P` of row `oy` for the channel vectors at
+/// `channels` (both inside `C_out`). `INTERIOR`: every column the block reads is inside
+/// the image.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn block<const L: usize, const FUSED: bool, const INTERIOR: bool>(image: &[f32], shape: ConvShape, weights: MatRef, epilogue: Epilogue, oy: usize, ox: usize, c0: usize, out_row: &mut [f32]) {
+fn block<S: Simd, const P: usize, const INTERIOR: bool>(image: &[f32], shape: ConvShape, weights: MatRef, oy: usize, ox: usize, channels: [usize; 2]) -> [[S::V; 2]; P] {
     let ConvShape { channels: c_in, h, w, k, stride } = shape;
-    let (c, wo) = (weights.cols, shape.out_hw().1);
     let pad = k / 2;
-    let pixels = PIXELS.min(wo - ox);
-    let load = |values: &[f32]| -> [f32; L] { values[..L].try_into().expect("L values") };
-    let mut acc = [[0.0f32; L]; PIXELS];
+    let wo = shape.out_hw().1;
+    let mut acc = [[S::zero(); 2]; P];
     for ci in 0..c_in {
-        let plane = &image[ci * h * w..(ci + 1) * h * w];
         for ky in 0..k {
             let Some(iy) = (oy * stride + ky).checked_sub(pad).filter(|&iy| iy < h) else { continue };
-            let in_row = &plane[iy * w..(iy + 1) * w];
+            let in_row = &image[(ci * h + iy) * w..(ci * h + iy + 1) * w];
             for kx in 0..k {
-                let tap = load(&weights.row((ci * k + ky) * k + kx)[c0..]);
+                let tap = weights.row((ci * k + ky) * k + kx);
+                // SAFETY: both vectors end at or before `C_out` (the caller's contract).
+                let taps = unsafe { [S::load(tap.as_ptr().add(channels[0])), S::load(tap.as_ptr().add(channels[1]))] };
                 for (p, acc) in acc.iter_mut().enumerate() {
-                    let x = input_at::<INTERIOR>(in_row, (ox + p) * stride + kx, pad, p < pixels);
-                    for l in 0..L {
-                        acc[l] = mul_add::<FUSED>(x, tap[l], acc[l]);
-                    }
+                    let x = S::splat(input_at::<INTERIOR>(in_row, (ox + p) * stride + kx, pad, ox + p < wo));
+                    acc[0] = S::mul_add(x, taps[0], acc[0]);
+                    acc[1] = S::mul_add(x, taps[1], acc[1]);
                 }
             }
         }
     }
-    let (scale, shift) = (load(&epilogue.scale[c0..]), load(&epilogue.shift[c0..]));
-    for (p, acc) in acc.iter().enumerate().take(pixels) {
-        let at = (ox + p) * c + c0;
-        let out: &mut [f32; L] = (&mut out_row[at..at + L]).try_into().expect("L values");
-        // Written out here and in the depthwise kernel's block rather than shared: as one
-        // `#[inline(always)]` helper these lines measured 15–25% slower in both kernels.
-        let mut y = [0.0f32; L];
-        for l in 0..L {
-            y[l] = mul_add::<FUSED>(acc[l], scale[l], shift[l]);
-        }
-        // One loop per activation, so that each one vectorises without a branch inside.
-        match epilogue.act {
-            Activation::None => *out = y,
-            Activation::Relu => (0..L).for_each(|l| out[l] = y[l].max(0.0)),
-            Activation::HSwish => (0..L).for_each(|l| out[l] = y[l] * h_sigmoid(y[l])),
-            Activation::HSigmoid => (0..L).for_each(|l| out[l] = h_sigmoid(y[l])),
+    acc
+}
+
+/// Output row `oy` one value at a time (fewer output channels than a vector).
+fn row_any_width(image: &[f32], shape: ConvShape, weights: MatRef, epilogue: Epilogue, oy: usize, out_row: &mut [f32]) {
+    let ConvShape { channels: c_in, h, w, k, stride } = shape;
+    let (c, wo, pad) = (weights.cols, shape.out_hw().1, k / 2);
+    for ox in 0..wo {
+        for co in 0..c {
+            let mut acc = 0.0;
+            for ci in 0..c_in {
+                for ky in 0..k {
+                    let Some(iy) = (oy * stride + ky).checked_sub(pad).filter(|&iy| iy < h) else { continue };
+                    for kx in 0..k {
+                        let Some(ix) = (ox * stride + kx).checked_sub(pad).filter(|&ix| ix < w) else { continue };
+                        acc += image[(ci * h + iy) * w + ix] * weights.row((ci * k + ky) * k + kx)[co];
+                    }
+                }
+            }
+            out_row[ox * c + co] = epilogue.act.apply(acc * epilogue.scale[co] + epilogue.shift[co]);
         }
     }
 }

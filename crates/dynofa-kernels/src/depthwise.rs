@@ -2,18 +2,23 @@
 //! images `[H, W, C]`, with the per-channel epilogue fused.
 //!
 //! Channels are the vector dimension: each output pixel accumulates `k²` products of a
-//! kernel tap `[C]` and an input pixel `[C]`, `LANES` channels at a time. Pixels go in
-//! register blocks (up to 2 rows × 4 pixels here), so that each input column and kernel
-//! value loaded feeds several accumulators; blocks whose window crosses the image's left
-//! or right edge check each column. On AVX-512 the blocks are the intrinsics of
-//! `depthwise_avx512` (16 accumulators at stride 1), which measured
-//! 10–25% faster than this generic body compiled for AVX-512.
+//! kernel tap `[C]` and an input pixel `[C]`, one vector of channels at a time. One body
+//! for every instruction set ([`crate::simd`]): register blocks of `R` output rows × `P`
+//! pixels × one vector of accumulators, sized from the registers (2 × 8 at stride 1 with
+//! 32 registers: 16 accumulators, 14 window columns); per input row, a window of input
+//! columns is loaded once and every tap that reads it is applied from registers. Blocks
+//! whose window crosses the image's left or right edge check each column.
+//!
+//! It reads pixel-major images or channel blocks ([`Layout`]); from channel blocks, the
+//! input rows of a block of channels are contiguous runs, which the hardware prefetchers
+//! follow, where pixel-major rows interleave every channel.
 
-use crate::epilogue::{h_sigmoid, Activation, Epilogue};
-use crate::isa::{mul_add, Isa};
+use crate::epilogue::Epilogue;
+use crate::isa::Isa;
 use crate::layout::Layout;
 use crate::matrix::MatRef;
 use crate::shape::{out_size, ConvShape};
+use crate::simd::{affine_activate, Simd};
 use crate::threads;
 
 /// `out[b] = epilogue(kernels ⊛ input[b])` for each image `b` of `input = [B, h, w, C]`,
@@ -30,8 +35,7 @@ pub fn depthwise_on(isa: Isa, input: &[f32], batch: usize, shape: ConvShape, ker
 }
 
 /// [`depthwise_on`] from an input in `layout` (the output is pixel-major). Channel blocks
-/// (`[C/16, B·h·w, 16]`) need what [`Layout::for_depthwise`] checks, and run the AVX-512
-/// body.
+/// (`[C/L, B·h·w, L]` for `L` lanes) need what [`Layout::for_depthwise`] checks.
 #[allow(clippy::too_many_arguments)]
 pub fn depthwise_from(isa: Isa, input: &[f32], layout: Layout, batch: usize, shape: ConvShape, kernels: MatRef, epilogue: Epilogue, out: &mut [f32]) {
     check(isa, input, layout, batch, shape, kernels, epilogue);
@@ -73,295 +77,326 @@ fn check(isa: Isa, input: &[f32], layout: Layout, batch: usize, shape: ConvShape
     assert_eq!(epilogue.len(), c, "epilogue of {} channels for {c}", epilogue.len());
     assert!(input.len() >= batch * h * w * c, "input of {} values for {batch}×{h}×{w}×{c}", input.len());
     if layout == Layout::ChannelBlocks {
-        assert!(Layout::for_depthwise(isa, c) == Layout::ChannelBlocks && matches!(k, 3 | 5 | 7), "channel blocks need AVX-512, k in 3, 5, 7 and C a multiple of 16 (k = {k}, C = {c}, {isa:?})");
+        assert!(Layout::for_depthwise(isa, c) == Layout::ChannelBlocks && matches!(k, 3 | 5 | 7), "channel blocks need a vector instruction set, k in 3, 5, 7 and C a multiple of its lanes (k = {k}, C = {c}, {isa:?})");
     }
 }
 
 /// [`depthwise_rows`] without its checks (made by the caller).
 #[allow(clippy::too_many_arguments)]
 fn rows_of_image(isa: Isa, input: &[f32], layout: Layout, batch: usize, b: usize, shape: ConvShape, kernels: MatRef, epilogue: Epilogue, oy: usize, out_rows: &mut [f32]) {
-    let image = shape.h * shape.w * shape.channels;
-    match layout {
-        Layout::PixelMajor => output_rows(isa, &input[b * image..(b + 1) * image], shape, kernels, epilogue, oy, out_rows),
-        Layout::ChannelBlocks => from_channel_blocks(input, batch, b, shape, kernels, epilogue, oy, out_rows),
-    }
+    let image_values = shape.h * shape.w * shape.channels;
+    let image = match layout {
+        Layout::PixelMajor => Input::PixelMajor(&input[b * image_values..(b + 1) * image_values]),
+        Layout::ChannelBlocks => {
+            let plane = shape.h * shape.w * isa.lanes();
+            Input::ChannelBlocks { values: &input[..batch * image_values], first: b * plane, plane_stride: batch * plane }
+        }
+    };
+    output_rows(isa, image, shape, kernels, epilogue, oy, out_rows)
 }
 
-/// Output rows `oy..` of image `b` of a batch of `batch` in channel blocks `input = [C/16,
-/// B·h·w, 16]`: the AVX-512 body (checked by the caller).
-#[allow(clippy::too_many_arguments)]
-fn from_channel_blocks(input: &[f32], batch: usize, b: usize, shape: ConvShape, kernels: MatRef, epilogue: Epilogue, oy: usize, out_rows: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let plane = shape.h * shape.w * crate::layout::BLOCK;
-        // SAFETY: image `b`'s plane of channel block 0 lies inside the input (asserted by
-        // `depthwise_from`: B·h·w·C values), and the caller checked AVX-512, k and C.
-        let ran = unsafe {
-            let image = crate::depthwise_avx512::Input::ChannelBlocks { image: input.as_ptr().add(b * plane), plane_stride: batch * plane };
-            avx512_rows(image, shape, kernels, epilogue, oy, out_rows)
-        };
-        assert!(ran, "kernel size checked");
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = (input, batch, b, shape, kernels, epilogue, oy, out_rows);
-        unreachable!("channel blocks are only chosen on AVX-512");
-    }
+/// Where one image's input values are.
+#[derive(Clone, Copy)]
+enum Input<'a> {
+    /// `[h, w, C]`.
+    PixelMajor(&'a [f32]),
+    /// Channel blocks of a batch: block `j` of this image is the plane `[h, w, L]` at
+    /// `first + j·plane_stride` of `values` ([`Layout::ChannelBlocks`]; `C` a multiple of
+    /// the lanes `L`).
+    ChannelBlocks { values: &'a [f32], first: usize, plane_stride: usize },
 }
-
-/// Output rows `oy..` through the AVX-512 body when `k` is 3, 5 or 7 (else `false`, nothing done).
-///
-/// # Safety
-/// The CPU has AVX-512F, `C ≥ 16`; the input (every plane, or pixel), the kernels (`k² ×
-/// C`), the epilogue and the output rows are as large as `shape` says.
-#[cfg(target_arch = "x86_64")]
-unsafe fn avx512_rows(image: crate::depthwise_avx512::Input, shape: ConvShape, kernels: MatRef, epilogue: Epilogue, oy: usize, out_rows: &mut [f32]) -> bool {
-    macro_rules! avx512 {
-        ($(($k:literal, $s:literal)),*) => {
-            match (shape.k, shape.stride) {
-                // SAFETY: forwarded.
-                $(($k, $s) => unsafe { crate::depthwise_avx512::rows::<$k, $s>(image, shape, kernels, epilogue, oy, out_rows) },)*
-                _ => return false,
-            }
-        };
-    }
-    avx512!((3, 1), (3, 2), (5, 1), (5, 2), (7, 1), (7, 2));
-    true
-}
-
-/// Output rows per register block (where registers allow).
-const BAND: usize = 2;
 
 crate::multiversion! {
-    fn output_rows(image: &[f32], shape: ConvShape, kernels: MatRef, epilogue: Epilogue, oy: usize, out_rows: &mut [f32]) => output_rows_body
+    fn output_rows(image: Input, shape: ConvShape, kernels: MatRef, epilogue: Epilogue, oy: usize, out_rows: &mut [f32]) => output_rows_body
 }
 
-/// Output rows `oy..` (as many as `out_rows` holds): on AVX-512 the intrinsic body; else
-/// [`BAND`] rows at a time, two rows per register block with 32 vector registers (each
-/// input window then feeds both rows), one with fewer.
+/// Output rows `oy..` (as many as `out_rows` holds, `[rows, wo, C]`) of one image: the
+/// register-blocked body for k ∈ {3, 5, 7} and at least one vector of channels, else one
+/// value at a time ([`row_any_k`]).
 #[inline(always)]
-fn output_rows_body<const FUSED: bool, const LANES: usize, const REGISTERS: usize>(
-    image: &[f32],
-    shape: ConvShape,
-    kernels: MatRef,
-    epilogue: Epilogue,
-    oy: usize,
-    out_rows: &mut [f32],
-) {
-    let row_len = shape.out_hw().1 * shape.channels;
-    assert!(image.len() >= shape.h * shape.w * shape.channels && oy + out_rows.len() / row_len <= shape.out_hw().0);
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: 16 fused lanes: the CPU has AVX-512F; the image, the output rows and the
-    // kernels (`k² × C`, as `depthwise_from` asserted) are as large as `shape` says.
-    if LANES == 16 && FUSED && shape.channels >= LANES && unsafe { avx512_rows(crate::depthwise_avx512::Input::PixelMajor(image.as_ptr()), shape, kernels, epilogue, oy, out_rows) } {
-        return;
-    }
-    for (i, out_rows) in out_rows.chunks_mut(BAND * row_len).enumerate() {
-        let oy = oy + i * BAND;
-        if REGISTERS >= 32 && out_rows.len() == 2 * row_len && matches!(shape.k, 3 | 5 | 7) {
-            output_row_body::<FUSED, LANES, REGISTERS, 2>(image, shape, kernels, epilogue, oy, out_rows);
-        } else {
-            for (i, out_row) in out_rows.chunks_mut(row_len).enumerate() {
-                output_row_body::<FUSED, LANES, REGISTERS, 1>(image, shape, kernels, epilogue, oy + i, out_row);
-            }
+fn output_rows_body<S: Simd>(image: Input, shape: ConvShape, kernels: MatRef, epilogue: Epilogue, oy: usize, out_rows: &mut [f32]) {
+    let ConvShape { h, w, channels: c, .. } = shape;
+    let (ho, wo) = shape.out_hw();
+    let row_len = wo * c;
+    // What the unchecked reads below rely on (also checked by every caller).
+    match image {
+        Input::PixelMajor(values) => assert!(values.len() >= h * w * c),
+        Input::ChannelBlocks { values, first, plane_stride } => {
+            assert!(c.is_multiple_of(S::LANES) && first + (c / S::LANES - 1) * plane_stride + h * w * S::LANES <= values.len())
         }
     }
-}
-
-/// Input columns a register window may hold: `(P − 1)·S + K` for the blocks below.
-const WINDOW: usize = 16;
-
-/// Output rows `oy..oy + R` (`[R, wo, C]`) of one image `[h, w, C]`: kernel size, stride
-/// and pixels per block become constants for k ∈ {3, 5, 7} (so that the loops unroll and the window
-/// lives in registers); other sizes take [`row_any_k`] (only ever with `R = 1`).
-#[inline(always)]
-fn output_row_body<const FUSED: bool, const LANES: usize, const REGISTERS: usize, const R: usize>(
-    image: &[f32],
-    shape: ConvShape,
-    kernels: MatRef,
-    epilogue: Epilogue,
-    oy: usize,
-    out_row: &mut [f32],
-) {
-    let (ho, wo) = shape.out_hw();
-    assert!(image.len() >= shape.h * shape.w * shape.channels && out_row.len() >= R * wo * shape.channels && oy + R <= ho);
-    let wide = REGISTERS >= 32;
-    macro_rules! rows {
-        ($(($k:literal, $s:literal, $wide:literal, $p:literal)),*) => {
-            match (shape.k, shape.stride, wide) {
-                // SAFETY: the image, the output row and the kernels (a view checked on
-                // construction, `k² × C` as `depthwise_on` asserted) are as large as `shape` says.
-                $(($k, $s, $wide) => unsafe { row::<$k, $s, $p, R, LANES, FUSED>(image, shape, kernels, epilogue, oy, out_row) },)*
-                _ => row_any_k::<FUSED>(image, shape, kernels, epilogue, oy, out_row),
+    assert!((kernels.rows, kernels.cols, epilogue.len()) == (shape.k * shape.k, c, c) && out_rows.len().is_multiple_of(row_len.max(1)));
+    assert!(oy + out_rows.len() / row_len.max(1) <= ho);
+    macro_rules! blocked {
+        ($(($k:literal, $s:literal)),*) => {
+            match (shape.k, shape.stride) {
+                // SAFETY: sizes as asserted above; `C ≥ LANES`.
+                $(($k, $s) if c >= S::LANES => unsafe { rows::<S, $k, $s>(image, shape, kernels, epilogue, oy, out_rows) },)*
+                _ => {
+                    let Input::PixelMajor(image) = image else { unreachable!("channel blocks are only chosen for k in 3, 5, 7") };
+                    for (i, out_row) in out_rows.chunks_mut(row_len).enumerate() {
+                        row_any_k(image, shape, kernels, epilogue, oy + i, out_row);
+                    }
+                }
             }
         };
     }
-    // Pixels per block P: (P − 1)·S + K window columns + P accumulators + 1 tap fit the registers.
-    rows!(
-        (3, 1, true, 4), (3, 1, false, 4), (3, 2, true, 4), (3, 2, false, 2),
-        (5, 1, true, 4), (5, 1, false, 4), (5, 2, true, 4), (5, 2, false, 2),
-        (7, 1, true, 4), (7, 1, false, 4), (7, 2, true, 4), (7, 2, false, 2)
-    )
+    blocked!((3, 1), (3, 2), (5, 1), (5, 2), (7, 1), (7, 2))
 }
 
-/// Output rows `oy..oy + R` for kernel size `K`, stride `S`, `P` pixels per block, `L`
-/// channels per vector: blocks of `L` channels (the last one shifted back to end at `C`, recomputing
-/// a few channels rather than running a scalar tail), and within a block, the row's pixels
-/// `P` at a time.
+/// The register block `(P, R)` for kernel size `k` and `stride` with `registers` vector
+/// registers: `P` pixels × `R` output rows of accumulators, the most accumulators (ties:
+/// more pixels) whose input window of `(P − 1)·stride + k` columns fits in registers
+/// beside them and a tap (else the window spills to the stack). With 32 registers: 8 × 2
+/// at stride 1 (16 accumulators, 14 columns at k = 7; 8 accumulators were too few to hide
+/// the multiply–add latency on AVX-512: k7 s1 on 56×56×48, 45 → 52 GMAC/s with 16), 4 × 2
+/// at stride 2. With 16 (AVX2) at k = 7: 4 × 1 at stride 1, 2 × 2 at stride 2 (measured
+/// on 28×28×288: 25 GMAC/s with 4 × 2 reading the window from L1 at each multiply–add,
+/// 30 with 4 × 1; at 7×7×1152 18 and 29).
+const fn block_shape(registers: usize, k: usize, stride: usize) -> (usize, usize) {
+    // Candidates by accumulators, then pixels.
+    let candidates = [(8, 2), (8, 1), (4, 2), (4, 1), (2, 2), (2, 1)];
+    let mut i = 0;
+    while i < candidates.len() {
+        let (p, r) = candidates[i];
+        let window = (p - 1) * stride + k;
+        if window <= WINDOW && r * p + window < registers {
+            return (p, r);
+        }
+        i += 1;
+    }
+    (1, 1)
+}
+
+/// [`block_shape`] of an instruction set, kernel size and stride, as one constant (`10·P
+/// + R`: a `match` on it compiles only the variant taken).
+struct BlockShape<S, const K: usize, const STRIDE: usize>(std::marker::PhantomData<S>);
+
+impl<S: Simd, const K: usize, const STRIDE: usize> BlockShape<S, K, STRIDE> {
+    const CODE: usize = {
+        let (p, r) = block_shape(S::REGISTERS, K, STRIDE);
+        10 * p + r
+    };
+}
+
+/// Input columns a window may hold: `(P − 1)·S + K`.
+const WINDOW: usize = 16;
+
+/// [`output_rows_body`] for kernel size `K` and stride `STRIDE`, in the register blocks
+/// of [`block_shape`] (two output rows per block where it says so, the last one alone
+/// when their count is odd).
 ///
 /// # Safety
-/// `image` holds `h·w·C` values, `out_row` `R·wo·C`, `kernels` is `K² × C`, `oy + R ≤ ho`.
+/// `S` runs on this CPU; `C ≥ LANES`; the image (every plane, or pixel), the kernels (`K²
+/// × C`), the epilogue and the output rows are as large as `shape` says, `oy + rows ≤ ho`.
 #[inline(always)]
-unsafe fn row<const K: usize, const S: usize, const P: usize, const R: usize, const L: usize, const FUSED: bool>(
-    image: &[f32],
-    shape: ConvShape,
-    kernels: MatRef,
-    epilogue: Epilogue,
-    oy: usize,
-    out_row: &mut [f32],
-) {
-    let c = shape.channels;
-    let wo = out_size(shape.w, K, S);
-    // SAFETY: forwarded; blocks cover channels below `c` and pixels below `wo`.
+unsafe fn rows<S: Simd, const K: usize, const STRIDE: usize>(image: Input, shape: ConvShape, kernels: MatRef, epilogue: Epilogue, oy: usize, out_rows: &mut [f32]) {
+    // SAFETY: forwarded.
     unsafe {
-        if c < L {
-            for c0 in 0..c {
-                for ox in (0..wo).step_by(P) {
-                    block::<K, S, P, R, 1, FUSED, true>(image, shape, kernels, epilogue, oy, ox, c0, out_row);
-                }
-            }
-            return;
-        }
-        let mut c0 = 0;
-        loop {
-            for ox in (0..wo).step_by(P) {
-                // Opaque to the optimiser: addresses are then computed per block from a few
-                // values instead of as dozens of induction variables (which spill).
-                let ox = std::hint::black_box(ox);
-                // Interior: every window column inside the image.
-                if ox * S >= K / 2 && ox * S - K / 2 + (P - 1) * S + K <= shape.w {
-                    block::<K, S, P, R, L, FUSED, false>(image, shape, kernels, epilogue, oy, ox, c0, out_row);
-                } else {
-                    block::<K, S, P, R, L, FUSED, true>(image, shape, kernels, epilogue, oy, ox, c0, out_row);
-                }
-            }
-            if c0 + L == c {
-                break;
-            }
-            c0 = (c0 + L).min(c - L);
+        match BlockShape::<S, K, STRIDE>::CODE {
+            82 => rows_with::<S, K, STRIDE, 8, 2>(image, shape, kernels, epilogue, oy, out_rows),
+            81 => rows_with::<S, K, STRIDE, 8, 1>(image, shape, kernels, epilogue, oy, out_rows),
+            42 => rows_with::<S, K, STRIDE, 4, 2>(image, shape, kernels, epilogue, oy, out_rows),
+            41 => rows_with::<S, K, STRIDE, 4, 1>(image, shape, kernels, epilogue, oy, out_rows),
+            22 => rows_with::<S, K, STRIDE, 2, 2>(image, shape, kernels, epilogue, oy, out_rows),
+            21 => rows_with::<S, K, STRIDE, 2, 1>(image, shape, kernels, epilogue, oy, out_rows),
+            _ => rows_with::<S, K, STRIDE, 1, 1>(image, shape, kernels, epilogue, oy, out_rows),
         }
     }
 }
 
-/// Output pixels `ox..ox + P` (those below `wo`) of rows `oy..oy + R` × channels
-/// `c0..c0 + L`. For each input row the block touches, the `(P − 1)·S + K` input columns
-/// its pixels need are loaded once into a register window (zeros outside the image) and
-/// every tap of every output row that reads that input row is applied from it. `EDGE`:
-/// the window may cross the image's left or right edge (else no column is checked).
-///
-/// # Safety
-/// As [`row`], and `c0 + L ≤ C`.
+/// [`rows`] with `P` pixels × up to `RMAX` rows per block.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn block<const K: usize, const S: usize, const P: usize, const R: usize, const L: usize, const FUSED: bool, const EDGE: bool>(
-    image: &[f32],
+unsafe fn rows_with<S: Simd, const K: usize, const STRIDE: usize, const P: usize, const RMAX: usize>(
+    image: Input,
     shape: ConvShape,
     kernels: MatRef,
     epilogue: Epilogue,
     oy: usize,
-    ox: usize,
-    c0: usize,
     out_rows: &mut [f32],
 ) {
-    let ConvShape { h, w, channels: c, .. } = shape;
-    let pad = K / 2;
-    let columns = (P - 1) * S + K;
-    debug_assert!(columns <= WINDOW);
-    let load = |p: *const f32| -> [f32; L] {
-        // SAFETY: callers only load `L` values inside the image or the kernels.
-        unsafe { p.cast::<[f32; L]>().read_unaligned() }
-    };
-    let first_column = (ox * S) as isize - pad as isize; // input column of window slot 0
-    let first_row = (oy * S) as isize - pad as isize; // input row of tap row 0 of output row 0
-    let mut acc = [[[0.0f32; L]; P]; R];
-    // Input rows `first_row + i` for i in 0..(R − 1)·S + K; output row r uses tap row i − r·S.
-    for i in 0..(R - 1) * S + K {
-        let iy = first_row + i as isize;
-        if iy < 0 || iy >= h as isize {
-            continue;
-        }
-        // SAFETY: `iy < h`.
-        let in_row = unsafe { image.as_ptr().add(iy as usize * w * c + c0) };
-        let mut window = [[0.0f32; L]; WINDOW];
-        for (j, slot) in window.iter_mut().enumerate().take(columns) {
-            let ix = first_column + j as isize;
-            if !EDGE || (ix >= 0 && (ix as usize) < w) {
-                // SAFETY: column `ix` is inside the row (checked, or the block is interior).
-                *slot = load(unsafe { in_row.add(ix as usize * c) });
+    let c = shape.channels;
+    debug_assert!(c >= S::LANES && (P - 1) * STRIDE + K <= WINDOW);
+    let wo = out_size(shape.w, K, STRIDE);
+    let rows = out_rows.len() / (wo * c);
+    let conv = Conv { image, shape, kernels, epilogue, out: out_rows.as_mut_ptr(), wo, oy };
+    let channel_blocks = c.div_ceil(S::LANES);
+    // SAFETY: channel blocks below `channel_blocks`, pixels below `wo`, output rows below
+    // `rows` (the caller's contract).
+    unsafe {
+        let pair = |b: usize, ox: usize, y: usize| {
+            if RMAX == 1 {
+                conv.block::<S, K, STRIDE, P, 1>(b, ox, y);
+                if y + 1 < rows {
+                    conv.block::<S, K, STRIDE, P, 1>(b, ox, y + 1)
+                }
+            } else if y + 2 <= rows {
+                conv.block::<S, K, STRIDE, P, 2>(b, ox, y)
+            } else {
+                conv.block::<S, K, STRIDE, P, 1>(b, ox, y)
             }
-        }
-        // Output row 0 reads tap row i, row 1 (when R = 2) tap row i − S.
-        if i < K {
-            // SAFETY: tap row `i < K`.
-            unsafe { apply_tap_row::<K, S, P, L, FUSED>(&mut acc[0], &window, kernels, i, c0) };
-        }
-        if R == 2 && i >= S && i - S < K {
-            // SAFETY: tap row `i − S < K`.
-            unsafe { apply_tap_row::<K, S, P, L, FUSED>(&mut acc[R - 1], &window, kernels, i - S, c0) };
-        }
-    }
-    let (scale, shift) = (load(epilogue.scale[c0..c0 + L].as_ptr()), load(epilogue.shift[c0..c0 + L].as_ptr()));
-    let wo = out_size(w, K, S);
-    let pixels = P.min(wo - ox);
-    for (r, acc) in acc.iter().enumerate() {
-        for (p, acc) in acc.iter().enumerate().take(pixels) {
-            let at = (r * wo + ox + p) * c + c0;
-            let out: &mut [f32; L] = (&mut out_rows[at..at + L]).try_into().expect("L values");
-            // Written out here and in the stem convolution's block rather than shared: as one
-            // `#[inline(always)]` helper these lines measured 15–25% slower in both kernels.
-            let mut y = [0.0f32; L];
-            for l in 0..L {
-                y[l] = mul_add::<FUSED>(acc[l], scale[l], shift[l]);
+        };
+        if STRIDE == 2 {
+            // Stride 2 reads the largest inputs (up to 112×112×144 = 7.2 MB, from L3):
+            // pixels outer, so that reads go through memory in order (measured on AVX-512
+            // 27 → 31 GMAC/s there).
+            for y in (0..rows).step_by(2) {
+                for ox in (0..wo).step_by(P) {
+                    for b in 0..channel_blocks {
+                        pair(b, ox, y);
+                    }
+                }
             }
-            match epilogue.act {
-                Activation::None => *out = y,
-                Activation::Relu => (0..L).for_each(|l| out[l] = y[l].max(0.0)),
-                Activation::HSwish => (0..L).for_each(|l| out[l] = y[l] * h_sigmoid(y[l])),
-                Activation::HSigmoid => (0..L).for_each(|l| out[l] = h_sigmoid(y[l])),
+        } else {
+            // Two rows at a time, channel blocks outer: the rows read stay in L2 while
+            // their channel blocks go by, and the output is written in order. (Channel
+            // blocks outer over every row measured on AVX-512 16% slower on a pixel-major
+            // 56×56×192 input, whose lines it read one in 12 at a time, and 2.5% slower on
+            // the largest network from channel blocks.)
+            for y in (0..rows).step_by(2) {
+                for b in 0..channel_blocks {
+                    for ox in (0..wo).step_by(P) {
+                        pair(b, ox, y);
+                    }
+                }
             }
         }
     }
 }
 
-/// `acc[p] += Σ_kx tap(ky, kx) × window[p·S + kx]` for channels `c0..c0 + L`.
-///
-/// # Safety
-/// `ky < K`, the kernels are `K² × C` and `c0 + L ≤ C`.
-#[inline(always)]
-unsafe fn apply_tap_row<const K: usize, const S: usize, const P: usize, const L: usize, const FUSED: bool>(
-    acc: &mut [[f32; L]; P],
-    window: &[[f32; L]; WINDOW],
-    kernels: MatRef,
-    ky: usize,
-    c0: usize,
-) {
-    // SAFETY: kernel row `ky` has K taps of C channels (caller's contract).
-    let taps = unsafe { kernels.data.as_ptr().add(ky * K * kernels.row_stride + c0) };
-    for kx in 0..K {
-        // SAFETY: as above; `L` values from channel `c0`.
-        let tap = unsafe { taps.add(kx * kernels.row_stride).cast::<[f32; L]>().read_unaligned() };
-        for (p, acc) in acc.iter_mut().enumerate() {
-            let x = &window[p * S + kx];
-            for l in 0..L {
-                acc[l] = mul_add::<FUSED>(tap[l], x[l], acc[l]);
+/// One depthwise convolution's operands, for output rows from `oy` (row 0 of `out`).
+struct Conv<'a> {
+    image: Input<'a>,
+    shape: ConvShape,
+    kernels: MatRef<'a>,
+    epilogue: Epilogue<'a>,
+    out: *mut f32,
+    wo: usize,
+    oy: usize,
+}
+
+impl Conv<'_> {
+    /// Output rows `oy + y .. oy + y + R` × pixels `ox..ox + P` (those below `wo`) ×
+    /// channel block `b` (channels from `LANES·b`, the last one shifted back to end at
+    /// `C`): accumulates, applies the epilogue and stores.
+    ///
+    /// # Safety
+    /// `S` runs on this CPU; the block lies inside the image, the kernels and the output.
+    #[inline(always)]
+    unsafe fn block<S: Simd, const K: usize, const STRIDE: usize, const P: usize, const R: usize>(&self, b: usize, ox: usize, y: usize) {
+        let ConvShape { h, w, channels: c, .. } = self.shape;
+        let pad = K / 2;
+        let c0 = (S::LANES * b).min(c - S::LANES);
+        // Input rows of the block that lie inside the image: `i` in `rows_inside`, counted
+        // from the first row its top output row reads.
+        let first_row = ((self.oy + y) * STRIDE) as isize - pad as isize;
+        let (image, pixel_stride, channel_offset) = match self.image {
+            Input::PixelMajor(values) => (values.as_ptr(), c, c0),
+            // SAFETY: plane `c0 / LANES` of the input (the caller's contract).
+            Input::ChannelBlocks { values, first, plane_stride } => (unsafe { values.as_ptr().add(first + c0 / S::LANES * plane_stride) }, S::LANES, 0),
+        };
+        let band = Band {
+            image,
+            row_stride: w * pixel_stride,
+            pixel_stride,
+            first_row,
+            rows_inside: (-first_row).max(0) as usize..((h as isize - first_row) as usize).min((R - 1) * STRIDE + K),
+            w,
+        };
+        let first_column = (ox * STRIDE) as isize - pad as isize;
+        let interior = first_column >= 0 && first_column as usize + (P - 1) * STRIDE + K <= w;
+        // SAFETY: channels `c0..c0 + LANES ≤ C` of the kernels, the epilogue and pixels
+        // `ox..ox + P` (those below `wo`) of the `R` output rows (the caller's contract).
+        unsafe {
+            let taps = self.kernels.data.as_ptr().add(c0);
+            let acc = if interior {
+                band.block::<S, K, STRIDE, P, R, false>(taps, self.kernels.row_stride, first_column, channel_offset)
+            } else {
+                band.block::<S, K, STRIDE, P, R, true>(taps, self.kernels.row_stride, first_column, channel_offset)
+            };
+            let (scale, shift) = (S::load(self.epilogue.scale.as_ptr().add(c0)), S::load(self.epilogue.shift.as_ptr().add(c0)));
+            for (r, acc) in acc.iter().enumerate() {
+                for (p, &acc) in acc.iter().enumerate().take(P.min(self.wo - ox)) {
+                    let v = affine_activate::<S>(acc, scale, shift, self.epilogue.act);
+                    S::store(self.out.add(((y + r) * self.wo + ox + p) * c + c0), v);
+                }
             }
         }
     }
 }
 
-/// Any odd kernel size, one pixel and one channel at a time (k ∉ {3, 5, 7} does not occur
-/// in OFA networks; this keeps the kernel general).
-fn row_any_k<const FUSED: bool>(image: &[f32], shape: ConvShape, kernels: MatRef, epilogue: Epilogue, oy: usize, out_row: &mut [f32]) {
+/// Where a band of output rows reads its input.
+struct Band {
+    image: *const f32,
+    row_stride: usize,
+    pixel_stride: usize,
+    /// Input row read by the band's first output row with tap row 0 (may be negative).
+    first_row: isize,
+    /// Offsets from `first_row` of the input rows inside the image.
+    rows_inside: std::ops::Range<usize>,
+    w: usize,
+}
+
+impl Band {
+    /// Accumulators of `R` rows × `P` pixels from input column `first_column`, the
+    /// `LANES` channels from `channel_offset` within a pixel. `EDGE`: some window columns
+    /// lie outside the image (read as zeros).
+    ///
+    /// # Safety
+    /// `S` runs on this CPU; rows in `rows_inside` and columns inside the image hold
+    /// `LANES` channels from `channel_offset`; the taps hold `K²` rows.
+    #[inline(always)]
+    unsafe fn block<S: Simd, const K: usize, const STRIDE: usize, const P: usize, const R: usize, const EDGE: bool>(
+        &self,
+        taps: *const f32,
+        tap_stride: usize,
+        first_column: isize,
+        channel_offset: usize,
+    ) -> [[S::V; P]; R] {
+        // SAFETY: rows in `rows_inside` and columns inside the image (checked at an edge)
+        // of `LANES` channels from `channel_offset`; tap rows below `K` (the caller's
+        // contract).
+        unsafe {
+            let columns = (P - 1) * STRIDE + K;
+            let mut acc = [[S::zero(); P]; R];
+            for i in 0..(R - 1) * STRIDE + K {
+                if !self.rows_inside.contains(&i) {
+                    continue;
+                }
+                let iy = (self.first_row + i as isize) as usize;
+                let row = self.image.add(iy * self.row_stride + channel_offset);
+                // The window's columns, loaded once (zeros outside the image): they fit in
+                // registers beside the accumulators (see `block_shape`).
+                let mut window = [S::zero(); WINDOW];
+                for (j, slot) in window.iter_mut().enumerate().take(columns) {
+                    let ix = first_column + j as isize;
+                    if !EDGE || (ix >= 0 && (ix as usize) < self.w) {
+                        *slot = S::load(row.add(ix as usize * self.pixel_stride));
+                    }
+                }
+                // Output row r reads this input row with tap row i − r·S.
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    if i < r * STRIDE || i - r * STRIDE >= K {
+                        continue;
+                    }
+                    let mut tap = taps.add((i - r * STRIDE) * K * tap_stride);
+                    for kx in 0..K {
+                        let t = S::load(tap);
+                        tap = tap.add(tap_stride);
+                        for (p, acc) in acc.iter_mut().enumerate() {
+                            *acc = S::mul_add(t, window[p * STRIDE + kx], *acc);
+                        }
+                    }
+                }
+            }
+            acc
+        }
+    }
+}
+
+/// Any odd kernel size (or fewer channels than a vector), one pixel and one channel at a
+/// time (k ∉ {3, 5, 7} does not occur in OFA networks; this keeps the kernel general).
+fn row_any_k(image: &[f32], shape: ConvShape, kernels: MatRef, epilogue: Epilogue, oy: usize, out_row: &mut [f32]) {
     let ConvShape { h, w, channels: c, k, stride } = shape;
     let pad = k / 2;
     for ox in 0..out_size(w, k, stride) {
@@ -371,10 +406,10 @@ fn row_any_k<const FUSED: bool>(image: &[f32], shape: ConvShape, kernels: MatRef
                 let Some(iy) = (oy * stride + ky).checked_sub(pad).filter(|&iy| iy < h) else { continue };
                 for kx in 0..k {
                     let Some(ix) = (ox * stride + kx).checked_sub(pad).filter(|&ix| ix < w) else { continue };
-                    acc = mul_add::<FUSED>(kernels.row(ky * k + kx)[ch], image[(iy * w + ix) * c + ch], acc);
+                    acc += kernels.row(ky * k + kx)[ch] * image[(iy * w + ix) * c + ch];
                 }
             }
-            out_row[ox * c + ch] = epilogue.act.apply(mul_add::<FUSED>(acc, epilogue.scale[ch], epilogue.shift[ch]));
+            out_row[ox * c + ch] = epilogue.act.apply(acc * epilogue.scale[ch] + epilogue.shift[ch]);
         }
     }
 }

@@ -1,7 +1,8 @@
 //! What follows a convolution, per output channel: folded BatchNorm or bias
 //! (`x × scale + shift`), an activation, and an optional residual add.
 
-use crate::isa::{mul_add, Isa};
+use crate::isa::Isa;
+use crate::simd::{affine_activate, Simd};
 
 /// Activation functions of MobileNetV3.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,30 +75,20 @@ crate::multiversion! {
 }
 
 #[inline(always)]
-fn apply_row_body<const FUSED: bool, const LANES: usize, const REGISTERS: usize>(row: &mut [f32], epilogue: Epilogue, residual: Option<&[f32]>) {
+fn apply_row_body<S: Simd>(row: &mut [f32], epilogue: Epilogue, residual: Option<&[f32]>) {
     let n = epilogue.len();
-    let (row, scale, shift) = (&mut row[..n], epilogue.scale, epilogue.shift);
-    // One loop per activation, so that each one vectorises without a branch inside.
-    macro_rules! each {
-        ($act:expr) => {
-            match residual {
-                None => {
-                    for ((x, &s), &b) in row.iter_mut().zip(scale).zip(shift) {
-                        *x = $act(mul_add::<FUSED>(*x, s, b));
-                    }
-                }
-                Some(res) => {
-                    for (((x, &s), &b), &r) in row.iter_mut().zip(scale).zip(shift).zip(&res[..n]) {
-                        *x = $act(mul_add::<FUSED>(*x, s, b)) + r;
-                    }
-                }
+    let (row, scale, shift) = (&mut row[..n], &epilogue.scale[..n], &epilogue.shift[..n]);
+    let residual = residual.map(|r| &r[..n]);
+    for c0 in (0..n).step_by(S::LANES) {
+        let lanes = S::LANES.min(n - c0);
+        // SAFETY: `lanes` values from `c0` of each slice (all `n` long).
+        unsafe {
+            let x = S::load_n(row.as_ptr().add(c0), lanes);
+            let mut y = affine_activate::<S>(x, S::load_n(scale.as_ptr().add(c0), lanes), S::load_n(shift.as_ptr().add(c0), lanes), epilogue.act);
+            if let Some(r) = residual {
+                y = S::add(y, S::load_n(r.as_ptr().add(c0), lanes));
             }
-        };
-    }
-    match epilogue.act {
-        Activation::None => each!(|x: f32| x),
-        Activation::Relu => each!(|x: f32| x.max(0.0)),
-        Activation::HSwish => each!(|x: f32| x * h_sigmoid(x)),
-        Activation::HSigmoid => each!(h_sigmoid),
+            S::store_n(row.as_mut_ptr().add(c0), y, lanes);
+        }
     }
 }

@@ -1,12 +1,10 @@
 //! Which vector instructions the kernels use, chosen at run time.
 //!
-//! Each kernel body is written once, as plain Rust over fixed-width `[f32; LANES]` chunks
-//! that the compiler vectorises, generic over whether multiply–add is fused. The
-//! [`multiversion!`](crate::multiversion) macro compiles that body once per instruction
-//! set (`#[target_feature]`) and picks the variant from an [`Isa`] value, so one binary
-//! runs AVX-512 or AVX2+FMA where the CPU has them and still runs everywhere else. Where
-//! the compiled generic body stayed well below what the registers allow (depthwise, 1×1
-//! products, stem), the AVX-512 variant calls a body written in intrinsics instead.
+//! Each kernel body is written once, generic over the vector type of
+//! [`crate::simd`]. The [`multiversion!`](crate::multiversion) macro compiles that body
+//! once per instruction set (`#[target_feature]`) and picks the variant from an [`Isa`]
+//! value, so one binary runs AVX-512 or AVX2+FMA where the CPU has them (NEON on aarch64)
+//! and still runs everywhere else.
 
 use std::sync::OnceLock;
 
@@ -60,6 +58,11 @@ impl Isa {
         }
     }
 
+    /// `f32` per vector register.
+    pub fn lanes(self) -> usize {
+        crate::simd::lanes(self)
+    }
+
     /// Lower-case name (`avx512`, `avx2`, `neon`, `portable`).
     pub fn name(self) -> &'static str {
         match self {
@@ -71,37 +74,24 @@ impl Isa {
     }
 }
 
-/// `a × b + c`, fused into one instruction when `FUSED` (only used in variants compiled
-/// with FMA, where it is one instruction; elsewhere it would be a library call).
-#[inline(always)]
-pub(crate) fn mul_add<const FUSED: bool>(a: f32, b: f32, c: f32) -> f32 {
-    if FUSED {
-        a.mul_add(b, c)
-    } else {
-        a * b + c
-    }
-}
-
-/// Defines `fn $name(isa: Isa, args…)` that runs `$body::<FUSED, LANES, REGISTERS>(args…)`
-/// compiled for
-/// `isa`: AVX-512 and AVX2 variants under `#[target_feature]` on x86-64, the NEON
-/// variant on aarch64 (baseline there), the portable one anywhere — and for an `isa`
-/// this CPU does not support. `FUSED`: multiply–add is one instruction; `LANES`: `f32`
-/// per vector register; `REGISTERS`: vector registers (to size register blocks).
+/// Defines `fn $name(isa: Isa, args…)` that runs `$body::<S>(args…)` with `S` the
+/// [`Simd`](crate::simd::Simd) implementation of `isa`, compiled for it: AVX-512 and AVX2
+/// variants under `#[target_feature]` on x86-64, NEON on aarch64 (baseline there), the
+/// portable one anywhere — and for an `isa` this CPU does not support.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! multiversion {
-    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $body:ident) => {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? => $body:ident) => {
         $(#[$meta])*
         #[allow(clippy::too_many_arguments)]
-        $vis fn $name(isa: $crate::isa::Isa, $($arg: $ty),*) {
+        $vis fn $name(isa: $crate::isa::Isa, $($arg: $ty),*) $(-> $ret)? {
             match isa {
                 #[cfg(target_arch = "x86_64")]
                 $crate::isa::Isa::Avx512 if isa.supported() => {
                     #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
                     #[allow(clippy::too_many_arguments)]
-                    fn variant($($arg: $ty),*) {
-                        $body::<true, 16, 32>($($arg),*)
+                    fn variant($($arg: $ty),*) $(-> $ret)? {
+                        $body::<$crate::simd::x86::Avx512>($($arg),*)
                     }
                     // SAFETY: the guard checked that the CPU has these features.
                     unsafe { variant($($arg),*) }
@@ -110,15 +100,15 @@ macro_rules! multiversion {
                 $crate::isa::Isa::Avx2 if isa.supported() => {
                     #[target_feature(enable = "avx2,fma")]
                     #[allow(clippy::too_many_arguments)]
-                    fn variant($($arg: $ty),*) {
-                        $body::<true, 8, 16>($($arg),*)
+                    fn variant($($arg: $ty),*) $(-> $ret)? {
+                        $body::<$crate::simd::x86::Avx2>($($arg),*)
                     }
                     // SAFETY: the guard checked that the CPU has these features.
                     unsafe { variant($($arg),*) }
                 }
                 #[cfg(target_arch = "aarch64")]
-                $crate::isa::Isa::Neon => $body::<true, 4, 32>($($arg),*),
-                _ => $body::<false, 4, 16>($($arg),*),
+                $crate::isa::Isa::Neon => $body::<$crate::simd::arm::Neon>($($arg),*),
+                _ => $body::<$crate::simd::Portable>($($arg),*),
             }
         }
     };

@@ -8,14 +8,17 @@
 //!
 //! - [`buffer`]: 64-byte-aligned activation buffers.
 //! - [`isa`]: run-time choice of AVX-512 / AVX2+FMA / NEON / portable code.
-//! - [`layout`]: activations pixel-major `[M, C]` or in channel blocks `[C/16, M, 16]`
-//!   (what the AVX-512 depthwise body reads best).
+//! - `simd` (private): the vector type and operations each kernel body is written over,
+//!   once per instruction set.
+//! - [`layout`]: activations pixel-major `[M, C]` or in channel blocks `[C/L, M, L]` (one
+//!   vector of `L` lanes per block: what the depthwise body reads best).
 //! - [`matrix`]: matrices as strided views of a slice, so that a sub-network's weights
 //!   are read in place from the supernet's (a prefix of rows and columns).
-//! - [`panels`]: 1×1 weights stored column panel by column panel (AVX-512 kernel layout).
+//! - [`panels`]: 1×1 weights stored column panel by column panel (the product kernel's
+//!   layout, panels as wide as its register block on each instruction set).
 //! - [`pointwise`]: 1×1 convolutions and fully connected layers as tiled products with
-//!   the epilogue fused (the AVX-512 kernel, else the `gemm` crate), vector–matrix
-//!   products at batch 1.
+//!   the epilogue fused (the own product kernel, `product` (private); large row-major
+//!   weights through the `gemm` crate), vector–matrix products at batch 1.
 //! - [`depthwise`]: k×k depthwise convolution with "same" padding, stride 1 or 2, epilogue
 //!   fused.
 //! - [`separable`]: a depthwise convolution and the 1×1 convolution after it, a few rows
@@ -28,33 +31,28 @@
 //! - [`threads`]: how kernels split work: tasks on the current rayon pool, or the calling
 //!   thread alone.
 //!
-//! The hottest bodies also exist in AVX-512 intrinsics (private modules `*_avx512`:
-//! depthwise, 1×1 product, stem), chosen at run time like the rest; their tests are the
-//! same as the generic bodies'.
+//! Every kernel body is written once over `simd::Simd` and compiled per instruction set
+//! (AVX-512, AVX2 + FMA, NEON, portable), its register blocks sized from the vector width
+//! and register count: a gain measured on one instruction set reaches the others by
+//! construction, and one test covers every variant.
 //!
 //! Threads come from the caller's rayon pool (or none: [`threads::serial`]). Depends on
 //! `gemm` and `rayon` only.
 
-#[cfg(target_arch = "x86_64")]
-mod avx512;
 pub mod buffer;
 pub mod conv;
-#[cfg(target_arch = "x86_64")]
-mod conv_avx512;
 pub mod depthwise;
-#[cfg(target_arch = "x86_64")]
-mod depthwise_avx512;
 pub mod epilogue;
 pub mod isa;
 pub mod layout;
 pub mod matrix;
 pub mod panels;
 pub mod pointwise;
-#[cfg(target_arch = "x86_64")]
-mod pointwise_avx512;
+mod product;
 pub mod pool;
 pub mod separable;
 pub mod shape;
+mod simd;
 pub mod threads;
 
 pub use buffer::AlignedBuf;

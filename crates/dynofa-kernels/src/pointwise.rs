@@ -5,16 +5,19 @@
 //! `[in, out]` (PyTorch's transposed), either row-major through a strided view or as
 //! column panels ([`crate::panels`]), a sub-network's prefix of rows and columns in both.
 //! The output is cut into tiles — blocks of rows, and of columns when there are too few
-//! rows to keep every thread busy. On AVX-512 a tile goes through the own kernel of
-//! `pointwise_avx512` (epilogue in registers); elsewhere it is multiplied by the `gemm`
-//! crate (one thread) and finished by the epilogue while it is still in cache. Products
-//! of at most `GEMV_ROWS` (2) rows are vector–matrix products.
+//! rows to keep every thread busy. A tile goes through the own kernel of `product`
+//! (epilogue in registers, one body for every instruction set), or — large row-major
+//! weights — is multiplied by the `gemm` crate (one thread) and finished by the epilogue
+//! while it is still in cache. Products of at most `GEMV_ROWS` (2) rows are
+//! vector–matrix products.
 
 use crate::epilogue::{apply_row_on, Epilogue};
-use crate::isa::{mul_add, Isa};
+use crate::isa::Isa;
 use crate::layout::Layout;
 use crate::matrix::MatRef;
-use crate::panels::{PanelRef, PANEL};
+use crate::panels::PanelRef;
+use crate::product::{multiply_tile, Operands, Output, TileProduct};
+use crate::simd::{panel_width, Simd};
 
 /// Rows per tile: the tile's output and input stay in L2 while the epilogue runs.
 const ROW_TILE: usize = 512;
@@ -23,8 +26,6 @@ const ROW_TILE: usize = 512;
 /// depthwise kernels do, so that each thread reads back what it wrote: measured on 2
 /// threads, 256 (columns at 14×14 and 7×7) was 5–10% slower on whole networks.
 const ROW_SPLIT_MIN: usize = 32;
-/// Column blocks are multiples of this (a panel: three vector registers of `f32` on AVX-512).
-const COLUMN_GRAIN: usize = PANEL;
 
 /// Up to this many rows, each row is a vector–matrix product (no packing, one pass over
 /// the weights): squeeze-and-excitation and the classifier at batch 1.
@@ -33,15 +34,17 @@ const GEMV_ROWS: usize = 2;
 /// Weight rows a vector–matrix product reads at once (streams from memory in flight).
 const GEMV_STREAMS: usize = 8;
 
-/// Row-major weights (`K × N` values) up to which AVX-512 runs the product through the
-/// own kernel (panels always do): its strided reads of the weights then hit L1/L2 after
-/// the first row block. Larger row-major weights come from L3 at every block and go
-/// through `gemm`, whose packing reads them in order: measured on the largest
+/// Vectors of the output a vector–matrix product accumulates at once.
+const GEMV_VECTORS: usize = 4;
+
+/// Row-major weights (`K × N` values) up to which the product runs through the own
+/// kernel (panels always do): its strided reads of the weights then hit L1/L2 after the
+/// first row block. Larger row-major weights come from L3 at every block and go through
+/// `gemm`, whose packing reads them in order: measured on AVX-512 on the largest
 /// sub-network, the own kernel on row-major weights made the 14×14 and 7×7 expansions
 /// (up to 192 × 1152 weights) 10–40% slower, and the first block's 24 × 24 product 30%
-/// faster. (The family store gives its 1×1 weights as panels on AVX-512; row-major
-/// weights come from fully connected layers at batch > 2 and direct callers.)
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // only the AVX-512 kernel has a limit
+/// faster. (The family store gives its 1×1 weights as panels; row-major weights come
+/// from fully connected layers at batch > 2 and direct callers.)
 const OWN_KERNEL_MAX_WEIGHTS: usize = 16 * 1024;
 
 /// A raw output pointer shared by tasks that write disjoint tiles.
@@ -62,9 +65,10 @@ pub fn pointwise<'w>(input: MatRef, weights: impl Into<Weights<'w>>, epilogue: E
 pub enum Weights<'a> {
     /// Row-major (a strided view).
     RowMajor(MatRef<'a>),
-    /// Column panels ([`crate::panels`]): what the AVX-512 kernel reads best. Other
-    /// instruction sets copy them to row-major first (correct, not fast: the family store
-    /// only makes panels where the AVX-512 kernel runs).
+    /// Column panels ([`crate::panels`]): what the product kernel reads best. Panels of
+    /// another width than the instruction set's kernel (see [`PanelRef::width`]) are
+    /// copied to row-major first (correct, not fast: the family store makes them for
+    /// the instruction set it runs).
     Panels(PanelRef<'a>),
 }
 
@@ -96,9 +100,9 @@ pub fn pointwise_on<'w>(isa: Isa, input: MatRef, weights: impl Into<Weights<'w>>
     pointwise_to(isa, input, weights, epilogue, residual, out, Layout::PixelMajor)
 }
 
-/// [`pointwise_on`] writing `out` in `layout`: [`Layout::ChannelBlocks`] (`[N/16, M, 16]`,
-/// for a depthwise convolution to read; no residual) needs what [`Layout::for_depthwise`]
-/// checks, and always runs the AVX-512 kernel.
+/// [`pointwise_on`] writing `out` in `layout`: [`Layout::ChannelBlocks`] (`[N/L, M, L]`
+/// for `L` lanes, for a depthwise convolution to read; no residual) needs what
+/// [`Layout::for_depthwise`] checks, and always runs the own kernel.
 pub fn pointwise_to<'w>(isa: Isa, input: MatRef, weights: impl Into<Weights<'w>>, epilogue: Epilogue, residual: Option<&[f32]>, out: &mut [f32], layout: Layout) {
     let weights = weights.into();
     let (m, k, n) = (input.rows, input.cols, weights.shape().1);
@@ -113,11 +117,12 @@ pub fn pointwise_to<'w>(isa: Isa, input: MatRef, weights: impl Into<Weights<'w>>
     }
     let blocked = layout == Layout::ChannelBlocks;
     if blocked {
-        assert!(Layout::for_depthwise(isa, n) == Layout::ChannelBlocks && residual.is_none(), "channel blocks need AVX-512, N a multiple of 16 and no residual (N = {n}, {isa:?})");
+        assert!(Layout::for_depthwise(isa, n) == Layout::ChannelBlocks && residual.is_none(), "channel blocks need a vector instruction set, N a multiple of its lanes and no residual (N = {n}, {isa:?})");
     }
-    let own_kernel = isa == Isa::Avx512 && isa.supported() && cfg!(target_arch = "x86_64");
+    let isa = if isa.supported() { isa } else { Isa::Portable };
+    let panel = panel_width(isa);
     let weights = match weights {
-        Weights::Panels(panels) if !own_kernel || (m <= GEMV_ROWS && !blocked) => {
+        Weights::Panels(panels) if panels.width != panel || (m <= GEMV_ROWS && !blocked) => {
             let dense = panels.to_row_major();
             return pointwise_on(isa, input, MatRef::dense(&dense, k, n), epilogue, residual, out);
         }
@@ -134,7 +139,7 @@ pub fn pointwise_to<'w>(isa: Isa, input: MatRef, weights: impl Into<Weights<'w>>
     // are enough (every convolution), else blocks of columns (fully connected layers of a
     // batch: each task then reads and packs only its slice of the weights). A task goes through
     // its part `ROW_TILE` rows at a time.
-    let (part_rows, column_block) = if m >= ROW_SPLIT_MIN || threads == 1 { (m.div_ceil(threads), n) } else { (m, column_block(n, threads)) };
+    let (part_rows, column_block) = if m >= ROW_SPLIT_MIN || threads == 1 { (m.div_ceil(threads), n) } else { (m, column_block(n, threads, panel)) };
     let (row_parts, column_blocks) = (m.div_ceil(part_rows), n.div_ceil(column_block));
     let dst = SharedOut(out.as_mut_ptr());
     crate::threads::for_each_task(row_parts * column_blocks, |part| {
@@ -151,28 +156,27 @@ pub fn pointwise_to<'w>(isa: Isa, input: MatRef, weights: impl Into<Weights<'w>>
             // their own `cols` values, so no two tasks hold overlapping slices.
             unsafe {
                 let tile_out = dst.0.add(r0 * n + c0);
-                #[cfg(target_arch = "x86_64")]
-                if own_kernel && (blocked || matches!(weights, Weights::Panels(_)) || k * n <= OWN_KERNEL_MAX_WEIGHTS) {
-                    // Column block `j` (from `c0`, a multiple of `PANEL`) starts at
-                    // `rhs + (j / PANEL)·block_stride`; rows follow `rhs_stride` apart.
+                if blocked || matches!(weights, Weights::Panels(_)) || k * n <= OWN_KERNEL_MAX_WEIGHTS {
+                    // Column block `j` (from `c0`, a multiple of the panel width) starts at
+                    // `rhs + (j / panel)·block_stride`; rows follow `rhs_stride` apart.
                     let (rhs, rhs_stride, block_stride) = match weights {
-                        Weights::RowMajor(w) => (w.data.as_ptr().add(c0), w.row_stride, PANEL),
-                        Weights::Panels(w) => (w.data.as_ptr().add((c0 / PANEL) * w.panel_stride), PANEL, w.panel_stride),
+                        Weights::RowMajor(w) => (w.data.as_ptr().add(c0), w.row_stride, panel),
+                        Weights::Panels(w) => (w.data.as_ptr().add((c0 / panel) * w.panel_stride), panel, w.panel_stride),
                     };
                     let lhs = input.data.as_ptr().add(r0 * input.row_stride);
                     let residual = residual.map(|res| res.as_ptr().add(r0 * n + c0));
-                    let operands = crate::pointwise_avx512::Operands { rhs, rhs_stride, block_stride };
                     // Where the tile's first output vector goes, and how far apart rows and
-                    // vectors of 16 columns are.
-                    use crate::layout::BLOCK;
+                    // vectors of `lanes` columns are.
+                    let lanes = isa.lanes();
                     let output = match layout {
-                        Layout::PixelMajor => crate::pointwise_avx512::Output { out: tile_out, row_stride: n, vector_stride: BLOCK },
-                        Layout::ChannelBlocks => crate::pointwise_avx512::Output { out: dst.0.add(c0 / BLOCK * m * BLOCK + r0 * BLOCK), row_stride: BLOCK, vector_stride: m * BLOCK },
+                        Layout::PixelMajor => Output { out: tile_out, row_stride: n, vector_stride: lanes },
+                        Layout::ChannelBlocks => Output { out: dst.0.add(c0 / lanes * m * lanes + r0 * lanes), row_stride: lanes, vector_stride: m * lanes },
                     };
-                    crate::pointwise_avx512::multiply_fused(output, lhs, input.row_stride, operands, rows, k, cols, epilogue, residual);
+                    let product = TileProduct::new(output, lhs, input.row_stride, Operands { rhs, rhs_stride, block_stride }, rows, k, cols, epilogue, residual);
+                    multiply_tile(isa, &product);
                     continue;
                 }
-                let Weights::RowMajor(weights) = weights else { unreachable!("panels go to the AVX-512 kernel or were copied") };
+                let Weights::RowMajor(weights) = weights else { unreachable!("panels go to the own kernel or were copied") };
                 multiply(tile_out, n, input.data.as_ptr().add(r0 * input.row_stride), input.row_stride, weights.data.as_ptr().add(c0), weights.row_stride, rows, k, cols);
                 for r in 0..rows {
                     let row = std::slice::from_raw_parts_mut(tile_out.add(r * n), cols);
@@ -231,7 +235,7 @@ unsafe fn multiply(dst: *mut f32, dst_stride: usize, lhs: *const f32, lhs_stride
 fn gemv_rows(isa: Isa, input: MatRef, weights: MatRef, epilogue: Epilogue, residual: Option<&[f32]>, out: &mut [f32]) {
     let (m, k, n) = (input.rows, input.cols, weights.cols);
     let threads = crate::threads::for_work(k * n);
-    let column_block = column_block(n, threads);
+    let column_block = column_block(n, threads, isa.lanes());
     let dst = SharedOut(out.as_mut_ptr());
     crate::threads::for_each_task(n.div_ceil(column_block), |block| {
         let c0 = block * column_block;
@@ -250,9 +254,10 @@ fn gemv_rows(isa: Isa, input: MatRef, weights: MatRef, epilogue: Epilogue, resid
     });
 }
 
-/// Columns per task when `threads` tasks split `n` columns: whole vector registers.
-fn column_block(n: usize, threads: usize) -> usize {
-    n.div_ceil(threads).next_multiple_of(COLUMN_GRAIN).min(n)
+/// Columns per task when `threads` tasks split `n` columns: multiples of `grain` (whole
+/// panels, or vectors).
+fn column_block(n: usize, threads: usize, grain: usize) -> usize {
+    n.div_ceil(threads).next_multiple_of(grain).min(n)
 }
 
 crate::multiversion! {
@@ -262,30 +267,45 @@ crate::multiversion! {
 }
 
 #[inline(always)]
-fn gemv_body<const FUSED: bool, const LANES: usize, const REGISTERS: usize>(x: &[f32], weights: MatRef, y: &mut [f32]) {
+fn gemv_body<S: Simd>(x: &[f32], weights: MatRef, y: &mut [f32]) {
     let n = weights.cols;
     let y = &mut y[..n];
     y.fill(0.0);
     let k = weights.rows.min(x.len());
-    // Rows in groups of `GEMV_STREAMS`: that many streams from memory at once, and `y`
-    // loaded and stored once per group.
-    let mut j = 0;
-    while j + GEMV_STREAMS <= k {
-        let rows: [&[f32]; GEMV_STREAMS] = std::array::from_fn(|i| weights.row(j + i));
-        let xs: [f32; GEMV_STREAMS] = std::array::from_fn(|i| x[j + i]);
-        for (c, o) in y.iter_mut().enumerate() {
-            let mut acc = *o;
-            for i in 0..GEMV_STREAMS {
-                // SAFETY: every row has `n` values and `c < n`.
-                acc = mul_add::<FUSED>(xs[i], unsafe { *rows[i].get_unchecked(c) }, acc);
+    // Rows in groups of up to `GEMV_STREAMS`: that many streams from memory at once, and
+    // `y` loaded and stored once per group, `GEMV_VECTORS` vectors of it at a time (as
+    // many independent chains of multiply–adds).
+    let step = GEMV_VECTORS * S::LANES;
+    for j0 in (0..k).step_by(GEMV_STREAMS) {
+        let group = GEMV_STREAMS.min(k - j0);
+        let rows: [*const f32; GEMV_STREAMS] = std::array::from_fn(|i| weights.row(j0 + i.min(group - 1)).as_ptr());
+        let xs: [S::V; GEMV_STREAMS] = std::array::from_fn(|i| S::splat(if i < group { x[j0 + i] } else { 0.0 }));
+        let mut c0 = 0;
+        while c0 + step <= n {
+            // SAFETY: `step` values from column `c0` of `y` and of each row (`n` values).
+            unsafe {
+                let mut acc: [S::V; GEMV_VECTORS] = std::array::from_fn(|v| S::load(y.as_ptr().add(c0 + v * S::LANES)));
+                for i in 0..group {
+                    for (v, acc) in acc.iter_mut().enumerate() {
+                        *acc = S::mul_add(xs[i], S::load(rows[i].add(c0 + v * S::LANES)), *acc);
+                    }
+                }
+                for (v, &acc) in acc.iter().enumerate() {
+                    S::store(y.as_mut_ptr().add(c0 + v * S::LANES), acc);
+                }
             }
-            *o = acc;
+            c0 += step;
         }
-        j += GEMV_STREAMS;
-    }
-    for (j, &xj) in x.iter().enumerate().take(k).skip(j) {
-        for (o, &w) in y.iter_mut().zip(weights.row(j)) {
-            *o = mul_add::<FUSED>(xj, w, *o);
+        for c0 in (c0..n).step_by(S::LANES) {
+            let lanes = S::LANES.min(n - c0);
+            // SAFETY: `lanes` values from column `c0` of `y` and of each row.
+            unsafe {
+                let mut acc = S::load_n(y.as_ptr().add(c0), lanes);
+                for i in 0..group {
+                    acc = S::mul_add(xs[i], S::load_n(rows[i].add(c0), lanes), acc);
+                }
+                S::store_n(y.as_mut_ptr().add(c0), acc, lanes);
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 //! squeeze and the excitation of squeeze-and-excitation, and the head's pooling).
 
 use crate::isa::Isa;
+use crate::simd::Simd;
 use crate::threads;
 
 /// `out[c] = mean over pixels p of image[p, c]` for `image = [P, C]`, `C = out.len()`.
@@ -15,13 +16,15 @@ crate::multiversion! {
 }
 
 #[inline(always)]
-fn mean_pixels_body<const FUSED: bool, const LANES: usize, const REGISTERS: usize>(image: &[f32], out: &mut [f32]) {
+fn mean_pixels_body<S: Simd>(image: &[f32], out: &mut [f32]) {
     let c = out.len();
     out.fill(0.0);
     let pixels = image.len().checked_div(c).unwrap_or(0);
     for pixel in image.chunks_exact(c.max(1)).take(pixels) {
-        for (o, &x) in out.iter_mut().zip(pixel) {
-            *o += x;
+        for c0 in (0..c).step_by(S::LANES) {
+            let lanes = S::LANES.min(c - c0);
+            // SAFETY: `lanes` values from `c0` of `out` and of the pixel (`c` each).
+            unsafe { S::store_n(out.as_mut_ptr().add(c0), S::add(S::load_n(out.as_ptr().add(c0), lanes), S::load_n(pixel.as_ptr().add(c0), lanes)), lanes) };
         }
     }
     let inv = 1.0 / pixels.max(1) as f32;
@@ -114,10 +117,13 @@ crate::multiversion! {
 }
 
 #[inline(always)]
-fn scale_channels_body<const FUSED: bool, const LANES: usize, const REGISTERS: usize>(image: &mut [f32], gates: &[f32]) {
-    for pixel in image.chunks_exact_mut(gates.len().max(1)) {
-        for (x, &g) in pixel.iter_mut().zip(gates) {
-            *x *= g;
+fn scale_channels_body<S: Simd>(image: &mut [f32], gates: &[f32]) {
+    let c = gates.len();
+    for pixel in image.chunks_exact_mut(c.max(1)) {
+        for c0 in (0..c).step_by(S::LANES) {
+            let lanes = S::LANES.min(c - c0);
+            // SAFETY: `lanes` values from `c0` of the pixel and of the gates (`c` each).
+            unsafe { S::store_n(pixel.as_mut_ptr().add(c0), S::mul(S::load_n(pixel.as_ptr().add(c0), lanes), S::load_n(gates.as_ptr().add(c0), lanes)), lanes) };
         }
     }
 }

@@ -6,7 +6,7 @@
 use dynofa_kernels::conv::conv2d_on;
 use dynofa_kernels::depthwise::{depthwise_from, depthwise_on};
 use dynofa_kernels::epilogue::apply_row_on;
-use dynofa_kernels::panels::PanelMatrix;
+use dynofa_kernels::panels::{self, PanelMatrix};
 use dynofa_kernels::pointwise::{pointwise_on, pointwise_to, Weights};
 use dynofa_kernels::separable::{separable, Depthwise, Pointwise};
 use dynofa_kernels::pool::{mean_pixels_banded, mean_pixels_on, scale_channels_banded, scale_channels_on};
@@ -72,16 +72,20 @@ fn pointwise_matches_naive_on_strided_prefix_views() {
         let (scale, shift, residual) = (values(n, 3), values(n, 4), values(m * n, 5));
         let input_view = MatRef::strided(&input, m, k, ld_in);
         let weight_view = MatRef::strided(&weights, k + 2, n + 2, ld_w).top_left(k, n);
-        let panels = PanelMatrix::from_row_major(&weights, k + 2, n + 2);
         for (isa, threads) in Isa::available().into_iter().flat_map(|isa| [1, 2].map(|threads| (isa, threads))) {
+            // Panels of this instruction set's width (the family store's layout), and of
+            // another width than its kernel reads (copied to row-major first).
+            let panels = PanelMatrix::from_row_major(&weights, k + 2, n + 2, panels::width(isa));
+            let odd_panels = PanelMatrix::from_row_major(&weights, k + 2, n + 2, 3);
             for (act, with_residual) in [(Activation::HSwish, false), (Activation::None, true), (Activation::Relu, false)] {
                 let mut out = vec![f32::NAN; m * n];
                 let epilogue = Epilogue { scale: &scale, shift: &shift, act };
                 let res = with_residual.then_some(&residual[..]);
                 on_threads(threads, || pointwise_on(isa, input_view, weight_view, epilogue, res, &mut out));
-                // The same weights as column panels (the family store's layout on AVX-512).
                 let mut from_panels = vec![f32::NAN; m * n];
                 on_threads(threads, || pointwise_on(isa, input_view, panels.view(k, n), epilogue, res, &mut from_panels));
+                let mut from_odd_panels = vec![f32::NAN; m * n];
+                on_threads(threads, || pointwise_on(isa, input_view, odd_panels.view(k, n), epilogue, res, &mut from_odd_panels));
                 let want: Vec<f64> = (0..m * n)
                     .map(|idx| {
                         let (r, c) = (idx / n, idx % n);
@@ -91,6 +95,7 @@ fn pointwise_matches_naive_on_strided_prefix_views() {
                     .collect();
                 assert_close(&out, &want, &format!("pointwise {m}×{k}×{n}, {} on {threads} threads, {act:?}", isa.name()));
                 assert_close(&from_panels, &want, &format!("pointwise {m}×{k}×{n} from panels, {} on {threads} threads, {act:?}", isa.name()));
+                assert_close(&from_odd_panels, &want, &format!("pointwise {m}×{k}×{n} from panels of 3, {} on {threads} threads, {act:?}", isa.name()));
             }
         }
     }
@@ -268,19 +273,19 @@ fn aligned_buffers_start_on_a_cache_line_and_keep_values_when_growing() {
 }
 
 #[test]
-fn expansion_hands_channel_blocks_to_depthwise_where_avx512_runs() {
-    // Channel blocks are chosen for AVX-512 and channel counts that are multiples of 16
-    // only; elsewhere everything stays pixel-major.
+fn expansion_hands_channel_blocks_to_depthwise_on_every_vector_instruction_set() {
+    // Channel blocks (one vector of channels each) are chosen on every vector instruction
+    // set, for channel counts that are multiples of its lanes; the portable fallback stays
+    // pixel-major.
     for isa in Isa::available() {
-        let expected = if isa == Isa::Avx512 { Layout::ChannelBlocks } else { Layout::PixelMajor };
-        assert_eq!(Layout::for_depthwise(isa, 48), expected);
-        assert_eq!(Layout::for_depthwise(isa, 40), Layout::PixelMajor);
+        let blocked = |c: usize| if isa != Isa::Portable && c % isa.lanes() == 0 { Layout::ChannelBlocks } else { Layout::PixelMajor };
+        for c in [48, 40, 20, 6] {
+            assert_eq!(Layout::for_depthwise(isa, c), blocked(c), "{} channels on {}", c, isa.name());
+        }
     }
-    let isa = Isa::Avx512;
-    if Layout::for_depthwise(isa, 16) != Layout::ChannelBlocks {
-        return; // no AVX-512 here: the pixel-major paths are what runs (tested above)
-    }
-    // Expansion `[B·h·w, in] → [C/16, B·h·w, 16]`, then depthwise from those planes: equal to
+    for isa in Isa::available().into_iter().filter(|&isa| isa != Isa::Portable) {
+    let lanes = isa.lanes();
+    // Expansion `[B·h·w, in] → [C/L, B·h·w, L]`, then depthwise from those planes: equal to
     // the naive expansion then depthwise convolution. Batches (planes hold every image),
     // odd sizes, both strides, every kernel size, row blocks of 1–8 rows (M = 1 and 3).
     for &(batch, h, w, in_channels, c) in &[(1, 9, 7, 5, 16), (2, 13, 11, 8, 48), (3, 6, 15, 3, 32), (1, 1, 1, 4, 16), (1, 3, 1, 6, 64)] {
@@ -288,7 +293,7 @@ fn expansion_hands_channel_blocks_to_depthwise_where_avx512_runs() {
         let (input, weights) = (values(m * in_channels, 11), values(in_channels * c, 12));
         let (scale, shift) = (values(c, 13), values(c, 14));
         let expand = Epilogue { scale: &scale, shift: &shift, act: Activation::HSwish };
-        let panels = PanelMatrix::from_row_major(&weights, in_channels, c);
+        let panels = PanelMatrix::from_row_major(&weights, in_channels, c, panels::width(isa));
         let expanded: Vec<f64> = (0..m * c)
             .map(|i| {
                 let (p, ch) = (i / c, i % c);
@@ -299,9 +304,9 @@ fn expansion_hands_channel_blocks_to_depthwise_where_avx512_runs() {
         for threads in [1, 2] {
             let mut blocks = vec![f32::NAN; m * c];
             on_threads(threads, || pointwise_to(isa, MatRef::dense(&input, m, in_channels), panels.view(in_channels, c), expand, None, &mut blocks, Layout::ChannelBlocks));
-            // Channel `ch` of pixel `p` is at `[ch / 16][p][ch % 16]`.
-            let pixel_major: Vec<f32> = (0..m * c).map(|i| blocks[(i % c / 16 * m + i / c) * 16 + i % 16]).collect();
-            assert_close(&pixel_major, &expanded, &format!("expansion to channel blocks {batch}×{h}×{w}×{in_channels}→{c} on {threads} threads"));
+            // Channel `ch` of pixel `p` is at `[ch / L][p][ch % L]`.
+            let pixel_major: Vec<f32> = (0..m * c).map(|i| blocks[(i % c / lanes * m + i / c) * lanes + i % lanes]).collect();
+            assert_close(&pixel_major, &expanded, &format!("expansion to channel blocks {batch}×{h}×{w}×{in_channels}→{c} on {threads} threads, {}", isa.name()));
             for k in [3, 5, 7] {
                 for stride in [1, 2] {
                     let shape = ConvShape { h, w, channels: c, k, stride };
@@ -315,10 +320,11 @@ fn expansion_hands_channel_blocks_to_depthwise_where_avx512_runs() {
                         .enumerate()
                         .map(|(i, &v)| act64(Activation::Relu, v * shift[i % c] as f64 + scale[i % c] as f64))
                         .collect();
-                    assert_close(&out, &want, &format!("depthwise from channel blocks {batch}×{h}×{w}×{c} k{k} s{stride} on {threads} threads"));
+                    assert_close(&out, &want, &format!("depthwise from channel blocks {batch}×{h}×{w}×{c} k{k} s{stride} on {threads} threads, {}", isa.name()));
                 }
             }
         }
+    }
     }
 }
 
@@ -350,10 +356,11 @@ fn separable_equals_depthwise_then_pointwise() {
                 dot * pw_scale[ch] as f64 + pw_shift[ch] as f64
             })
             .collect();
-        // Channel `ch` of pixel `p` is at `[ch / 16][p][ch % 16]` in channel blocks.
-        let blocks: Vec<f32> = if c % 16 == 0 { (0..m_in * c).map(|i| input[(i % (16 * m_in) / 16) * c + i / (16 * m_in) * 16 + i % 16]).collect() } else { Vec::new() };
-        let panels = PanelMatrix::from_row_major(&weights, c, n);
         for isa in Isa::available() {
+            // Channel `ch` of pixel `p` is at `[ch / L][p][ch % L]` in channel blocks.
+            let l = isa.lanes();
+            let blocks: Vec<f32> = if c % l == 0 { (0..m_in * c).map(|i| input[(i % (l * m_in) / l) * c + i / (l * m_in) * l + i % l]).collect() } else { Vec::new() };
+            let panels = PanelMatrix::from_row_major(&weights, c, n, panels::width(isa));
             let layouts = if Layout::for_depthwise(isa, c) == Layout::ChannelBlocks { vec![Layout::PixelMajor, Layout::ChannelBlocks] } else { vec![Layout::PixelMajor] };
             for (layout, threads, with_residual, use_panels) in layouts.iter().flat_map(|&l| [(l, 1, true, false), (l, 2, false, true), (l, 2, true, false), (l, 1, false, true)]) {
                 let input = if layout == Layout::ChannelBlocks { &blocks } else { &input };

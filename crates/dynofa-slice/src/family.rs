@@ -26,7 +26,7 @@ use rayon::prelude::*;
 use burn::prelude::*;
 use dynofa_kernels::conv::conv2d;
 use dynofa_kernels::depthwise::{depthwise, depthwise_from};
-use dynofa_kernels::panels::PanelMatrix;
+use dynofa_kernels::panels::{self, PanelMatrix};
 use dynofa_kernels::pointwise::{pointwise, pointwise_to, Weights};
 use dynofa_kernels::pool::{mean_pixels, mean_pixels_banded, scale_channels_banded};
 use dynofa_kernels::separable::{separable, Depthwise, Pointwise};
@@ -102,36 +102,23 @@ impl Matrix {
     }
 }
 
-/// A 1×1 convolution's weights `[in, out]`, one copy for every level: column panels where
-/// the AVX-512 product kernel runs (made here, once: read as one contiguous run per
-/// panel, where row-major weights made the kernel fetch large matrices from L3 in a
-/// pattern the prefetchers miss, and `gemm` repack them at every call), else row-major.
-enum ConvWeights {
-    RowMajor(Matrix),
-    Panels(PanelMatrix),
-}
+/// A 1×1 convolution's weights `[in, out]`, one copy for every level: column panels of
+/// the width the product kernel reads on this CPU (made here, once: read as one
+/// contiguous run per panel, where row-major weights made the kernel fetch large
+/// matrices from L3 in a pattern the prefetchers miss).
+struct ConvWeights(PanelMatrix);
 
 impl ConvWeights {
     fn new(weights: Matrix) -> Self {
-        if Isa::best() == Isa::Avx512 {
-            ConvWeights::Panels(PanelMatrix::from_row_major(&weights.data, weights.rows, weights.cols))
-        } else {
-            ConvWeights::RowMajor(weights)
-        }
+        ConvWeights(PanelMatrix::from_row_major(&weights.data, weights.rows, weights.cols, panels::width(Isa::best())))
     }
 
     fn view(&self, rows: usize, cols: usize) -> Weights<'_> {
-        match self {
-            ConvWeights::RowMajor(m) => m.view(rows, cols).into(),
-            ConvWeights::Panels(p) => p.view(rows, cols).into(),
-        }
+        self.0.view(rows, cols).into()
     }
 
     fn bytes(&self) -> usize {
-        match self {
-            ConvWeights::RowMajor(m) => m.bytes(),
-            ConvWeights::Panels(p) => p.bytes(),
-        }
+        self.0.bytes()
     }
 }
 

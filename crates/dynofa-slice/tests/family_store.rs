@@ -22,8 +22,35 @@ fn w12(precision: Precision) -> Supernet {
     load_checkpoint_in(&case.checkpoint_path(), &Device::flex(), precision).unwrap()
 }
 
+/// The golden cases through the store on every other instruction set this CPU runs
+/// (x86-64: AVX2 and portable beside AVX-512): the test below again in a child process per
+/// instruction set, forced with `DYNOFA_ISA` (the choice is made once per process). On
+/// aarch64 the test below runs NEON (under qemu-user in CI, where a child process of
+/// another architecture could not start).
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn every_golden_case_runs_through_the_store_on_every_instruction_set() {
+    if std::env::var_os("DYNOFA_ISA").is_some() {
+        return; // a child of this test (or a run forced from outside): the test below covers it
+    }
+    for isa in dynofa_kernels::Isa::available().into_iter().filter(|&isa| isa != dynofa_kernels::Isa::best()) {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["every_golden_case_runs_through_the_store", "--exact", "--test-threads", "1"])
+            .env("DYNOFA_ISA", isa.name())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && text.contains("1 passed"), "golden cases through the store on {}:\n{text}\n{}", isa.name(), String::from_utf8_lossy(&out.stderr));
+    }
+}
+
 #[test]
 fn every_golden_case_runs_through_the_store() {
+    // A forced instruction set must be the one that runs (an unsupported one is ignored by
+    // `Isa::best`, which would make the run above test another).
+    if let Ok(forced) = std::env::var("DYNOFA_ISA") {
+        assert_eq!(dynofa_kernels::Isa::best().name(), forced, "DYNOFA_ISA={forced} is not what runs on this CPU");
+    }
     let device = Device::flex();
     let (cases, tol) = dynofa_golden::cases();
     let mut by_checkpoint: BTreeMap<String, Vec<&dynofa_golden::Case>> = BTreeMap::new();

@@ -38,7 +38,7 @@ pub struct Args {
     per_layer: bool,
 }
 
-/// Prints `{median_ms, mean_ms, p95_ms, min_ms, mflops, gflops, …}` per batch (and
+/// Prints `{median_ms, mean_ms, p95_ms, min_ms, mflops, gflops, isa, …}` per batch (and
 /// `per_op_ms` with `--per-op`, `per_layer_ms` with `--per-layer`).
 pub fn run(args: Args) -> Result<()> {
     let subnet = args.net.config()?;
@@ -90,6 +90,8 @@ pub fn run(args: Args) -> Result<()> {
     };
     let mut out = json!({
         "subnet": subnet, "device": args.device.to_string(), "adapter": adapter, "batch": args.batch, "threads": threads, "iters": args.iters,
+        // The CPU kernels' instruction set (`DYNOFA_ISA` forces one); none on a GPU.
+        "isa": (!gpu).then(|| dynofa_kernels::Isa::best().name()),
         "weights_mb": store.memory_bytes() as f64 / 1e6,
         "first_forward_s": first_s,
         "median_ms": median_ms,

@@ -7,7 +7,7 @@ use burn::prelude::*;
 use dynofa_device::DeviceId;
 use dynofa_slice::{ofa_dir, LoadedFamily, Placement, StaticNet};
 use dynofa_supernet::tensor_io::{read_npy, write_npy, Array};
-use dynofa_supernet::{SubnetConfig, Supernet};
+use dynofa_supernet::SubnetConfig;
 
 use crate::preprocess::{class_names, load_image, softmax, top_k};
 use crate::weights::WeightsArgs;
@@ -34,26 +34,26 @@ pub struct Args {
     /// Image files: OFA's preprocessing, then the top-5 ImageNet classes are printed.
     #[arg(long, value_name = "FILE", num_args = 1..)]
     image: Vec<PathBuf>,
-    /// Processor: cpu (Burn's reference forward), gpu (the best adapter) or gpu:N (see
-    /// `dynofa devices`): a sub-network runs as the GPU family runs it (BatchNorm folded),
-    /// a standalone network as Burn's forward on the device.
+    /// Processor: cpu, gpu (the best adapter) or gpu:N (see `dynofa devices`): a
+    /// sub-network runs on the fast path as `dynofa run` runs it (the CPU family store,
+    /// one thread; the GPU family, BatchNorm folded), a standalone network as Burn's
+    /// forward on the device.
     #[arg(long, default_value = "cpu", value_parser = crate::device::parse_device)]
     device: DeviceId,
 }
 
-/// What runs: a sub-network of the supernet (Burn's reference forward, or a GPU family of
-/// one level), or a standalone network.
+/// What runs: a sub-network of the supernet (a family of one level), or a standalone network.
 enum Network {
-    Sub(Box<Supernet>, SubnetConfig),
-    OnGpu(Box<dyn LoadedFamily>),
+    /// A sub-network of the supernet on the fast path: the family store on the CPU, the
+    /// folded network on a GPU.
+    Family(Box<dyn LoadedFamily>),
     Standalone(Box<StaticNet>),
 }
 
 impl Network {
     fn resolution(&self) -> usize {
         match self {
-            Network::Sub(_, subnet) => subnet.resolution(),
-            Network::OnGpu(family) => family.level_config(0).resolution(),
+            Network::Family(family) => family.level_config(0).resolution(),
             Network::Standalone(net) => net.arch.resolution,
         }
     }
@@ -61,8 +61,7 @@ impl Network {
     /// Logits `[B, classes]` of a batch `[B, 3, r, r]`.
     fn forward(&mut self, batch: &Array, device: &Device) -> Result<Array> {
         Ok(match self {
-            Network::Sub(supernet, subnet) => Array::from_tensor(&supernet.forward(batch.to_tensor::<4>(device)?, subnet)?),
-            Network::OnGpu(family) => family.forward(batch)?,
+            Network::Family(family) => family.forward(batch)?,
             Network::Standalone(net) => Array::from_tensor(&net.forward(batch.to_tensor::<4>(device)?)),
         })
     }
@@ -80,10 +79,7 @@ pub fn run(args: Args) -> Result<()> {
         (Some(spec), None) => {
             let subnet = SubnetConfig::from_spec(spec).context("invalid --subnet")?;
             let supernet = args.weights.load(&host)?;
-            match placement {
-                Placement::Gpu(_) => Network::OnGpu(placement.load(&supernet, &[subnet], &[])?),
-                Placement::Cpu { .. } => Network::Sub(Box::new(supernet), subnet),
-            }
+            Network::Family(placement.load(&supernet, &[subnet], &[])?)
         }
         (None, Some(dir)) => Network::Standalone(Box::new(ofa_dir::load(dir, &host)?.to_device(&device))),
         _ => bail!("give either --subnet SPEC (with --weights) or --model DIR"),
