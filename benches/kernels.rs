@@ -118,7 +118,6 @@ fn kernels(c: &mut Criterion) {
         let dw_epilogue = Epilogue { scale: &ones[..ch], shift: &zeros[..ch], act: Activation::HSwish };
         let pw_epilogue = Epilogue { scale: &ones[..n], shift: &zeros[..n], act: Activation::None };
         let depthwise = Depthwise { shape, kernels: MatRef::dense(kernels.get(), 49, ch), epilogue: dw_epilogue };
-        let project = Pointwise { weights: panels.view(ch, n).into(), epilogue: pw_epilogue };
         for isa in Isa::available() {
             let panels = PanelMatrix::from_row_major(weights.get(), ch, n, panels::width(isa));
             let project = Pointwise { weights: panels.view(ch, n).into(), epilogue: pw_epilogue };

@@ -278,7 +278,7 @@ fn expansion_hands_channel_blocks_to_depthwise_on_every_vector_instruction_set()
     // set, for channel counts that are multiples of its lanes; the portable fallback stays
     // pixel-major.
     for isa in Isa::available() {
-        let blocked = |c: usize| if isa != Isa::Portable && c % isa.lanes() == 0 { Layout::ChannelBlocks } else { Layout::PixelMajor };
+        let blocked = |c: usize| if isa != Isa::Portable && c.is_multiple_of(isa.lanes()) { Layout::ChannelBlocks } else { Layout::PixelMajor };
         for c in [48, 40, 20, 6] {
             assert_eq!(Layout::for_depthwise(isa, c), blocked(c), "{} channels on {}", c, isa.name());
         }
