@@ -18,18 +18,40 @@ crate::multiversion! {
 #[inline(always)]
 fn mean_pixels_body<S: Simd>(image: &[f32], out: &mut [f32]) {
     let c = out.len();
-    out.fill(0.0);
     let pixels = image.len().checked_div(c).unwrap_or(0);
-    for pixel in image.chunks_exact(c.max(1)).take(pixels) {
-        for c0 in (0..c).step_by(S::LANES) {
-            let lanes = S::LANES.min(c - c0);
-            // SAFETY: `lanes` values from `c0` of `out` and of the pixel (`c` each).
-            unsafe { S::store_n(out.as_mut_ptr().add(c0), S::add(S::load_n(out.as_ptr().add(c0), lanes), S::load_n(pixel.as_ptr().add(c0), lanes)), lanes) };
+    let inv = S::splat(1.0 / pixels.max(1) as f32);
+    // `MEAN_VECTORS` vectors of channels at a time, summed in registers over every pixel
+    // (independent chains of additions; each pixel's run of them is contiguous).
+    let step = MEAN_VECTORS * S::LANES;
+    let mut c0 = 0;
+    while c0 + step <= c {
+        let mut acc = [S::zero(); MEAN_VECTORS];
+        for p in 0..pixels {
+            for (v, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: pixel `p < pixels` has `c` values, `c0 + step ≤ c`.
+                *acc = S::add(*acc, unsafe { S::load(image.as_ptr().add(p * c + c0 + v * S::LANES)) });
+            }
         }
+        for (v, &acc) in acc.iter().enumerate() {
+            // SAFETY: `LANES` values of `out` from `c0 + v·LANES < c0 + step ≤ c`.
+            unsafe { S::store(out.as_mut_ptr().add(c0 + v * S::LANES), S::mul(acc, inv)) };
+        }
+        c0 += step;
     }
-    let inv = 1.0 / pixels.max(1) as f32;
-    out.iter_mut().for_each(|o| *o *= inv);
+    for c0 in (c0..c).step_by(S::LANES) {
+        let lanes = S::LANES.min(c - c0);
+        let mut acc = S::zero();
+        for p in 0..pixels {
+            // SAFETY: `lanes` values of pixel `p` from `c0`.
+            acc = S::add(acc, unsafe { S::load_n(image.as_ptr().add(p * c + c0), lanes) });
+        }
+        // SAFETY: `lanes` values of `out` from `c0`.
+        unsafe { S::store_n(out.as_mut_ptr().add(c0), S::mul(acc, inv), lanes) };
+    }
 }
+
+/// Vectors of channels [`mean_pixels`] sums at once.
+const MEAN_VECTORS: usize = 4;
 
 /// [`mean_pixels`] of each image of `images = [B, rows, W, C]` into `out = [B, C]`, on
 /// [`threads::current`] threads: whole images per thread when there are at least as many
