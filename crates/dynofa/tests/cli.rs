@@ -6,6 +6,7 @@ use std::path::Path;
 use burn::prelude::*;
 use dynofa_golden::check_parity;
 use dynofa_supernet::tensor_io::{read_npy, Array};
+use dynofa_slice::FamilyStore;
 use dynofa_supernet::{load_checkpoint, load_checkpoint_in, Precision};
 
 mod common;
@@ -27,9 +28,9 @@ fn infer_reproduces_every_golden_case_from_the_command_line() {
         ]);
         assert!(run.status.success(), "{}: {}", case.id, stderr(&run));
         let got = read_npy(&out).unwrap();
-        // The command computes exactly what the library does…
+        // The command computes exactly what the library's fast path does on one thread…
         let net = load_checkpoint(&case.checkpoint_path(), &device).unwrap();
-        let lib = Array::from_tensor(&net.forward(case.input().to_tensor(&device).unwrap(), &case.cfg).unwrap());
+        let lib = FamilyStore::new(&net, std::slice::from_ref(&case.cfg), 1).unwrap().forward(&case.input()).unwrap();
         assert_eq!(got, lib, "{}: CLI and library agree", case.id);
         // …and what the reference does (see `dynofa_golden::Parity`).
         let exact_net = load_checkpoint_in(&case.checkpoint_path(), &device, Precision::F64).unwrap();
