@@ -64,10 +64,8 @@ crate::multiversion! {
 
 #[inline(always)]
 fn multiply_tile_body<S: Simd>(product: &TileProduct) {
-    let &TileProduct { output, lhs, lhs_stride, weights, rows, k, cols, epilogue, residual } = product;
+    let &TileProduct { weights: Operands { rhs, rhs_stride, block_stride }, rows, k, cols, .. } = product;
     let columns = S::PANEL_VECTORS * S::LANES;
-    let Operands { rhs, rhs_stride, block_stride } = weights;
-    let tile = Tile { output, lhs, lhs_stride, rhs, rhs_stride, block_stride, k, epilogue, residual };
     for n0 in (0..cols).step_by(columns) {
         let width = (cols - n0).min(columns);
         let vectors = width.div_ceil(S::LANES);
@@ -86,10 +84,10 @@ fn multiply_tile_body<S: Simd>(product: &TileProduct) {
             // contract of `TileProduct::new`), `S` checked by `multiversion!`.
             unsafe {
                 match vectors {
-                    4 => tile.rows::<S, 4>(r, m0, n0, width, prefetch),
-                    3 => tile.rows::<S, 3>(r, m0, n0, width, prefetch),
-                    2 => tile.rows::<S, 2>(r, m0, n0, width, prefetch),
-                    _ => tile.rows::<S, 1>(r, m0, n0, width, prefetch),
+                    4 => product.rows::<S, 4>(r, m0, n0, width, prefetch),
+                    3 => product.rows::<S, 3>(r, m0, n0, width, prefetch),
+                    2 => product.rows::<S, 2>(r, m0, n0, width, prefetch),
+                    _ => product.rows::<S, 1>(r, m0, n0, width, prefetch),
                 }
             }
             m0 += r;
@@ -132,21 +130,8 @@ pub(crate) struct Operands {
     pub block_stride: usize,
 }
 
-/// The operands of one tile (see [`TileProduct`]).
-struct Tile<'a> {
-    output: Output,
-    lhs: *const f32,
-    lhs_stride: usize,
-    rhs: *const f32,
-    rhs_stride: usize,
-    block_stride: usize,
-    k: usize,
-    epilogue: Epilogue<'a>,
-    residual: Option<*const f32>,
-}
-
-impl Tile<'_> {
-    /// [`Tile::block`] for `r ≤ rows_per_block(V)` rows (a constant per call).
+impl TileProduct<'_> {
+    /// [`TileProduct::block`] for `r ≤ rows_per_block(V)` rows (a constant per call).
     #[inline(always)]
     unsafe fn rows<S: Simd, const V: usize>(&self, r: usize, m0: usize, n0: usize, width: usize, prefetch: Prefetch) {
         debug_assert!(r <= rows_per_block(S::REGISTERS, V) && r <= 24 / V);
@@ -183,7 +168,8 @@ impl Tile<'_> {
         unsafe {
             let mut acc = [[S::zero(); V]; R];
             let lhs = self.lhs.add(m0 * self.lhs_stride);
-            let mut rhs = self.rhs.add((n0 / columns) * self.block_stride);
+            let Operands { rhs, rhs_stride, block_stride } = self.weights;
+            let mut rhs = rhs.add((n0 / columns) * block_stride);
             for kk in 0..self.k {
                 if kk < prefetch.lines {
                     S::prefetch_l2(prefetch.from.add(64 * kk));
@@ -198,7 +184,7 @@ impl Tile<'_> {
                         *acc = S::mul_add(a, b, *acc);
                     }
                 }
-                rhs = rhs.add(self.rhs_stride);
+                rhs = rhs.add(rhs_stride);
             }
             self.finish::<S, R, V>(acc, m0, n0, last);
         }
