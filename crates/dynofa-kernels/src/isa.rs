@@ -58,7 +58,8 @@ impl Isa {
         }
     }
 
-    /// `f32` per vector register.
+    /// `f32` per vector register of the kernels that run for `self` (the portable
+    /// fallback's where this CPU lacks `self`).
     pub fn lanes(self) -> usize {
         crate::simd::lanes(self)
     }

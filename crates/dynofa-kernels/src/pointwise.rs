@@ -119,7 +119,6 @@ pub fn pointwise_to<'w>(isa: Isa, input: MatRef, weights: impl Into<Weights<'w>>
     if blocked {
         assert!(Layout::for_depthwise(isa, n) == Layout::ChannelBlocks && residual.is_none(), "channel blocks need a vector instruction set, N a multiple of its lanes and no residual (N = {n}, {isa:?})");
     }
-    let isa = if isa.supported() { isa } else { Isa::Portable };
     let panel = panel_width(isa);
     let weights = match weights {
         Weights::Panels(panels) if panels.width != panel || (m <= GEMV_ROWS && !blocked) => {

@@ -111,26 +111,28 @@ fn h_sigmoid<S: Simd>(y: S::V) -> S::V {
     S::mul(relu6, S::splat(1.0 / 6.0))
 }
 
-/// Columns per panel of the 1×1 product kernel on `isa` (see [`crate::panels`]).
+/// Columns per panel of the 1×1 product kernel on `isa`, as
+/// [`multiversion!`](crate::multiversion) runs it (an instruction set this CPU lacks runs
+/// the portable variant) — see [`crate::panels`].
 pub fn panel_width(isa: Isa) -> usize {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => x86::Avx512::PANEL_VECTORS * x86::Avx512::LANES,
+        Isa::Avx512 if isa.supported() => x86::Avx512::PANEL_VECTORS * x86::Avx512::LANES,
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => x86::Avx2::PANEL_VECTORS * x86::Avx2::LANES,
+        Isa::Avx2 if isa.supported() => x86::Avx2::PANEL_VECTORS * x86::Avx2::LANES,
         #[cfg(target_arch = "aarch64")]
         Isa::Neon => arm::Neon::PANEL_VECTORS * arm::Neon::LANES,
         _ => Portable::PANEL_VECTORS * Portable::LANES,
     }
 }
 
-/// `f32` per vector on `isa` (where it runs; else the portable fallback's).
+/// `f32` per vector of the variant that runs for `isa` (as [`panel_width`]).
 pub fn lanes(isa: Isa) -> usize {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => x86::Avx512::LANES,
+        Isa::Avx512 if isa.supported() => x86::Avx512::LANES,
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => x86::Avx2::LANES,
+        Isa::Avx2 if isa.supported() => x86::Avx2::LANES,
         #[cfg(target_arch = "aarch64")]
         Isa::Neon => arm::Neon::LANES,
         _ => Portable::LANES,

@@ -27,7 +27,7 @@ use burn::prelude::*;
 use dynofa_kernels::conv::conv2d;
 use dynofa_kernels::depthwise::{depthwise, depthwise_from};
 use dynofa_kernels::panels::{self, PanelMatrix};
-use dynofa_kernels::pointwise::{pointwise, pointwise_to, Weights};
+use dynofa_kernels::pointwise::{pointwise, pointwise_to};
 use dynofa_kernels::pool::{mean_pixels, mean_pixels_banded, scale_channels_banded};
 use dynofa_kernels::separable::{separable, Depthwise, Pointwise};
 use dynofa_kernels::shape::{out_size, ConvShape};
@@ -81,6 +81,14 @@ struct Matrix {
 }
 
 impl Matrix {
+    /// A 1×1 convolution's weights `[in, out]` as column panels of the width the product
+    /// kernel reads on this CPU, one copy for every level (made once: read as one
+    /// contiguous run per panel, where row-major weights made the kernel fetch large
+    /// matrices from L3 in a pattern the prefetchers miss).
+    fn into_panels(self) -> PanelMatrix {
+        PanelMatrix::from_row_major(&self.data, self.rows, self.cols, panels::width(Isa::best()))
+    }
+
     /// The transpose of the top-left `source_rows × source_cols` block of a tensor
     /// flattened to `[dim0, rest]`: a `[source_cols, source_rows]` matrix. PyTorch's
     /// `[out, in]` weights become `[in, out]` (what the GEMM reads without repacking),
@@ -102,35 +110,15 @@ impl Matrix {
     }
 }
 
-/// A 1×1 convolution's weights `[in, out]`, one copy for every level: column panels of
-/// the width the product kernel reads on this CPU (made here, once: read as one
-/// contiguous run per panel, where row-major weights made the kernel fetch large
-/// matrices from L3 in a pattern the prefetchers miss).
-struct ConvWeights(PanelMatrix);
-
-impl ConvWeights {
-    fn new(weights: Matrix) -> Self {
-        ConvWeights(PanelMatrix::from_row_major(&weights.data, weights.rows, weights.cols, panels::width(Isa::best())))
-    }
-
-    fn view(&self, rows: usize, cols: usize) -> Weights<'_> {
-        self.0.view(rows, cols).into()
-    }
-
-    fn bytes(&self) -> usize {
-        self.0.bytes()
-    }
-}
-
 /// The shared weights of one elastic block slot, pruned to the widest level.
 struct SharedBlock {
     spec: BlockSpec,
-    expand: ConvWeights, // [in, mid_max]
+    expand: PanelMatrix, // [in, mid_max]
     expand_bn: Affine,   // [mid_max]
     depthwise: Matrix,   // [7·7, mid_max]: taps by channel
     depthwise_bn: Affine,
     se: Option<SharedSe>,
-    project: ConvWeights, // [mid_max, out]
+    project: PanelMatrix, // [mid_max, out]
     project_bn: Affine,  // [out]
 }
 
@@ -258,10 +246,10 @@ pub struct FamilyStore {
     stem_bn: Affine,
     block0_depthwise: Matrix, // [9, stem]
     block0_depthwise_bn: Affine,
-    block0_project: ConvWeights, // [stem, stem]
+    block0_project: PanelMatrix, // [stem, stem]
     block0_project_bn: Affine,
     blocks: Vec<Option<SharedBlock>>, // by slot
-    final_expand: ConvWeights,
+    final_expand: PanelMatrix,
     final_expand_bn: Affine,
     feature_mix: Matrix,
     classifier: Matrix,
@@ -338,10 +326,10 @@ impl FamilyStore {
             stem_bn: Affine::of(&net.first_conv.bn),
             block0_depthwise: Matrix::transposed_prefix(net.first_block.depth_conv.conv.weight.val(), stem, 9),
             block0_depthwise_bn: Affine::of(&net.first_block.depth_conv.bn),
-            block0_project: ConvWeights::new(Matrix::transposed_prefix(net.first_block.point_linear.conv.weight.val(), stem, stem)),
+            block0_project: Matrix::transposed_prefix(net.first_block.point_linear.conv.weight.val(), stem, stem).into_panels(),
             block0_project_bn: Affine::of(&net.first_block.point_linear.bn),
             blocks,
-            final_expand: ConvWeights::new(Matrix::transposed_prefix(net.final_expand_layer.conv.weight.val(), widths.final_expand, widths.stages[4])),
+            final_expand: Matrix::transposed_prefix(net.final_expand_layer.conv.weight.val(), widths.final_expand, widths.stages[4]).into_panels(),
             final_expand_bn: Affine::of(&net.final_expand_layer.bn),
             feature_mix: Matrix::transposed_prefix(net.feature_mix_layer.weight.val(), widths.feature_mix, widths.final_expand),
             classifier: Matrix::transposed_prefix(net.classifier.weight.val(), net.config.num_classes, widths.feature_mix),
@@ -760,7 +748,7 @@ impl FamilyStore {
             let out = spec.out_channels;
             let residual = spec.residual.then_some(&cur[..batch * n * out]);
             let a = pick(bn, &sb.project_bn);
-            let project = Pointwise { weights: sb.project.view(mid, out), epilogue: a.epilogue(out, Activation::None) };
+            let project = Pointwise { weights: sb.project.view(mid, out).into(), epilogue: a.epilogue(out, Activation::None) };
             match &sb.se {
                 // Without squeeze-and-excitation, the projection follows the depthwise
                 // convolution chunk by chunk (the depthwise output stays in cache).
@@ -936,12 +924,12 @@ fn shared_block(net: &Supernet, spec: &BlockSpec, mid: usize, stored_k: usize) -
     });
     SharedBlock {
         spec: *spec,
-        expand: ConvWeights::new(Matrix::transposed_prefix(b.inverted_bottleneck.conv.weight.val(), mid, spec.in_channels)),
+        expand: Matrix::transposed_prefix(b.inverted_bottleneck.conv.weight.val(), mid, spec.in_channels).into_panels(),
         expand_bn: trim(Affine::of(&b.inverted_bottleneck.bn), mid),
         depthwise: Matrix::transposed_prefix(b.depth_conv.conv.weight.val(), mid, stored_k * stored_k),
         depthwise_bn: trim(Affine::of(&b.depth_conv.bn), mid),
         se,
-        project: ConvWeights::new(Matrix::transposed_prefix(b.point_linear.conv.weight.val(), spec.out_channels, mid)),
+        project: Matrix::transposed_prefix(b.point_linear.conv.weight.val(), spec.out_channels, mid).into_panels(),
         project_bn: Affine::of(&b.point_linear.bn),
     }
 }
