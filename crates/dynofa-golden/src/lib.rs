@@ -6,6 +6,8 @@
 //! data are third-party and read-only; nothing here copies or edits them. Used as a
 //! dev-dependency only.
 
+pub mod mutation;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

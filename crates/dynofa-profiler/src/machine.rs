@@ -79,7 +79,7 @@ impl Metadata {
     /// Reads `dir/metadata.json`.
     pub fn read(dir: &Path) -> Result<Self> {
         let path = dir.join("metadata.json");
-        let text = std::fs::read_to_string(&path).map_err(|source| Error::Io { path: path.clone(), cause: source })?;
+        let text = dynofa_supernet::files::read_text(&path)?;
         serde_json::from_str(&text).map_err(|e| Error::Malformed { path, line: e.line(), message: e.to_string() })
     }
 

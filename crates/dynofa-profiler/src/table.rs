@@ -33,7 +33,7 @@ pub struct Table {
 impl Table {
     /// Reads a JSON or YAML table (by extension).
     pub fn read(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.into(), cause: source })?;
+        let text = dynofa_supernet::files::read_text(path)?;
         let entries = if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
             serde_yaml_ng::from_str(&text).map_err(|e| Error::Malformed {
                 path: path.into(),

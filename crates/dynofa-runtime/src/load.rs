@@ -115,7 +115,8 @@ impl LoadRunner {
         LoadRunner { stop, thread }
     }
 
-    /// Stops the schedule, kills its processes and reports whether any failed to start.
+    /// Stops the schedule, kills the processes still running and waits for them (none is
+    /// left running, nor unreaped), and reports whether any failed to start.
     pub fn finish(mut self) -> Result<()> {
         self.stop_and_join()
     }

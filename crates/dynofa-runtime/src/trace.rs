@@ -179,6 +179,13 @@ pub struct Summary {
     pub switches: usize,
     /// Mean switch overhead, µs.
     pub mean_switch_us: f64,
+    /// Frames the source could not deliver and the run skipped (e.g. an unreadable image
+    /// of an input folder, each time the cycle came to it); not in `frames`. [`Summary::of`]
+    /// sets 0: the caller, who reads the frames, knows.
+    pub skipped_frames: usize,
+    /// Whether the run was interrupted (Ctrl-C, SIGTERM) before its duration: the summary
+    /// is then of the frames run until then. [`Summary::of`] sets `false`.
+    pub interrupted: bool,
 }
 
 impl Summary {
@@ -231,6 +238,8 @@ impl Summary {
             mean_latency_ms: mean(&|r| r.latency_ms, &all),
             switches: switch_rows.len(),
             mean_switch_us: mean(&|r| r.switch_us, &switch_rows),
+            skipped_frames: 0,
+            interrupted: false,
         }
     }
 }
@@ -278,8 +287,9 @@ pub fn plot(path: &Path, rows: &[TraceRow], load: &LoadSpec, title: &str) -> Res
     };
     // Each processor's line in the lower chart: the colour of its middle level.
     let device_colour = |device: &str| colour(device, levels / 2);
+    // Drawn into a temporary file, renamed into place; removed if anything fails.
     let tmp = path.with_extension("svg.tmp");
-    {
+    let drawn = (|| -> Result<()> {
         let root = SVGBackend::new(&tmp, (1000, 640)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| fail(&e))?;
         let (upper, lower) = root.split_vertically(440);
@@ -360,8 +370,13 @@ pub fn plot(path: &Path, rows: &[TraceRow], load: &LoadSpec, title: &str) -> Res
             .legend(|(x, y)| PathElement::new([(x - 8, y), (x + 8, y)], BLACK.mix(0.5).stroke_width(1)));
         bottom.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).position(SeriesLabelPosition::UpperRight).draw().map_err(|e| fail(&e))?;
         root.present().map_err(|e| fail(&e))?;
+        Ok(())
+    })();
+    let published = drawn.and_then(|()| std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e)));
+    if published.is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    published
 }
 
 #[cfg(test)]
@@ -418,6 +433,7 @@ mod tests {
         assert_eq!(s.over_after_reaction_pct, 0.0);
         assert_eq!(s.switches, 2);
         assert_eq!(s.mean_switch_us, 3.0);
+        assert_eq!((s.skipped_frames, s.interrupted), (0, false), "the caller's to set");
     }
 
     #[test]
@@ -430,5 +446,11 @@ mod tests {
         let svg = std::fs::read_to_string(&path).unwrap();
         assert!(svg.contains("target 10 ms") && svg.contains("level 2"));
         assert!(plot(&dir.path().join("trace.png"), &rows, &load, "t").is_err());
+        // A plot that cannot be put in place (a folder is there) leaves no temporary file.
+        let taken = dir.path().join("taken.svg");
+        std::fs::create_dir(&taken).unwrap();
+        std::fs::write(taken.join("file"), "").unwrap();
+        assert!(plot(&taken, &rows, &load, "t").is_err());
+        assert!(!dir.path().join("taken.svg.tmp").exists(), "temporary file left");
     }
 }

@@ -86,7 +86,7 @@ impl FamilyFile {
 
     /// Reads a family RON file.
     pub fn read(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = dynofa_supernet::files::read_text(path)?;
         Self::parse(&text, path)
     }
 

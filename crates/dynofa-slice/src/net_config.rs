@@ -19,9 +19,30 @@ fn get<'a>(v: &'a Value, field: &str, path: &str) -> Result<&'a Value> {
     v.get(field).ok_or_else(|| unsupported(&format!("{path}.{field}"), &Value::Null, "a value"))
 }
 
+/// Most channels (or classes) a layer may claim: far above any MobileNetV3, far below what
+/// would exhaust memory.
+pub const MAX_CHANNELS: usize = 1 << 16;
+/// Largest expansion ratio accepted.
+const MAX_EXPAND: f64 = 16.0;
+
+/// A whole number from 1 to [`MAX_CHANNELS`].
 fn usize_field(v: &Value, field: &str, path: &str) -> Result<usize> {
     let value = get(v, field, path)?;
-    value.as_u64().map(|n| n as usize).ok_or_else(|| unsupported(&format!("{path}.{field}"), value, "a whole number"))
+    value
+        .as_u64()
+        .filter(|n| (1..=MAX_CHANNELS as u64).contains(n))
+        .map(|n| n as usize)
+        .ok_or_else(|| unsupported(&format!("{path}.{field}"), value, &format!("a whole number from 1 to {MAX_CHANNELS}")))
+}
+
+/// A whole number from `allowed`.
+fn choice_field(v: &Value, field: &str, path: &str, allowed: &[usize]) -> Result<usize> {
+    let value = get(v, field, path)?;
+    value
+        .as_u64()
+        .map(|n| n as usize)
+        .filter(|n| allowed.contains(n))
+        .ok_or_else(|| unsupported(&format!("{path}.{field}"), value, &format!("one of {allowed:?}")))
 }
 
 fn expect_str(v: &Value, field: &str, path: &str, allowed: &[&str]) -> Result<String> {
@@ -71,8 +92,11 @@ pub fn parse(config: &Value, resolution: usize) -> Result<NetArch> {
         expect_str(conv, "name", &cpath, &["MBConvLayer", "MBInvertedConvLayer"])?;
         let in_channels = usize_field(conv, "in_channels", &cpath)?;
         let expand = conv.get("expand_ratio").and_then(Value::as_f64).unwrap_or(1.0);
-        let mid = match conv.get("mid_channels").and_then(Value::as_u64) {
-            Some(mid) => Some(mid as usize),
+        if !(expand > 0.0 && expand <= MAX_EXPAND) {
+            return Err(unsupported(&format!("{cpath}.expand_ratio"), &conv["expand_ratio"], &format!("a ratio in (0, {MAX_EXPAND}]")));
+        }
+        let mid = match conv.get("mid_channels").filter(|m| !m.is_null()) {
+            Some(_) => Some(usize_field(conv, "mid_channels", &cpath)?),
             None if expand > 1.0 => {
                 Some(dynofa_supernet::arch::make_divisible((in_channels as f64 * expand).round(), 8))
             }
@@ -92,8 +116,8 @@ pub fn parse(config: &Value, resolution: usize) -> Result<NetArch> {
         blocks.push(BlockArch {
             in_channels,
             out_channels: usize_field(conv, "out_channels", &cpath)?,
-            kernel: usize_field(conv, "kernel_size", &cpath)?,
-            stride: usize_field(conv, "stride", &cpath)?,
+            kernel: choice_field(conv, "kernel_size", &cpath, &[3, 5, 7])?,
+            stride: choice_field(conv, "stride", &cpath, &[1, 2])?,
             mid,
             act: act(conv, &cpath)?,
             se: conv.get("use_se").and_then(Value::as_bool).unwrap_or(false),

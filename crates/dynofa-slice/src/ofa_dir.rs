@@ -12,6 +12,7 @@ use burn::prelude::*;
 use dynofa_supernet::checkpoint::Checkpoint;
 use dynofa_supernet::pth::{write_entries, Entry, Values};
 use dynofa_supernet::state_dict::Precision;
+use dynofa_supernet::arch::{MAX_RESOLUTION, MIN_RESOLUTION};
 use dynofa_supernet::{Error, Result};
 use serde_json::{json, Value};
 
@@ -20,7 +21,7 @@ use crate::net_config;
 use crate::static_net::{build_static, tensor_names, StaticNet};
 
 fn read_json(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = dynofa_supernet::files::read_text(path)?;
     serde_json::from_str(&text)
         .map_err(|e| Error::Parse { what: "JSON".into(), detail: e.to_string() }.in_file(path))
 }
@@ -31,10 +32,11 @@ pub fn load_arch(dir: &Path) -> Result<NetArch> {
     let resolution = run
         .get("image_size")
         .and_then(Value::as_u64)
+        .filter(|r| (MIN_RESOLUTION as u64..=MAX_RESOLUTION as u64).contains(r))
         .ok_or_else(|| Error::InvalidValue {
             field: "run.config image_size".into(),
             value: run.get("image_size").cloned().unwrap_or(Value::Null).to_string(),
-            expected: "a whole number".into(),
+            expected: format!("a whole number from {MIN_RESOLUTION} to {MAX_RESOLUTION}"),
         }.in_file(&dir.join("run.config")))? as usize;
     let config_path = dir.join("net.config");
     net_config::parse(&read_json(&config_path)?, resolution).map_err(|e| e.in_file(&config_path))

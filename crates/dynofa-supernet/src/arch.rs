@@ -263,7 +263,7 @@ impl SubnetConfig {
 
     /// Reads a sub-network from a `.json` or `.ron` file.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::files::read_text(path)?;
         Self::parse(&text).map_err(|e| e.in_file(path))
     }
 

@@ -1,43 +1,25 @@
-//! The allow-list for the Python globals a checkpoint's pickle may name.
+//! The guard in front of `pytorch-reader`: a checkpoint is judged before it is read.
 //!
 //! `pytorch-reader` never executes a pickle, but it keeps calls it does not know as opaque
-//! values, so a file that asks for `os.system` would load with that call silently dropped.
-//! We refuse such files instead: before reading, every global the pickle references
-//! (`GLOBAL`, `INST`, `STACK_GLOBAL`; the extension registry `EXT*` is refused outright)
-//! is checked against the allow-list of what a state dict needs — tensor rebuilds, the
-//! storage types and `OrderedDict`.
+//! values, so a file that asks for `os.system` would load with that call silently dropped,
+//! and it trusts the sizes a file claims. We refuse such files instead: every pickle of the
+//! checkpoint runs on [`crate::pickle_machine`], a model of Python's pickle machine that
+//! allows only what a state dict needs (tensor rebuilds, storages, dtypes, `OrderedDict`;
+//! see [`ALLOWED_GLOBALS`]), and every storage a persistent id names must fit the bytes
+//! that really back it: its zip entry, or its record in the legacy stream.
 
 use std::io::Read;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::pickle_machine::{self, Value};
+pub use crate::pickle_machine::{Allowed, ALLOWED_GLOBALS};
 
-/// Globals a PyTorch state-dict checkpoint may reference.
-pub const ALLOWED_GLOBALS: &[&str] = &[
-    "collections.OrderedDict",
-    "torch._utils._rebuild_tensor",
-    "torch._utils._rebuild_tensor_v2",
-    "torch._utils._rebuild_tensor_v3",
-    "torch._utils._rebuild_parameter",
-    "torch.FloatStorage",
-    "torch.DoubleStorage",
-    "torch.HalfStorage",
-    "torch.BFloat16Storage",
-    "torch.LongStorage",
-    "torch.IntStorage",
-    "torch.ShortStorage",
-    "torch.CharStorage",
-    "torch.ByteStorage",
-    "torch.BoolStorage",
-    "torch.storage.UntypedStorage",
-    "torch.float32",
-    "torch.float64",
-    "torch.float16",
-    "torch.bfloat16",
-    "torch.int64",
-];
+/// Largest pickle (`data.pkl`) read out of a zip checkpoint: OFA's largest is ~60 KB.
+pub const MAX_PICKLE_BYTES: u64 = 256 << 20;
 
-/// Checks every pickle of the checkpoint at `path` against [`ALLOWED_GLOBALS`].
+/// Judges the checkpoint at `path`: its pickles against the allow-list, its storages'
+/// claimed sizes against the bytes that back them.
 pub fn check_checkpoint(path: &Path) -> Result<()> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06") {
@@ -45,24 +27,19 @@ pub fn check_checkpoint(path: &Path) -> Result<()> {
     } else if bytes.get(257..262) == Some(b"ustar") {
         Err(Error::Checkpoint { detail: "TAR checkpoints (PyTorch before 0.1.10) are not supported".into() })
     } else {
-        // A plain pickle, or the legacy stream: magic, protocol, system info, the object and
-        // the storage keys as five pickles, then raw storage bytes.
-        let mut rest = &bytes[..];
-        for _ in 0..LEGACY_PICKLES {
-            let used = check_pickle(rest)?;
-            rest = &rest[used..];
-            if rest.is_empty() {
-                break;
-            }
-        }
-        Ok(())
+        check_legacy(&bytes)
     }
 }
 
-/// Pickles at the start of a legacy (pre-1.6) checkpoint.
-const LEGACY_PICKLES: usize = 5;
+/// Runs one pickle with every storage backed by `bytes_per_storage` bytes; returns the
+/// bytes the pickle spans. (The machine on its own, for tests and fuzzing.)
+pub fn check_pickle(data: &[u8], bytes_per_storage: u64) -> Result<usize> {
+    pickle_machine::run(data, &|_| Ok(bytes_per_storage)).map(|outcome| outcome.end)
+}
 
+/// The zip format (`torch.save` since 1.6): `<name>/data.pkl`, storages in `<name>/data/<key>`.
 fn check_zip(bytes: &[u8]) -> Result<()> {
+    let file_len = bytes.len() as u64;
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
         .map_err(|e| Error::Checkpoint { detail: format!("unreadable zip container: {e}") })?;
     let name = archive
@@ -71,191 +48,103 @@ fn check_zip(bytes: &[u8]) -> Result<()> {
         .find(|name| name.ends_with("data.pkl"))
         .map(|name| name.into_owned())
         .ok_or_else(|| Error::Checkpoint { detail: "zip container without data.pkl".into() })?;
+    let prefix = name.strip_suffix("data.pkl").unwrap_or_default().to_string();
     let mut pickle = Vec::new();
     archive
         .by_name(&name)
-        .and_then(|mut f| f.read_to_end(&mut pickle).map_err(Into::into))
+        .and_then(|f| f.take(MAX_PICKLE_BYTES + 1).read_to_end(&mut pickle).map_err(Into::into))
         .map_err(|e| Error::Checkpoint { detail: format!("cannot read {name}: {e}") })?;
-    check_pickle(&pickle).map(|_| ())
-}
-
-fn truncated() -> Error {
-    Error::Checkpoint { detail: "truncated pickle".into() }
-}
-
-fn check_global(module: &str, name: &str) -> Result<()> {
-    let global = format!("{module}.{name}");
-    if ALLOWED_GLOBALS.contains(&global.as_str()) {
-        Ok(())
-    } else {
-        Err(Error::ForbiddenGlobal { global, allowed: "tensor rebuilds, storages, OrderedDict".into() })
+    if pickle.len() as u64 > MAX_PICKLE_BYTES {
+        return Err(Error::Checkpoint { detail: format!("{name} is larger than {MAX_PICKLE_BYTES} bytes") });
     }
+    let storage_bytes = |key: &str| -> Result<u64> {
+        let entry = format!("{prefix}data/{key}");
+        let file = archive_entry_size(bytes, &entry)?;
+        match file {
+            Some((size, stored)) if stored && size <= file_len => Ok(size),
+            Some((size, _)) => Err(Error::Checkpoint {
+                detail: format!("storage entry {entry} claims {size} bytes compressed or beyond the file's {file_len}"),
+            }),
+            None => Err(Error::Checkpoint { detail: format!("storage `{key}` has no entry {entry}") }),
+        }
+    };
+    pickle_machine::run(&pickle, &storage_bytes).map(|_| ())
 }
 
-/// Scans one pickle, returning the number of bytes it spans (through `STOP`).
-fn check_pickle(data: &[u8]) -> Result<usize> {
-    let mut cursor = Cursor { data, pos: 0 };
-    // Strings recently pushed (for STACK_GLOBAL) and strings stored in the memo.
-    let mut strings: Vec<String> = Vec::new();
-    let mut memo: std::collections::HashMap<u64, String> = Default::default();
-    loop {
-        let op = cursor.byte()?;
-        match op {
-            b'.' => return Ok(cursor.pos),
-            // GLOBAL and INST: "module\nname\n".
-            b'c' | b'i' => {
-                let module = cursor.line()?;
-                let name = cursor.line()?;
-                check_global(&module, &name)?;
-            }
-            0x93 => {
-                // STACK_GLOBAL: module and name are the two strings on top of the stack.
-                let name = strings.pop();
-                let module = strings.pop();
-                match (module, name) {
-                    (Some(m), Some(n)) => check_global(&m, &n)?,
-                    _ => {
-                        return Err(Error::ForbiddenGlobal {
-                            global: "<computed by STACK_GLOBAL>".into(),
-                            allowed: "globals named by literal strings".into(),
-                        });
-                    }
-                }
-            }
-            0x82..=0x84 => {
-                return Err(Error::ForbiddenGlobal {
-                    global: "<extension registry code>".into(),
-                    allowed: "globals named by literal strings".into(),
-                });
-            }
-            // Strings: remember them for STACK_GLOBAL.
-            b'X' => {
-                let n = cursor.uint(4)?;
-                strings.push(cursor.text(n)?);
-            }
-            0x8c => {
-                let n = cursor.uint(1)?;
-                strings.push(cursor.text(n)?);
-            }
-            0x8d => {
-                let n = cursor.uint(8)?;
-                strings.push(cursor.text(n)?);
-            }
-            b'V' | b'S' => strings.push(cursor.line()?),
-            b'U' => {
-                let n = cursor.uint(1)?;
-                strings.push(cursor.text(n)?);
-            }
-            b'T' => {
-                let n = cursor.uint(4)?;
-                strings.push(cursor.text(n)?);
-            }
-            // Memo: keep strings stored and fetched, so STACK_GLOBAL sees memoised names.
-            b'p' => {
-                let idx = cursor.line()?.trim().parse().map_err(|_| truncated())?;
-                remember(&mut memo, &strings, idx);
-            }
-            b'q' => {
-                let idx = cursor.uint(1)?;
-                remember(&mut memo, &strings, idx);
-            }
-            b'r' => {
-                let idx = cursor.uint(4)?;
-                remember(&mut memo, &strings, idx);
-            }
-            0x94 => {
-                let idx = memo.len() as u64;
-                remember(&mut memo, &strings, idx);
-            }
-            b'g' | b'h' | b'j' => {
-                let idx = match op {
-                    b'g' => cursor.line()?.trim().parse().map_err(|_| truncated())?,
-                    b'h' => cursor.uint(1)?,
-                    _ => cursor.uint(4)?,
-                };
-                if let Some(s) = memo.get(&idx) {
-                    strings.push(s.clone());
-                }
-            }
-            // Opcodes with fixed-size or length-prefixed arguments.
-            b'F' | b'I' | b'L' | b'P' => {
-                cursor.line()?;
-            }
-            b'J' => cursor.skip(4)?,
-            b'K' | 0x80 => cursor.skip(1)?,
-            b'M' => cursor.skip(2)?,
-            b'G' | 0x95 => cursor.skip(8)?,
-            0x8a | b'C' => {
-                let n = cursor.uint(1)?;
-                cursor.skip(n)?;
-            }
-            0x8b | b'B' => {
-                let n = cursor.uint(4)?;
-                cursor.skip(n)?;
-            }
-            0x8e | 0x96 => {
-                let n = cursor.uint(8)?;
-                cursor.skip(n)?;
-            }
-            // No arguments.
-            b'(' | b'0' | b'1' | b'2' | b'N' | b'Q' | b'R' | b'a' | b'b' | b'd' | b'}' | b'e'
-            | b'l' | b']' | b'o' | b's' | b't' | b')' | b'u' | 0x81 | 0x85..=0x89 | 0x8f
-            | 0x90..=0x92 | 0x97 | 0x98 => {}
-            other => {
-                return Err(Error::Checkpoint {
-                    detail: format!("unknown pickle opcode 0x{other:02x} at byte {}", cursor.pos - 1),
-                });
-            }
+/// The size and whether it is stored uncompressed, of the zip entry `name`.
+fn archive_entry_size(bytes: &[u8], name: &str) -> Result<Option<(u64, bool)>> {
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+        .map_err(|e| Error::Checkpoint { detail: format!("unreadable zip container: {e}") })?;
+    let Some(index) = archive.index_for_name(name) else { return Ok(None) };
+    let entry = archive
+        .by_index_raw(index)
+        .map_err(|e| Error::Checkpoint { detail: format!("cannot read {name}: {e}") })?;
+    Ok(Some((entry.size(), entry.compression() == zip::CompressionMethod::Stored)))
+}
+
+/// Pickles at the start of a legacy (pre-1.6) checkpoint: magic number, protocol
+/// version, system info, the object, its storage keys.
+const LEGACY_PICKLES: usize = 5;
+
+/// The legacy stream: five pickles, then for each storage key in order its element count
+/// (little-endian u64) and its bytes.
+fn check_legacy(bytes: &[u8]) -> Result<()> {
+    let file_len = bytes.len() as u64;
+    let mut rest = bytes;
+    let mut storages = Default::default();
+    let mut keys = Vec::new();
+    for index in 0..LEGACY_PICKLES {
+        let outcome = pickle_machine::run(rest, &|_| Ok(file_len))?;
+        rest = &rest[outcome.end..];
+        if index == 3 {
+            storages = outcome.storages;
+        } else if index == 4 {
+            keys = storage_keys(&outcome.root)?;
+        }
+        if rest.is_empty() {
+            // A plain pickle (not a legacy stream) ends here.
+            return if index == 0 { Ok(()) } else { Err(Error::Checkpoint { detail: "truncated legacy checkpoint".into() }) };
         }
     }
+    for key in keys {
+        let claim = storages
+            .get(&key)
+            .ok_or_else(|| Error::Checkpoint { detail: format!("storage key `{key}` listed but never described") })?;
+        let header: [u8; 8] = rest.get(..8).and_then(|h| h.try_into().ok()).ok_or_else(|| Error::Checkpoint {
+            detail: format!("storage `{key}`: the file ends before its record"),
+        })?;
+        let numel = u64::from_le_bytes(header);
+        if numel != claim.numel {
+            return Err(Error::Checkpoint {
+                detail: format!("storage `{key}` records {numel} elements, its persistent id claims {}", claim.numel),
+            });
+        }
+        let size = numel.checked_mul(claim.element_bytes).filter(|&n| n <= (rest.len() - 8) as u64).ok_or_else(|| {
+            Error::Checkpoint {
+                detail: format!(
+                    "storage `{key}` claims {numel} elements of {} bytes; {} bytes are left in the file",
+                    claim.element_bytes,
+                    rest.len() - 8
+                ),
+            }
+        })?;
+        rest = &rest[8 + size as usize..];
+    }
+    Ok(())
 }
 
-fn remember(memo: &mut std::collections::HashMap<u64, String>, strings: &[String], idx: u64) {
-    if let Some(s) = strings.last() {
-        memo.insert(idx, s.clone());
-    }
-}
-
-struct Cursor<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
-impl Cursor<'_> {
-    fn byte(&mut self) -> Result<u8> {
-        let b = *self.data.get(self.pos).ok_or_else(truncated)?;
-        self.pos += 1;
-        Ok(b)
-    }
-
-    fn take(&mut self, n: u64) -> Result<&[u8]> {
-        let n = usize::try_from(n).map_err(|_| truncated())?;
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len()).ok_or_else(truncated)?;
-        let slice = &self.data[self.pos..end];
-        self.pos = end;
-        Ok(slice)
-    }
-
-    fn skip(&mut self, n: u64) -> Result<()> {
-        self.take(n).map(|_| ())
-    }
-
-    fn uint(&mut self, width: usize) -> Result<u64> {
-        let bytes = self.take(width as u64)?;
-        Ok(bytes.iter().rev().fold(0, |acc, &b| (acc << 8) | b as u64))
-    }
-
-    fn text(&mut self, n: u64) -> Result<String> {
-        Ok(String::from_utf8_lossy(self.take(n)?).into_owned())
-    }
-
-    fn line(&mut self) -> Result<String> {
-        let rest = &self.data[self.pos..];
-        let len = rest.iter().position(|&b| b == b'\n').ok_or_else(truncated)?;
-        let text = String::from_utf8_lossy(&rest[..len]).into_owned();
-        self.pos += len + 1;
-        Ok(text)
-    }
+/// The legacy stream's list of storage keys (strings).
+fn storage_keys(root: &Value) -> Result<Vec<String>> {
+    let not_keys = || Error::Checkpoint { detail: "the legacy stream's storage keys are not a list of strings".into() };
+    let Value::List(items) = root else { return Err(not_keys()) };
+    items
+        .borrow()
+        .iter()
+        .map(|item| match &**item {
+            Value::Str(key) => Ok(key.clone()),
+            _ => Err(not_keys()),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -266,26 +155,12 @@ mod tests {
     fn allows_a_state_dict_pickle() {
         // {'a': OrderedDict()} in protocol 2 with a GLOBAL.
         let pickle = b"\x80\x02}q\x00X\x01\x00\x00\x00aq\x01ccollections\nOrderedDict\nq\x02)Rq\x03s.";
-        assert_eq!(check_pickle(pickle).unwrap(), pickle.len());
-    }
-
-    #[test]
-    fn refuses_os_system_by_global_and_stack_global() {
-        let pickle = b"\x80\x02cos\nsystem\nq\x00X\x02\x00\x00\x00lsq\x01\x85Rq\x020N.";
-        let err = check_pickle(pickle).unwrap_err().to_string();
-        assert!(err.contains("os.system"), "{err}");
-        let pickle = b"\x80\x04\x8c\x02os\x94\x8c\x06system\x94\x93\x94.";
-        let err = check_pickle(pickle).unwrap_err().to_string();
-        assert!(err.contains("os.system"), "{err}");
-        // The module name fetched back from the memo.
-        let pickle = b"\x80\x04\x8c\x08builtins\x94\x8c\x04eval\x94h\x00h\x01\x93.";
-        let err = check_pickle(pickle).unwrap_err().to_string();
-        assert!(err.contains("builtins.eval"), "{err}");
+        assert_eq!(check_pickle(pickle, 0).unwrap(), pickle.len());
     }
 
     #[test]
     fn truncated_pickle_is_an_error() {
-        assert!(check_pickle(b"\x80\x02X\x10\x00\x00\x00ab").is_err());
-        assert!(check_pickle(b"").is_err());
+        assert!(check_pickle(b"\x80\x02X\x10\x00\x00\x00ab", 0).unwrap_err().to_string().contains("truncated"));
+        assert!(check_pickle(b"", 0).unwrap_err().to_string().contains("truncated"));
     }
 }

@@ -55,11 +55,18 @@ impl Array {
     }
 }
 
-fn read_array<R: std::io::Read>(file: npyz::NpyFile<R>, what: &str) -> Result<Array> {
+/// Reads the values of an array whose header was read; `available` is how many bytes the
+/// file holds (the header's shape is checked against it before anything is allocated).
+fn read_array<R: std::io::Read>(file: npyz::NpyFile<R>, what: &str, available: u64) -> Result<Array> {
     let bad = |detail: String| Error::TensorFile { detail: format!("{what}: {detail}") };
     if file.order() != npyz::Order::C {
         return Err(bad("Fortran-order arrays are not supported".into()));
     }
+    let element_bytes = match file.dtype() {
+        npyz::DType::Plain(ts) => ts.num_bytes().unwrap_or(0) as u64,
+        other => return Err(bad(format!("dtype {other:?}; expected float32 or float64"))),
+    };
+    crate::files::claimed_bytes(what, file.shape(), element_bytes, available)?;
     let shape: Vec<usize> = file.shape().iter().map(|&d| d as usize).collect();
     let data: Vec<f32> = match file.dtype() {
         npyz::DType::Plain(ts) if ts.to_string().ends_with("f4") => {
@@ -81,7 +88,7 @@ pub fn read_npy(path: &Path) -> Result<Array> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let file = npyz::NpyFile::new(&bytes[..])
         .map_err(|e| Error::TensorFile { detail: format!("not an .npy file: {e}") }.in_file(path))?;
-    read_array(file, "array").map_err(|e| e.in_file(path))
+    read_array(file, "array", bytes.len() as u64).map_err(|e| e.in_file(path))
 }
 
 /// Reads every array of an `.npz` archive, by name.
@@ -95,7 +102,8 @@ pub fn read_npz(path: &Path) -> Result<BTreeMap<String, Array>> {
             .by_name(&name)
             .map_err(|e| bad(format!("array `{name}`: {e}")))?
             .ok_or_else(|| bad(format!("array `{name}` vanished")))?;
-        arrays.insert(name.clone(), read_array(file, &name).map_err(|e| e.in_file(path))?);
+        let available = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
+        arrays.insert(name.clone(), read_array(file, &name, available).map_err(|e| e.in_file(path))?);
     }
     Ok(arrays)
 }

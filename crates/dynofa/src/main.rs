@@ -3,6 +3,9 @@
 //! The command-line tool: `dynofa run | infer | describe | devices | convert | extract | calibrate | bench | profile | search | train-predictor`. Thin: each
 //! command parses its arguments and calls the library crates (`dynofa-supernet`, …);
 //! errors are reported with `anyhow` context naming the file or value at fault.
+//!
+//! An interrupt (Ctrl-C, SIGINT, SIGTERM, SIGHUP) never leaves a partial output behind
+//! and ends the process with status 130 (see [`interrupt`]).
 
 mod commands;
 mod device;
@@ -58,6 +61,10 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    // The load worker keeps the default disposition: a signal ends it at once.
+    if !matches!(cli.command, Command::LoadWorker(_)) {
+        interrupt::install();
+    }
     let result = match cli.command {
         Command::Infer(args) => commands::infer::run(args),
         Command::Describe(args) => commands::describe::run(args),
@@ -74,9 +81,132 @@ fn main() -> std::process::ExitCode {
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) if err.is::<interrupt::Interrupted>() => {
+            eprintln!("{err} (exit status {})", interrupt::EXIT_STATUS);
+            std::process::ExitCode::from(interrupt::EXIT_STATUS)
+        }
         Err(err) => {
             eprintln!("error: {err:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Interrupts: SIGINT (Ctrl-C), SIGTERM and SIGHUP, for every command.
+///
+/// [`install`] sets one handler (the `ctrlc` crate's: it runs on a thread of its own, not
+/// in signal context). What an interrupt does depends on where the command is:
+///
+/// - **Outside any [`Section`]** (loading weights, searching, calibrating, …) it ends the
+///   process at once with status [`EXIT_STATUS`]. Nothing is being written then: every
+///   output is written to a temporary file (or folder) and renamed into place, and
+///   commands do that only inside a section, so no partial output nor temporary file can
+///   be left behind.
+/// - **Inside a section** (a command writing its outputs, `dynofa run`'s frame loop) it
+///   is only recorded: the code in the section sees it with [`requested`] and finishes
+///   its step (a write completes: its output is then whole), and the command ends with
+///   the [`Interrupted`] error, which `main` turns into status [`EXIT_STATUS`].
+/// - **A second interrupt** ends the process at once, wherever it is (the usual
+///   convention for an impatient user; a temporary file being written may stay then).
+pub mod interrupt {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Mutex, MutexGuard, PoisonError};
+
+    /// The exit status of an interrupted command (128 + SIGINT, as shells report it).
+    pub const EXIT_STATUS: u8 = 130;
+
+    /// Set by the first interrupt.
+    static REQUESTED: AtomicBool = AtomicBool::new(false);
+    /// Interrupts received.
+    static SIGNALS: AtomicUsize = AtomicUsize::new(0);
+    /// What each open section does on an interrupt, innermost last. The handler holds the
+    /// lock while it decides, so that no section opens between its check and the exit.
+    static SECTIONS: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+
+    /// The error of a command that stopped because it was interrupted.
+    #[derive(Debug)]
+    pub struct Interrupted;
+
+    impl std::fmt::Display for Interrupted {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("interrupted")
+        }
+    }
+
+    impl std::error::Error for Interrupted {}
+
+    fn sections() -> MutexGuard<'static, Vec<&'static str>> {
+        SECTIONS.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Installs the handler (once, before the command runs). Without it (the platform
+    /// refused) signals keep their default action, which is said in a warning.
+    pub fn install() {
+        if let Err(e) = ctrlc::set_handler(on_signal) {
+            tracing::warn!("cannot handle interrupts ({e}): an interrupt may leave temporary files");
+        }
+    }
+
+    fn on_signal() {
+        let count = SIGNALS.fetch_add(1, Ordering::SeqCst) + 1;
+        let open = sections();
+        REQUESTED.store(true, Ordering::SeqCst);
+        if count >= 2 {
+            eprintln!("interrupted again: exiting at once");
+            std::process::exit(EXIT_STATUS.into());
+        }
+        match open.last() {
+            None => {
+                eprintln!("interrupted: exiting; nothing was written");
+                std::process::exit(EXIT_STATUS.into());
+            }
+            Some(note) => eprintln!("interrupted: {note} (interrupt again to exit at once)"),
+        }
+    }
+
+    /// Whether an interrupt came (only ever seen inside a section: outside, the process ends).
+    pub fn requested() -> bool {
+        REQUESTED.load(Ordering::SeqCst)
+    }
+
+    /// `Err(Interrupted)` once an interrupt came.
+    pub fn check() -> anyhow::Result<()> {
+        if requested() {
+            return Err(Interrupted.into());
+        }
+        Ok(())
+    }
+
+    /// A stretch of code an interrupt does not cut short (see the module): while one is
+    /// open, an interrupt is recorded and `note` (what happens now, e.g. "finishing the
+    /// write") is printed. Closed when dropped.
+    pub struct Section(());
+
+    impl Section {
+        /// Opens a section; `Err(Interrupted)` if an interrupt came already.
+        pub fn enter(note: &'static str) -> anyhow::Result<Section> {
+            let mut open = sections();
+            check()?;
+            open.push(note);
+            Ok(Section(()))
+        }
+    }
+
+    impl Drop for Section {
+        fn drop(&mut self) {
+            sections().pop();
+        }
+    }
+
+    /// Runs `work` (a command writing its outputs) in a [`Section`]; `Err(Interrupted)`
+    /// if an interrupt came before it (then `work` does not run) or while it ran (then its
+    /// outputs are complete, and the command should stop).
+    pub fn deferred<T>(note: &'static str, work: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+        let section = Section::enter(note)?;
+        let value = work();
+        drop(section);
+        let value = value?;
+        check()?;
+        Ok(value)
     }
 }

@@ -83,3 +83,50 @@ fn run_refuses_bad_input_with_clear_errors() {
     assert!(!out.status.success() && stderr(&out).contains("family.ron"), "{}", stderr(&out));
     assert!(!t.exists(), "nothing written on error");
 }
+
+/// A folder `frames` in `dir` holding a readable 320×240 PNG and a "JPEG" of garbage bytes.
+fn frames_with_a_corrupt_image(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let frames = dir.join("frames");
+    std::fs::create_dir(&frames).unwrap();
+    image::RgbImage::from_fn(320, 240, |x, y| image::Rgb([x as u8, y as u8, 128])).save(frames.join("good.png")).unwrap();
+    let bad = frames.join("bad.jpg");
+    std::fs::write(&bad, b"\xff\xd8\xff\xe0 not a JPEG: garbage bytes where the frame should be").unwrap();
+    (frames, bad)
+}
+
+#[test]
+fn an_unreadable_input_image_is_skipped_warned_about_once_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (frames, bad) = frames_with_a_corrupt_image(dir.path());
+    let trace = dir.path().join("trace.csv");
+    let run = dynofa(&[
+        "run", "--target-ms", "40", "--duration", "2", "--calibrate-iters", "1", "--input", s(&frames),
+        "--trace", s(&trace), "--plot", s(&dir.path().join("trace.svg")),
+    ]);
+    let err = stderr(&run);
+    assert!(run.status.success(), "a corrupt frame does not stop the run: {err}");
+    assert_eq!(err.lines().filter(|l| l.contains("bad.jpg")).count(), 1, "one warning for the file, not one per frame: {err}");
+    assert!(err.contains("warning") && err.contains(s(&bad)), "{err}");
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let summary = &report["summary"];
+    let (frames_run, skipped) = (summary["frames"].as_u64().unwrap(), summary["skipped_frames"].as_u64().unwrap());
+    // The cycle is bad.jpg, good.png, bad.jpg, …: every other frame is skipped.
+    assert!(frames_run >= 1 && (skipped == frames_run || skipped == frames_run + 1), "{summary}");
+    assert_eq!(report["unreadable_inputs"], serde_json::json!([s(&bad)]));
+    assert_eq!(summary["interrupted"], false);
+    assert_eq!(dynofa_runtime::trace::read_csv(&trace).unwrap().len() as u64, frames_run, "skipped frames are not in the trace");
+}
+
+#[test]
+fn an_input_folder_without_a_readable_image_is_an_error_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (frames, _) = frames_with_a_corrupt_image(dir.path());
+    std::fs::remove_file(frames.join("good.png")).unwrap();
+    let trace = dir.path().join("trace.csv");
+    let run = dynofa(&["run", "--target-ms", "40", "--duration", "2", "--input", s(&frames), "--trace", s(&trace)]);
+    let err = stderr(&run);
+    assert!(!run.status.success(), "{err}");
+    assert!(err.contains(&format!("--input {}: none of its 1 images can be read", s(&frames))), "names the folder: {err}");
+    assert!(!err.contains("panicked") && !err.contains("idle calibration"), "{err}");
+    assert!(!trace.exists());
+}

@@ -137,7 +137,7 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(e) = failure {
         return Err(e);
     }
-    ofa_dir::save(&net, &args.out)?;
+    crate::interrupt::deferred("finishing the write of the calibrated network", || Ok(ofa_dir::save(&net, &args.out)?))?;
     eprintln!("re-calibrated BN on {images} images; wrote {}", args.out.display());
     Ok(())
 }

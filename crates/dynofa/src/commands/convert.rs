@@ -27,7 +27,9 @@ pub fn run(args: Args) -> Result<()> {
     let start = Instant::now();
     let net = load_file(&args.weights, &device)?;
     let source_ms = start.elapsed().as_secs_f64() * 1e3;
-    save_record(&net, &args.out).with_context(|| format!("cannot write {}", args.out.display()))?;
+    crate::interrupt::deferred("finishing the write of the record", || {
+        save_record(&net, &args.out).with_context(|| format!("cannot write {}", args.out.display()))
+    })?;
     let start = Instant::now();
     let reloaded = load_file(&args.out, &device)?;
     let record_ms = start.elapsed().as_secs_f64() * 1e3;

@@ -36,10 +36,13 @@ pub fn run(args: Args) -> Result<()> {
     let device = Device::flex();
     let supernet = args.net.weights.load(&device)?;
     let net = extract(&supernet, &subnet)?;
-    match args.format {
-        Format::Ofa => ofa_dir::save(&net, &args.out)?,
-        Format::Onnx => onnx::save_onnx(&net, &args.out)?,
-    }
+    crate::interrupt::deferred("finishing the write of the network", || {
+        match args.format {
+            Format::Ofa => ofa_dir::save(&net, &args.out)?,
+            Format::Onnx => onnx::save_onnx(&net, &args.out)?,
+        }
+        Ok(())
+    })?;
     eprintln!("wrote {} ({} parameters) to {}", subnet.to_json(), net.num_params(), args.out.display());
     Ok(())
 }

@@ -104,7 +104,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     let logits = network.forward(&batch, &device)?; // [B, classes]
     if let Some(out) = &args.output {
-        write_npy(out, &logits)?;
+        crate::interrupt::deferred("finishing the write of the logits", || Ok(write_npy(out, &logits)?))?;
         eprintln!("wrote logits {:?} to {}", logits.shape, out.display());
         return Ok(());
     }

@@ -89,8 +89,10 @@ pub fn run(args: Args) -> Result<()> {
         let validation = if validate_n > 0 {
             eprintln!("validating on {validate_n} random sub-networks ({what})…");
             let v = validate(&supernet, &tables, validate_n, args.seed, &placement, iters)?;
-            write_json(&dir.join("validation.json"), &v)?;
-            plot(&v, &dir.join("validation.svg"), &what)?;
+            crate::interrupt::deferred("finishing the write of the validation", || {
+                write_json(&dir.join("validation.json"), &v)?;
+                plot(&v, &dir.join("validation.svg"), &what)
+            })?;
             Some(v)
         } else {
             None
@@ -112,7 +114,7 @@ pub fn run(args: Args) -> Result<()> {
             correction: validation.as_ref().map(|v| v.correction),
             errors: validation.as_ref().map(|v| [v.raw, v.raw_held_out, v.corrected_held_out]),
         };
-        metadata.write(&dir)?;
+        crate::interrupt::deferred("finishing the write of the metadata", || Ok(metadata.write(&dir)?))?;
         let out = json!({
             "device": args.device.to_string(),
             "adapter": adapter,

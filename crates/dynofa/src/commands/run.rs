@@ -2,6 +2,18 @@
 //! under a latency target with a run-time policy for a given time, optionally under a
 //! scheduled competing load, with a live status line; writes the per-frame trace (CSV),
 //! its plot (SVG) and a summary (JSON).
+//!
+//! Interrupted (Ctrl-C, SIGTERM; see [`crate::interrupt`]) before the first frame — while
+//! the supernet loads, the levels warm up or the idle calibration runs — it exits at once
+//! with status 130 and writes nothing (no competing load runs yet). Interrupted during the
+//! frames, it stops after the frame that runs, stops and reaps the competing load
+//! processes, writes the trace (every frame run), the plot and the summary as at the end
+//! of a run, the summary marked `"interrupted": true`, says where they are, and exits
+//! with status 130.
+//!
+//! With `--input DIR`, an image that cannot be read is skipped, with one warning per
+//! file, each time the cycle comes to it, and counted in the summary's `skipped_frames`;
+//! a folder without any readable image is an error before the run.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -20,6 +32,7 @@ use dynofa_slice::Placement;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
+use crate::interrupt;
 use crate::weights::WeightsArgs;
 
 /// The default family (w1.2), made on a 2-core x86-64 machine by `dynofa profile` and
@@ -249,6 +262,8 @@ pub fn run(args: Args) -> Result<()> {
     }
 
     let exe = std::env::current_exe().context("cannot find the dynofa executable to start the load")?;
+    // From here on an interrupt ends the frame loop; what ran is written as at the end.
+    let _frames_section = interrupt::Section::enter("stopping the run after this frame; writing the trace, plot and summary of the frames so far")?;
     let runner = (!load.windows.is_empty()).then(|| LoadRunner::start(load.clone(), move |kind| load_command(&exe, kind)));
     let status = progress_bar(args.quiet, "{bar:20} {elapsed_precise} {msg}");
     status.set_length((args.duration * 10.0) as u64);
@@ -256,9 +271,14 @@ pub fn run(args: Args) -> Result<()> {
     let mut rows: Vec<TraceRow> = Vec::new();
     let mut last_status = Instant::now();
     let mut index = 0usize;
-    while start.elapsed().as_secs_f64() < args.duration {
+    let mut skipped_frames = 0usize;
+    while start.elapsed().as_secs_f64() < args.duration && !interrupt::requested() {
         let frame = frames.get(index);
         index += 1;
+        let Some(frame) = frame else {
+            skipped_frames += 1;
+            continue;
+        };
         let mut row = TraceRow::from(&runtime.infer(&frame)?);
         row.t_s = start.elapsed().as_secs_f64();
         if last_status.elapsed() >= Duration::from_millis(100) {
@@ -273,9 +293,10 @@ pub fn run(args: Args) -> Result<()> {
         rows.push(row);
     }
     status.finish_and_clear();
-    if let Some(runner) = runner {
-        runner.finish()?;
-    }
+    let interrupted = interrupt::requested();
+    // Kills the load processes still running and waits for them; a load that could not
+    // start is reported once the frames that ran are written.
+    let load_outcome = runner.map_or(Ok(()), LoadRunner::finish);
 
     for path in [&args.trace, &args.plot] {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -286,7 +307,7 @@ pub fn run(args: Args) -> Result<()> {
     let devices = runtime.models().iter().map(|m| m.device.as_str()).collect::<Vec<_>>().join(" + ");
     let title = format!("dynofa run on {devices}: {} policy, target {} ms{}", runtime.policy_name(), requirements.target_ms, args.load.as_deref().map(|l| format!(", load {l}")).unwrap_or_default());
     trace::plot(&args.plot, &rows, &load, &title)?;
-    let summary = Summary::of(&rows, &load, 5);
+    let summary = Summary { skipped_frames, interrupted, ..Summary::of(&rows, &load, 5) };
     let stats = runtime.stats();
     let processors: Vec<serde_json::Value> = runtime
         .models()
@@ -313,6 +334,8 @@ pub fn run(args: Args) -> Result<()> {
         "target_ms": requirements.target_ms,
         "min_accuracy": requirements.min_accuracy,
         "load": args.load,
+        "input": args.input,
+        "unreadable_inputs": frames.unreadable,
         "max_threads": max_threads,
         "summary": summary,
         "trace": args.trace,
@@ -321,6 +344,12 @@ pub fn run(args: Args) -> Result<()> {
     let summary_path = args.trace.with_extension("summary.json");
     dynofa_supernet::tensor_io::write_atomically(&summary_path, |f| serde_json::to_writer_pretty(&mut *f, &report).map_err(std::io::Error::other))?;
     println!("{report}");
+    if interrupted {
+        eprintln!("interrupted after {:.1} s of the {} s asked for", rows.last().map_or(0.0, |r| r.t_s), args.duration);
+    }
+    if skipped_frames > 0 {
+        eprintln!("{skipped_frames} frames skipped: {} unreadable image(s) in --input {}", frames.unreadable.len(), args.input);
+    }
     eprintln!(
         "{} frames, {:.1}% over {} ms ({:.1}% after 5 reaction frames), mean predicted accuracy {:.2}%, {} switches ({:.1} µs each)",
         summary.frames, summary.over_pct, requirements.target_ms, summary.over_after_reaction_pct, summary.mean_acc * 100.0, summary.switches, summary.mean_switch_us
@@ -329,7 +358,9 @@ pub fn run(args: Args) -> Result<()> {
     if untrained {
         eprintln!("note: these weights are NOT trained ImageNet weights: the classes are meaningless; the accuracies shown are the predictor's estimates for trained weights.");
     }
-    Ok(())
+    load_outcome?;
+    // Exits with status 130 if interrupted, the frames or the writes cut short or not.
+    interrupt::check()
 }
 
 fn progress_bar(quiet: bool, template: &str) -> ProgressBar {
@@ -354,12 +385,17 @@ fn load_command(exe: &Path, kind: &LoadKind) -> Command {
 
 /// The frames fed to the runtime, cycled.
 struct Frames {
-    /// `(width, height, rgb)` per frame.
-    images: Vec<(usize, usize, Vec<u8>)>,
+    /// `(width, height, rgb)` per frame, in cycle order; `None` for an image file that
+    /// could not be read (skipped each time the cycle comes to it).
+    images: Vec<Option<(usize, usize, Vec<u8>)>>,
+    /// The image files that could not be read.
+    unreadable: Vec<PathBuf>,
 }
 
 impl Frames {
-    /// `synthetic` (eight seeded 320×240 noise frames) or a directory of images.
+    /// `synthetic` (eight seeded 320×240 noise frames) or a directory of images (PNG,
+    /// JPEG), each decoded once here. An image that cannot be read is skipped with a
+    /// warning; a directory with no readable image is an error naming it.
     fn open(input: &str) -> Result<Self> {
         if input == "synthetic" {
             let mut state = 0x9e3779b97f4a7c15u64;
@@ -373,10 +409,10 @@ impl Frames {
                             (state >> 56) as u8
                         })
                         .collect();
-                    (320, 240, pixels)
+                    Some((320, 240, pixels))
                 })
                 .collect();
-            return Ok(Frames { images });
+            return Ok(Frames { images, unreadable: Vec::new() });
         }
         let dir = Path::new(input);
         let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -386,19 +422,33 @@ impl Frames {
             .collect();
         paths.sort();
         anyhow::ensure!(!paths.is_empty(), "--input {input}: no .png/.jpg/.jpeg image in the directory");
-        let images = paths
-            .iter()
-            .map(|p| {
-                let img = image::open(p).with_context(|| format!("cannot read image {}", p.display()))?.to_rgb8();
-                Ok((img.width() as usize, img.height() as usize, img.into_raw()))
-            })
-            .collect::<Result<_>>()?;
-        Ok(Frames { images })
+        let (mut images, mut unreadable) = (Vec::with_capacity(paths.len()), Vec::new());
+        let mut first_error = None;
+        for path in paths {
+            match crate::preprocess::read_image(&path) {
+                Ok(img) => {
+                    let img = img.to_rgb8();
+                    images.push(Some((img.width() as usize, img.height() as usize, img.into_raw())));
+                }
+                Err(e) => {
+                    // The error names the file.
+                    eprintln!("warning: --input: skipping an image (its frames are counted as skipped): {e:#}");
+                    first_error.get_or_insert(e);
+                    images.push(None);
+                    unreadable.push(path);
+                }
+            }
+        }
+        if let Some(e) = first_error.filter(|_| images.iter().all(Option::is_none)) {
+            bail!("--input {input}: none of its {} images can be read (the first: {e:#})", images.len());
+        }
+        Ok(Frames { images, unreadable })
     }
 
-    fn get(&self, i: usize) -> Frame<'_> {
-        let (w, h, rgb) = &self.images[i % self.images.len()];
-        Frame::rgb(*w, *h, rgb).expect("decoded frames have width × height × 3 bytes")
+    /// Frame `i` of the cycle, `None` if its image could not be read.
+    fn get(&self, i: usize) -> Option<Frame<'_>> {
+        let (w, h, rgb) = self.images[i % self.images.len()].as_ref()?;
+        Some(Frame::rgb(*w, *h, rgb).expect("decoded frames have width × height × 3 bytes"))
     }
 }
 

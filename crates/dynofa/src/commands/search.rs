@@ -143,14 +143,17 @@ pub fn run(args: Args) -> Result<()> {
     metadata.insert("objective".into(), cost.name());
     metadata.insert("search".into(), format!("NSGA-II population {} generations {} polish {} seed {}; resolutions {:?}", args.population, args.generations, args.polish, args.seed, resolutions));
     let family = FamilyFile { format: FORMAT_VERSION, width: args.width, device: args.device, supernet: Some(format!("ofa_mbv3_d234_e346_k357_w{}", args.width)), metadata, levels };
-    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    family.write(&args.out)?;
+    let (reference, plot_path) = crate::interrupt::deferred("finishing the write of the family and its plot", || {
+        if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        family.write(&args.out)?;
 
-    let reference = args.reference.as_deref().map(|p| read_reference(p, &predictor, cost)).transpose()?;
-    let plot_path = args.plot.clone().unwrap_or_else(|| args.out.with_extension("svg"));
-    plot(&result.evaluated, &result.front, &chosen, reference.as_deref(), &cost.name(), &plot_path)?;
+        let reference = args.reference.as_deref().map(|p| read_reference(p, &predictor, cost)).transpose()?;
+        let plot_path = args.plot.clone().unwrap_or_else(|| args.out.with_extension("svg"));
+        plot(&result.evaluated, &result.front, &chosen, reference.as_deref(), &cost.name(), &plot_path)?;
+        Ok((reference, plot_path))
+    })?;
     let margins = reference.as_ref().map(|points| {
         points
             .iter()
