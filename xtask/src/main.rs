@@ -10,11 +10,14 @@
 //! - `cargo xtask deploy | profile | search | run --board USER@HOST[:PORT]`: the board
 //!   workflow over SSH (see README).
 //! - `cargo xtask experiment`: the run-time policies side by side under the same load.
+//! - `cargo xtask profile-check`: three profiles in a row, quiet and under an intermittent
+//!   load: do their tables agree, and how well do they predict?
 //! - `cargo xtask default-family`: remake `assets/families/cpu_w12.ron` on this machine.
 
 mod board;
 mod bundle;
 mod deploy;
+mod profile_check;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -71,10 +74,16 @@ enum Task {
         #[arg(long, default_value = "6s-14s:2")]
         load: String,
     },
+    /// Three profiles in a row, on a quiet machine and under an intermittent competing
+    /// load (busy threads switched on and off at random every 0.2–2 s): how far their
+    /// tables agree (`dynofa profile --compare`) and how well each predicts its held-out
+    /// validation networks (tables in target/profile-check/).
+    ProfileCheck(profile_check::Args),
     /// Remake the embedded default family on this machine: `dynofa profile` (1 and 2
     /// threads), then `dynofa search` with OFA's accuracy predictor (from ../shared/golden
-    /// unless --predictor) minimising the all-core latency; and the candidates of the GPU
-    /// family `dynofa run` makes (16 along the accuracy–MFLOPs front).
+    /// unless --predictor) minimising the all-core latency, embedded only if its levels are
+    /// strictly ordered in measured latency on 1 and 2 threads (`dynofa profile --family`);
+    /// and the candidates of the GPU family `dynofa run` makes (16 along the accuracy–MFLOPs front).
     DefaultFamily {
         /// OFA's accuracy predictor.
         #[arg(long, default_value = "../shared/golden/acc_predictor.pth")]
@@ -132,6 +141,7 @@ fn main() -> Result<()> {
             ]))
         }
         Task::Experiment { target_ms, duration, load } => experiment(&root, target_ms, duration, &load),
+        Task::ProfileCheck(args) => profile_check::check(&root, &release_dynofa(&root)?, &args),
         Task::DefaultFamily { predictor } => default_family(&root, &predictor),
         Task::Test => {
             let python_path = ensure_python_packages(&root)?;
@@ -359,11 +369,27 @@ fn default_family(root: &Path, predictor: &Path) -> Result<()> {
     run(root, Command::new(&dynofa).args(["profile", "--threads", "1,2", "--out"]).arg(&tables))?;
     let family = dir.join("cpu_w12.ron");
     run(root, Command::new(&dynofa).args(["search", "--levels", "6", "--predictor"]).arg(predictor).args([
-        "--lut", &format!("cpu_t2={}", tables.join("threads_2").display()), "--lut", &format!("cpu_t1={}", tables.join("threads_1").display()), "--out",
+        // Relative to the workspace (the commands run there): the family's metadata names them.
+        "--lut", "cpu_t2=target/default-family/profile/threads_2", "--lut", "cpu_t1=target/default-family/profile/threads_1", "--out",
     ]).arg(&family))?;
+    // The levels must get slower as they get more accurate, on this machine, on 1 and 2
+    // threads: measured whole, the way the tables were.
+    let check = Command::new(&dynofa).args(["profile", "--threads", "1,2", "--family"]).arg(&family).current_dir(root).output().context("starting dynofa")?;
+    anyhow::ensure!(check.status.success(), "dynofa profile --family failed: {}", String::from_utf8_lossy(&check.stderr));
+    eprint!("{}", String::from_utf8_lossy(&check.stderr));
+    for line in String::from_utf8_lossy(&check.stdout).lines() {
+        let json: serde_json::Value = serde_json::from_str(line)?;
+        anyhow::ensure!(
+            json["strictly_ordered"] == true,
+            "the searched family's levels are not strictly ordered in measured latency on {} thread(s): {} ms (not embedded; profile again on a quieter machine)",
+            json["threads"],
+            json["levels_ms"]
+        );
+    }
     let header = "// The embedded default family of `dynofa run` (w1.2 supernet, CPU). Made by `cargo xtask default-family`:\n\
                   // `dynofa profile` (threads 1 and 2), then `dynofa search` with OFA's accuracy predictor, minimising\n\
-                  // the 2-thread latency; cpu_t1/cpu_t2 are the tables' predictions. See assets/README.md.\n";
+                  // the 2-thread latency; cpu_t1/cpu_t2 are the tables' predictions; levels checked strictly ordered in\n\
+                  // measured latency on 1 and 2 threads (`dynofa profile --family`). See assets/README.md.\n";
     embed(&family, &root.join("assets/families/cpu_w12.ron"), header)?;
 
     let candidates = dir.join("candidates_w12.ron");

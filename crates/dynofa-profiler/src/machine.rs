@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::measure::write_atomically;
-use crate::validate::{Correction, ErrorStats};
+use crate::noise::NoiseReport;
+use crate::rounds::{CanaryStats, RoundOptions};
+use crate::validate::{Correction, CorrectionModel, ErrorStats};
 
 /// The Burn version the workspace pins (`burn = "=0.22.1"`).
 pub const BURN_VERSION: &str = "0.22.1";
@@ -59,20 +61,34 @@ pub struct Metadata {
     pub adapter: Option<dynofa_device::Adapter>,
     /// Threads the path used.
     pub threads: usize,
-    /// Timed forwards per covering sub-network.
-    pub iters: usize,
+    /// How the timings were taken: rounds, budget, stop rule.
+    pub rounds: RoundOptions,
+    /// Untimed forwards before each timed one.
+    pub warm_forwards: usize,
     /// dynofa's version.
     pub dynofa_version: String,
     /// Burn's version.
     pub burn_version: String,
     /// When (UTC, RFC 3339).
     pub date: String,
-    /// Seconds the build took (this run; 0 when every table was already there).
+    /// Seconds the whole profile's measurement took (every thread count, this run; 0
+    /// when every table was already there and nothing was validated).
     pub build_seconds: f64,
-    /// The correction to apply to summed predictions, if validated.
+    /// How noisy the machine was during the measurement (all thread counts together).
+    pub noise: Option<NoiseReport>,
+    /// This thread count's canary.
+    pub canary: Option<CanaryStats>,
+    /// The tables' prediction against the covering sub-networks of the middle resolution
+    /// measured whole: how far the sum of layers is from the whole network.
+    pub additivity: Option<ErrorStats>,
+    /// The correction to apply to summed predictions (the identity where none lowered the
+    /// held-out error).
     pub correction: Option<Correction>,
-    /// Prediction errors found by validation: raw (all points), raw and corrected (held out).
-    pub errors: Option<[ErrorStats; 3]>,
+    /// The correction's shape that cross-validation chose.
+    pub correction_model: Option<CorrectionModel>,
+    /// Prediction errors found by validation: the raw sum, and the predictions the tables
+    /// give (corrected where that helps), held out.
+    pub errors: Option<[ErrorStats; 2]>,
 }
 
 impl Metadata {

@@ -1,15 +1,17 @@
-//! How good a table's predictions are: random sub-networks measured end to end where the
-//! tables were built (the CPU's fast path or a GPU) against the sum of their layers' entries, and a linear correction
-//! (`scale × sum + offset`) fitted on half of them and judged on the other half.
+//! How good a table's predictions are: random sub-networks measured whole (timed with
+//! the tables, in the same interleaved canary-relative rounds: [`crate::measure`]) against
+//! the sum of their layers' entries. A linear correction (`scale × sum + offset`, or
+//! `scale × sum`) is chosen by leave-one-out cross-validation and applied only where it
+//! lowers the held-out error; the report gives nn-Meter's yardstick — the share of
+//! networks predicted within ±5% and ±10% — beside the mean and worst error.
 
-use dynofa_slice::Placement;
 use dynofa_supernet::arch::{SLOTS, STAGES};
-use dynofa_supernet::{SubnetConfig, Supernet, SupernetConfig};
+use dynofa_supernet::{SubnetConfig, SupernetConfig};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
-use crate::measure::test_image;
+use crate::error::Result;
+use crate::measure::Measured;
 use crate::table::LatencyTables;
 
 /// One validation sub-network.
@@ -19,10 +21,11 @@ pub struct Point {
     pub subnet: SubnetConfig,
     /// The table's prediction (sum of layers), ms.
     pub predicted_ms: f64,
-    /// Measured end to end (median), ms.
+    /// Measured whole (canary-relative estimate), ms.
     pub measured_ms: f64,
-    /// Whether the correction was fitted on it (else it is held out).
-    pub fitted: bool,
+    /// The corrected prediction with the correction fitted on the other points (the
+    /// held-out prediction; equal to `predicted_ms` when no correction is applied), ms.
+    pub held_out_ms: f64,
 }
 
 /// `latency ≈ scale × Σ layers + offset_ms`.
@@ -34,6 +37,18 @@ pub struct Correction {
     pub offset_ms: f64,
 }
 
+/// The shapes of correction cross-validation chooses between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CorrectionModel {
+    /// None: the sum of layers as it is.
+    Identity,
+    /// `scale × sum`.
+    Scale,
+    /// `scale × sum + offset`.
+    Affine,
+}
+
 impl Correction {
     /// No correction.
     pub const IDENTITY: Correction = Correction { scale: 1.0, offset_ms: 0.0 };
@@ -43,54 +58,87 @@ impl Correction {
         self.scale * summed_ms + self.offset_ms
     }
 
-    /// Least squares of measured on predicted over `points` (identity below two points or
-    /// when all predictions are equal).
-    pub fn fit<'a>(points: impl IntoIterator<Item = &'a Point>) -> Self {
-        let xy: Vec<(f64, f64)> = points.into_iter().map(|p| (p.predicted_ms, p.measured_ms)).collect();
+    /// Least squares of measured on predicted over `(predicted, measured)` pairs (identity
+    /// below two points or when all predictions are equal).
+    pub fn fit(model: CorrectionModel, xy: &[(f64, f64)]) -> Self {
         let n = xy.len() as f64;
-        if xy.len() < 2 {
-            return Self::IDENTITY;
+        match model {
+            CorrectionModel::Identity => Self::IDENTITY,
+            _ if xy.len() < 2 => Self::IDENTITY,
+            CorrectionModel::Scale => {
+                let sxx: f64 = xy.iter().map(|p| p.0 * p.0).sum();
+                if sxx <= 0.0 {
+                    return Self::IDENTITY;
+                }
+                Correction { scale: xy.iter().map(|p| p.0 * p.1).sum::<f64>() / sxx, offset_ms: 0.0 }
+            }
+            CorrectionModel::Affine => {
+                let (mx, my) = (xy.iter().map(|p| p.0).sum::<f64>() / n, xy.iter().map(|p| p.1).sum::<f64>() / n);
+                let sxx: f64 = xy.iter().map(|p| (p.0 - mx).powi(2)).sum();
+                if sxx <= f64::EPSILON * mx * mx {
+                    return Self::IDENTITY;
+                }
+                let scale = xy.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum::<f64>() / sxx;
+                Correction { scale, offset_ms: my - scale * mx }
+            }
         }
-        let (mx, my) = (xy.iter().map(|p| p.0).sum::<f64>() / n, xy.iter().map(|p| p.1).sum::<f64>() / n);
-        let sxx: f64 = xy.iter().map(|p| (p.0 - mx).powi(2)).sum();
-        if sxx <= f64::EPSILON * mx * mx {
-            return Self::IDENTITY;
-        }
-        let scale = xy.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum::<f64>() / sxx;
-        Correction { scale, offset_ms: my - scale * mx }
+    }
+
+    /// Each pair's prediction by `model` fitted on the other pairs (leave one out).
+    pub fn held_out(model: CorrectionModel, xy: &[(f64, f64)]) -> Vec<f64> {
+        (0..xy.len())
+            .map(|i| {
+                let others: Vec<(f64, f64)> = xy.iter().enumerate().filter(|&(j, _)| j != i).map(|(_, &p)| p).collect();
+                Self::fit(model, &others).apply(xy[i].0)
+            })
+            .collect()
     }
 }
 
-/// Errors of a set of predictions: mean absolute percentage error and the worst one.
+/// Errors of a set of predictions.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ErrorStats {
     /// Mean absolute percentage error, %.
     pub mape: f64,
     /// Largest absolute percentage error, %.
     pub worst: f64,
+    /// Share of predictions within ±5% of the measurement, %.
+    #[serde(default)]
+    pub within_5_pct: f64,
+    /// Share of predictions within ±10% of the measurement, % (nn-Meter's yardstick).
+    #[serde(default)]
+    pub within_10_pct: f64,
 }
 
 impl ErrorStats {
-    fn of(pairs: impl IntoIterator<Item = (f64, f64)>) -> Self {
+    /// The errors of `(predicted, measured)` pairs.
+    pub fn of(pairs: impl IntoIterator<Item = (f64, f64)>) -> Self {
         let errors: Vec<f64> = pairs.into_iter().map(|(predicted, measured)| 100.0 * (predicted - measured).abs() / measured).collect();
         let n = errors.len().max(1) as f64;
-        ErrorStats { mape: errors.iter().sum::<f64>() / n, worst: errors.iter().copied().fold(0.0, f64::max) }
+        let within = |pct: f64| 100.0 * errors.iter().filter(|&&e| e <= pct).count() as f64 / n;
+        ErrorStats { mape: errors.iter().sum::<f64>() / n, worst: errors.iter().copied().fold(0.0, f64::max), within_5_pct: within(5.0), within_10_pct: within(10.0) }
     }
 }
 
 /// The outcome of [`validate`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Validation {
+    /// Share of held-out networks the tables predict within ±5%, % (with the correction
+    /// where it is applied).
+    pub within_5_pct: f64,
+    /// Share within ±10%, % (nn-Meter's yardstick).
+    pub within_10_pct: f64,
     /// Every sub-network measured.
     pub points: Vec<Point>,
-    /// The summed prediction's error over all points.
+    /// The summed prediction's error (nothing fitted: every point is held out).
     pub raw: ErrorStats,
-    /// The summed prediction's error over the held-out points.
-    pub raw_held_out: ErrorStats,
-    /// The correction fitted on the other points.
+    /// The error of the predictions the tables give, held out: the corrected ones fitted
+    /// without the point judged where the correction is applied, else the raw ones.
+    pub held_out: ErrorStats,
+    /// The correction's shape that cross-validation chose.
+    pub model: CorrectionModel,
+    /// The correction to apply (fitted on every point; the identity when none helps).
     pub correction: Correction,
-    /// The corrected prediction's error over the held-out points.
-    pub corrected_held_out: ErrorStats,
 }
 
 /// `n` random sub-networks of `config` at resolutions drawn from `resolutions` (seeded).
@@ -107,39 +155,36 @@ pub fn random_subnets(config: &SupernetConfig, resolutions: &[usize], n: usize, 
         .collect()
 }
 
-/// Measures `n` random sub-networks (resolutions of `tables`; every other one fits the
-/// correction, the rest judge it) at `placement`, `iters` timed forwards each.
-pub fn validate(supernet: &Supernet, tables: &LatencyTables, n: usize, seed: u64, placement: &Placement, iters: usize) -> Result<Validation> {
-    if n < 4 {
-        return Err(Error::Invalid { field: "validation sub-networks".into(), message: format!("{n}: at least 4 (half fit the correction, half judge it)") });
-    }
-    let config = &supernet.config;
-    let resolutions: Vec<usize> = tables.tables.keys().copied().collect();
-    let subnets = random_subnets(config, &resolutions, n, seed);
-    // On the CPU one store runs them all as its levels (one copy of the weights); on a GPU
-    // each is a network of its own, loaded one at a time.
-    let groups: Vec<&[SubnetConfig]> = match placement {
-        Placement::Cpu { .. } => vec![&subnets[..]],
-        Placement::Gpu(_) => subnets.chunks(1).collect(),
-    };
-    let mut points = Vec::with_capacity(n);
-    for group in groups {
-        let mut family = placement.load(supernet, group, &[])?;
-        for (level, subnet) in group.iter().enumerate() {
-            family.switch_to(level)?;
-            let image = test_image(subnet.resolution());
-            let measured_ms = family.median_forward_ms(&image, 2, iters)?;
-            let fitted = points.len() % 2 == 0;
-            points.push(Point { subnet: subnet.clone(), predicted_ms: tables.predict(config, subnet)?, measured_ms, fitted });
+/// Points a correction shape needs before cross-validation may choose it (by
+/// [`CorrectionModel`]): a line through two parameters fitted on a handful of points
+/// follows their noise.
+const MIN_POINTS: [usize; 3] = [0, 4, 8];
+
+/// Percentage points of held-out mean error a richer correction must save to be chosen.
+const MARGIN_PP: f64 = 0.1;
+
+/// Judges `tables` on networks measured whole: chooses the correction by leave-one-out
+/// cross-validation (the simplest shape whose held-out mean error no richer one lowers by
+/// more than a tenth of a percentage point; none unless it beats the raw sum).
+pub fn validate(config: &SupernetConfig, tables: &LatencyTables, measured: &[Measured]) -> Result<Validation> {
+    let xy: Vec<(f64, f64)> = measured.iter().map(|m| Ok((tables.predict(config, &m.subnet)?, m.ms))).collect::<Result<_>>()?;
+    let raw = ErrorStats::of(xy.iter().copied());
+    // Shapes from the simplest; a richer one is chosen only if it lowers the held-out mean
+    // error by more than MARGIN_PP.
+    let mut chosen = (CorrectionModel::Identity, xy.iter().map(|p| p.0).collect::<Vec<f64>>(), raw.mape);
+    for model in [CorrectionModel::Scale, CorrectionModel::Affine] {
+        if xy.len() < MIN_POINTS[model as usize] {
+            continue;
+        }
+        let predictions = Correction::held_out(model, &xy);
+        let mape = ErrorStats::of(predictions.iter().copied().zip(xy.iter().map(|p| p.1))).mape;
+        if mape < chosen.2 - MARGIN_PP {
+            chosen = (model, predictions, mape);
         }
     }
-    let correction = Correction::fit(points.iter().filter(|p| p.fitted));
-    let held_out = || points.iter().filter(|p| !p.fitted);
-    Ok(Validation {
-        raw: ErrorStats::of(points.iter().map(|p| (p.predicted_ms, p.measured_ms))),
-        raw_held_out: ErrorStats::of(held_out().map(|p| (p.predicted_ms, p.measured_ms))),
-        corrected_held_out: ErrorStats::of(held_out().map(|p| (correction.apply(p.predicted_ms), p.measured_ms))),
-        correction,
-        points,
-    })
+    let (model, held_out, _) = chosen;
+    let points: Vec<Point> =
+        measured.iter().zip(&xy).zip(&held_out).map(|((m, &(predicted_ms, measured_ms)), &held_out_ms)| Point { subnet: m.subnet.clone(), predicted_ms, measured_ms, held_out_ms }).collect();
+    let held_out = ErrorStats::of(points.iter().map(|p| (p.held_out_ms, p.measured_ms)));
+    Ok(Validation { within_5_pct: held_out.within_5_pct, within_10_pct: held_out.within_10_pct, points, raw, held_out, model, correction: Correction::fit(model, &xy) })
 }

@@ -564,7 +564,7 @@ impl FamilyStore {
     /// squeeze-and-excitation, head layers) for one image of the active level, the
     /// median over `iters` forwards after two warm-up ones. Every kernel uses all threads.
     pub fn op_profile(&mut self, image: &Array, iters: usize) -> Result<Vec<(&'static str, f64)>> {
-        let runs = self.timed_runs(image, iters)?;
+        let runs = self.timed_runs(image, 2, iters)?;
         let ops: Vec<&'static str> = runs[0].ops.keys().copied().collect();
         Ok(ops
             .into_iter()
@@ -578,15 +578,15 @@ impl FamilyStore {
 
     /// Milliseconds of each layer of the active level (stem, first block, each active
     /// block, final expansion, pooling, feature mix, classifier: the layers a latency
-    /// look-up table lists), per run: `[iters][layers]`, after two warm-up runs. One image,
-    /// every kernel on all threads — the runtime's path, timed in place.
-    pub fn layer_times(&mut self, image: &Array, iters: usize) -> Result<Vec<Vec<f64>>> {
-        let runs = self.timed_runs(image, iters)?;
+    /// look-up table lists), per run: `[iters][layers]`, after `warmup` untimed runs. One
+    /// image, every kernel on all threads — the runtime's path, timed in place.
+    pub fn layer_times(&mut self, image: &Array, warmup: usize, iters: usize) -> Result<Vec<Vec<f64>>> {
+        let runs = self.timed_runs(image, warmup, iters)?;
         Ok(runs.iter().map(|t| t.layers.iter().map(|d| d.as_secs_f64() * 1e3).collect()).collect())
     }
 
-    /// `iters` (at least one) timed forwards of one image after two untimed ones.
-    fn timed_runs(&mut self, image: &Array, iters: usize) -> Result<Vec<Timings>> {
+    /// `iters` (at least one) timed forwards of one image after `warmup` untimed ones.
+    fn timed_runs(&mut self, image: &Array, warmup: usize, iters: usize) -> Result<Vec<Timings>> {
         let r = self.levels[self.active].config.resolution();
         if image.shape != [1, 3, r, r] {
             return Err(Error::InvalidValue { field: "input".into(), value: format!("shape {:?}", image.shape), expected: format!("[1, 3, {r}, {r}]") });
@@ -597,8 +597,8 @@ impl FamilyStore {
         let mut logits = vec![0.0; self.config.num_classes];
         let mut runs = Vec::new();
         let this = &*self;
-        for i in 0..iters.max(1) + 2 {
-            let mut timings = (i >= 2).then(Timings::default);
+        for i in 0..iters.max(1) + warmup {
+            let mut timings = (i >= warmup).then(Timings::default);
             this.on_threads(|| this.forward_image_timed(&mut ws, &mut head, &image.data, r, &mut logits, &mut timings));
             runs.extend(timings);
         }

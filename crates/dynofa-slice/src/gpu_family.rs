@@ -399,11 +399,11 @@ impl LoadedFamily for GpuFamily {
         Ok(Array { shape, data })
     }
 
-    fn layer_times(&mut self, image: &Array, iters: usize) -> Result<Vec<Vec<f64>>> {
+    fn layer_times(&mut self, image: &Array, warmup: usize, iters: usize) -> Result<Vec<Vec<f64>>> {
         self.check_input(image)?;
         let net = &self.levels[self.active].1;
         let mut runs = Vec::new();
-        for i in 0..iters.max(1) + 2 {
+        for i in 0..iters.max(1) + warmup {
             let x = self.upload(image);
             self.sync()?;
             let mut layers = Vec::new();
@@ -421,7 +421,7 @@ impl LoadedFamily for GpuFamily {
             if let Some(e) = failed {
                 return Err(device_error(e));
             }
-            if i >= 2 {
+            if i >= warmup {
                 runs.push(layers);
             }
         }

@@ -83,8 +83,8 @@ pub trait LoadedFamily: Send {
 
     /// Milliseconds of each layer of the active level (stem, first block, each active
     /// block, final expansion, pooling, feature mix, classifier: the layers of a latency
-    /// look-up table), per run: `[iters][layers]`, after two warm-up runs, for one image.
-    fn layer_times(&mut self, image: &Array, iters: usize) -> Result<Vec<Vec<f64>>>;
+    /// look-up table), per run: `[iters][layers]`, after `warmup` untimed runs, for one image.
+    fn layer_times(&mut self, image: &Array, warmup: usize, iters: usize) -> Result<Vec<Vec<f64>>>;
 
     /// Median milliseconds of `iters` (at least one) whole forwards of `input` on the active
     /// level, after `warmup` untimed ones: the latency the runtime sees for one batch.
@@ -160,8 +160,8 @@ impl LoadedFamily for FamilyStore {
         FamilyStore::forward(self, input)
     }
 
-    fn layer_times(&mut self, image: &Array, iters: usize) -> Result<Vec<Vec<f64>>> {
-        FamilyStore::layer_times(self, image, iters)
+    fn layer_times(&mut self, image: &Array, warmup: usize, iters: usize) -> Result<Vec<Vec<f64>>> {
+        FamilyStore::layer_times(self, image, warmup, iters)
     }
 
     fn memory_bytes(&self) -> usize {

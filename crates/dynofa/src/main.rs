@@ -39,7 +39,7 @@ enum Command {
     Calibrate(commands::calibrate::Args),
     /// Time the fast path on one sub-network (JSON: median_ms, …).
     Bench(commands::bench::Args),
-    /// Build latency look-up tables on this machine (per resolution and thread count) and validate them.
+    /// Build latency look-up tables on this machine (per resolution and thread count; interleaved rounds beside a canary), validate them, compare profiles (--compare) or measure a family's levels (--family).
     Profile(commands::profile::Args),
     /// Search the accuracy–latency Pareto front and write a family of levels along it.
     Search(commands::search::Args),

@@ -11,7 +11,7 @@ use dynofa_supernet::{load_checkpoint, load_checkpoint_in, Precision};
 
 mod common;
 
-use common::{dynofa, s, stderr};
+use common::{dynofa, last_json, s, stderr};
 
 #[test]
 fn infer_reproduces_every_golden_case_from_the_command_line() {
@@ -271,8 +271,34 @@ fn profile_quick_writes_tables_metadata_validation_and_plot_that_describe_reads(
     assert!(!run.status.success() && stderr(&run).contains("resolution 224"), "{}", stderr(&run));
     let run = dynofa(&["describe", "--subnet", spec, "--lut", "nodir"]);
     assert!(!run.status.success() && stderr(&run).contains("NAME=DIR"), "{}", stderr(&run));
-    let run = dynofa(&["profile", "--out", s(&out), "--resolutions", "160", "--threads", "1", "--iters", "1", "--validate", "2"]);
+    let run = dynofa(&["profile", "--out", s(&out), "--resolutions", "160", "--threads", "1", "--validate", "2"]);
     assert!(!run.status.success() && stderr(&run).contains("at least 4"), "{}", stderr(&run));
+    let run = dynofa(&["profile", "--out", s(&out), "--min-rounds", "2"]);
+    assert!(!run.status.success() && stderr(&run).contains("minimum rounds"), "{}", stderr(&run));
+
+    // The noise report and the validation's yardstick are in the metadata and the summary.
+    let metadata = dynofa_profiler::machine::Metadata::read(&tables).unwrap();
+    let noise = metadata.noise.expect("noise report");
+    assert_eq!(noise.rounds, 3);
+    assert!(noise.canary_spread >= 1.0 && (0.0..=1.0).contains(&noise.slow_share));
+    assert!(summary["validation"]["within_10_pct"].as_f64().is_some_and(|p| (0.0..=100.0).contains(&p)), "{summary}");
+    let validation: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(tables.join("validation.json")).unwrap()).unwrap();
+    assert!(validation["within_5_pct"].as_f64().is_some() && validation["within_10_pct"].as_f64().is_some());
+
+    // --compare: a profile agrees with itself (by table directory, or by profile output),
+    // and directories without tables in common are named.
+    let other = dir.path().join("copy");
+    std::fs::create_dir_all(other.join("threads_1")).unwrap();
+    std::fs::copy(tables.join("160_lookup_table.json"), other.join("threads_1/160_lookup_table.json")).unwrap();
+    let run = dynofa(&["profile", "--compare", s(&out), s(&other), "--networks", "50"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let json = last_json(&run);
+    assert_eq!((json["tables"].as_str(), json["agreement"]["networks"].as_u64()), (Some("threads_1"), Some(50)));
+    assert_eq!((json["agreement"]["within_5_pct"].as_f64(), json["agreement"]["worst_spread"].as_f64()), (Some(100.0), Some(1.0)));
+    let run = dynofa(&["profile", "--compare", s(&tables), s(&dir.path().join("copy/threads_1"))]);
+    assert!(run.status.success() && last_json(&run)["agreement"]["networks"] == 200, "{}", stderr(&run));
+    let run = dynofa(&["profile", "--compare", s(&out), s(dir.path())]);
+    assert!(!run.status.success() && stderr(&run).contains("no look-up tables in common") && stderr(&run).contains(s(dir.path())), "{}", stderr(&run));
 }
 
 #[test]

@@ -77,7 +77,7 @@ pub fn run(args: Args) -> Result<()> {
     };
     let per_layer = if args.per_layer {
         // The median of each layer over the runs, as `{layer, ms}` in forward order.
-        let runs = store.layer_times(&image, args.iters)?;
+        let runs = store.layer_times(&image, 2, args.iters)?;
         let keys = dynofa_profiler::layer_keys(&supernet.config, &subnet);
         anyhow::ensure!(runs.iter().all(|run| run.len() == keys.len()), "{} layer times for {} layers", runs[0].len(), keys.len());
         let layers = keys.iter().enumerate().map(|(i, key)| {
