@@ -246,15 +246,16 @@ impl<'a> FamilyBench<'a> {
         Ok(FamilyBench { family: placement.load(supernet, &subnets, &[])?, items, levels, threads, images, warm_forwards, start })
     }
 
-    /// Makes `level` active on `threads`, runs `warm` untimed forwards, and returns its image.
-    fn prepare(&mut self, level: usize, threads: usize, warm: usize) -> Result<&Array> {
+    /// Makes `level` active on `threads` and runs `warm` untimed forwards; returns the
+    /// family and the level's image (borrowed apart: nothing is copied before a timing).
+    fn prepare(&mut self, level: usize, threads: usize, warm: usize) -> Result<(&mut dyn LoadedFamily, &Array)> {
         self.family.switch_to(level)?;
         self.family.set_threads(threads)?;
         let image = &self.images[&self.family.level_config(level).resolution()];
         for _ in 0..warm {
             self.family.forward(image)?;
         }
-        Ok(image)
+        Ok((self.family.as_mut(), image))
     }
 }
 
@@ -268,17 +269,18 @@ impl Bench for FamilyBench<'_> {
     }
 
     fn time_item(&mut self, item: usize) -> Result<Vec<f64>> {
-        let (level, threads) = (self.levels[item], self.items[item].threads);
-        let image = self.prepare(level, threads, self.warm_forwards)?.clone();
-        match self.items[item].purpose {
-            Purpose::Table { .. } => Ok(self.family.layer_times(&image, 0, 1)?.swap_remove(0)),
-            Purpose::Whole(_) | Purpose::Additivity => Ok(vec![self.family.median_forward_ms(&image, 0, 1)?]),
+        let (level, threads, purpose) = (self.levels[item], self.items[item].threads, self.items[item].purpose);
+        let (family, image) = self.prepare(level, threads, self.warm_forwards)?;
+        match purpose {
+            Purpose::Table { .. } => Ok(family.layer_times(image, 0, 1)?.swap_remove(0)),
+            Purpose::Whole(_) | Purpose::Additivity => Ok(vec![family.median_forward_ms(image, 0, 1)?]),
         }
     }
 
     fn time_canary(&mut self, canary: usize) -> Result<f64> {
-        let image = self.prepare(0, self.threads[canary], 0)?.clone();
-        Ok(self.family.median_forward_ms(&image, 0, 1)?)
+        let threads = self.threads[canary];
+        let (family, image) = self.prepare(0, threads, 0)?;
+        Ok(family.median_forward_ms(image, 0, 1)?)
     }
 
     fn elapsed_s(&self) -> f64 {
