@@ -130,8 +130,13 @@ pub fn check(root: &Path, dynofa: &Path, args: &Args) -> Result<()> {
                 std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
             }
             eprintln!("profile-check: {condition}, profile {p}/{} → {}", args.profiles, dir.display());
+            // Thread counts are for the CPU (`-- --device gpu` profiles a GPU).
+            let gpu = args.extra.iter().any(|a| a.starts_with("gpu") || a.starts_with("--device=gpu"));
+            let threads: &[&str] = if gpu { &[] } else { &["--threads", &args.threads] };
             let run = Command::new(dynofa)
-                .args(["profile", "--resolutions", &args.resolutions, "--threads", &args.threads, "--out"])
+                .args(["profile", "--resolutions", &args.resolutions])
+                .args(threads)
+                .arg("--out")
                 .arg(&dir)
                 .args(&args.extra)
                 .current_dir(root)

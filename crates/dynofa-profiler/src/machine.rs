@@ -62,8 +62,10 @@ pub struct Metadata {
     /// Threads the path used.
     pub threads: usize,
     /// How the timings were taken: rounds, budget, stop rule.
+    #[serde(default)]
     pub rounds: RoundOptions,
     /// Untimed forwards before each timed one.
+    #[serde(default)]
     pub warm_forwards: usize,
     /// dynofa's version.
     pub dynofa_version: String,
@@ -71,8 +73,7 @@ pub struct Metadata {
     pub burn_version: String,
     /// When (UTC, RFC 3339).
     pub date: String,
-    /// Seconds the whole profile's measurement took (every thread count, this run; 0
-    /// when every table was already there and nothing was validated).
+    /// Seconds the whole profile's measurement took (every thread count, this run).
     pub build_seconds: f64,
     /// How noisy the machine was during the measurement (all thread counts together).
     pub noise: Option<NoiseReport>,
@@ -87,8 +88,8 @@ pub struct Metadata {
     /// The correction's shape that cross-validation chose.
     pub correction_model: Option<CorrectionModel>,
     /// Prediction errors found by validation: the raw sum, and the predictions the tables
-    /// give (corrected where that helps), held out.
-    pub errors: Option<[ErrorStats; 2]>,
+    /// give (corrected where that helps), held out (older files hold three entries).
+    pub errors: Option<Vec<ErrorStats>>,
 }
 
 impl Metadata {

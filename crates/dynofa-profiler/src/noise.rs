@@ -105,8 +105,8 @@ pub struct NoiseReport {
     pub stop: Stop,
     /// The widest canary spread (90th over 10th percentile of its readings).
     pub canary_spread: f64,
-    /// Share of canary readings more than the quiet tolerance above their quiet level: the
-    /// share of the time in slow phases.
+    /// Share of canary readings above their quiet limit (the quiet tolerance above the 5th
+    /// percentile of their readings): the share of the time in slow phases.
     pub slow_share: f64,
     /// CPU time stolen by the hypervisor during the measurement, % (`None`: not shown).
     pub steal_pct: Option<f64>,

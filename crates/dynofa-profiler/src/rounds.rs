@@ -77,8 +77,8 @@ impl RoundOptions {
         if self.max_rounds < self.min_rounds {
             return invalid("maximum rounds", format!("{} is below the minimum {}", self.max_rounds, self.min_rounds));
         }
-        if self.budget_s.is_nan() || self.budget_s <= 0.0 {
-            return invalid("budget", format!("{} s: must be positive", self.budget_s));
+        if !self.budget_s.is_finite() || self.budget_s <= 0.0 {
+            return invalid("budget", format!("{} s: must be positive and finite", self.budget_s));
         }
         let positive = |x: f64| x.is_finite() && x > 0.0;
         if !positive(self.target_ci) || self.target_ci >= 1.0 || !positive(self.quiet_tolerance) {
@@ -237,7 +237,10 @@ pub fn run_rounds(bench: &mut dyn Bench, options: &RoundOptions, progress: Round
         used_samples.push(used.iter().map(|s| s.components.iter().map(|ms| ms * canary.quiet_ms / s.canary_ms).collect()).collect());
         estimates.push(estimate(item_samples, canary).expect("every item timed at least once"));
     }
-    let uncertain = (0..n).filter(|&i| estimates[i].ci > options.target_ci).collect();
+    // The items not settled when the rounds stopped (a settled item's interval, judged
+    // again against the final quiet limit, may have moved a little).
+    todo.sort_unstable();
+    let uncertain = todo;
     Ok(Outcome { estimates, used_samples, canaries: stats, rounds, stop, uncertain })
 }
 

@@ -280,10 +280,18 @@ fn profile_quick_writes_tables_metadata_validation_and_plot_that_describe_reads(
     let metadata = dynofa_profiler::machine::Metadata::read(&tables).unwrap();
     let noise = metadata.noise.expect("noise report");
     assert_eq!(noise.rounds, 3);
-    assert!(noise.canary_spread >= 1.0 && (0.0..=1.0).contains(&noise.slow_share));
+    let canary = metadata.canary.expect("the canary's readings");
+    assert!(canary.readings > 0 && canary.quiet_ms > 0.0 && canary.quiet_ms <= canary.quiet_limit_ms, "{canary:?}");
     assert!(summary["validation"]["within_10_pct"].as_f64().is_some_and(|p| (0.0..=100.0).contains(&p)), "{summary}");
     let validation: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(tables.join("validation.json")).unwrap()).unwrap();
     assert!(validation["within_5_pct"].as_f64().is_some() && validation["within_10_pct"].as_f64().is_some());
+    // A second run finds the table complete: it keeps it, and the noise report of the run
+    // that measured it.
+    let table = std::fs::read_to_string(tables.join("160_lookup_table.json")).unwrap();
+    let run = dynofa(&["profile", "--quick", "--out", s(&out)]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert_eq!(std::fs::read_to_string(tables.join("160_lookup_table.json")).unwrap(), table);
+    assert_eq!(dynofa_profiler::machine::Metadata::read(&tables).unwrap().noise, Some(noise));
 
     // --compare: a profile agrees with itself (by table directory, or by profile output),
     // and directories without tables in common are named.

@@ -99,6 +99,11 @@ pub fn run(args: Args) -> Result<()> {
         let threads = if gpu { vec![1] } else { args.threads.clone().unwrap_or_else(|| (1..=cores).collect()) };
         (args.resolutions.clone().unwrap_or_else(|| (160..=224).step_by(4).collect()), threads, args.validate, args.warm, true)
     };
+    let (mut resolutions, mut threads) = (resolutions, threads);
+    resolutions.sort_unstable();
+    resolutions.dedup();
+    threads.sort_unstable();
+    threads.dedup();
     rounds.check()?;
     if let Some(family) = &args.family {
         return measure_family(&supernet, family, &threads, &args, rounds);
@@ -155,6 +160,9 @@ pub fn run(args: Args) -> Result<()> {
             Ok(())
         })?;
         let tables = LatencyTables::open(&dir)?;
+        // Every table was complete already: the noise report, canary and additivity of the
+        // run that measured them stay.
+        let earlier = if measured.tables.is_empty() { Metadata::read(&dir).ok() } else { None };
         let validation = if measured.whole.is_empty() { None } else { Some(validate(&supernet.config, &tables, &measured.whole)?) };
         let additivity = if measured.additivity.is_empty() {
             None
@@ -173,12 +181,12 @@ pub fn run(args: Args) -> Result<()> {
             burn_version: BURN_VERSION.into(),
             date: utc_now(),
             build_seconds: profile.seconds,
-            noise: Some(noise.clone()),
-            canary: measured.canary,
-            additivity,
+            noise: earlier.as_ref().map_or(Some(noise.clone()), |m| m.noise.clone()),
+            canary: earlier.as_ref().map_or(measured.canary, |m| m.canary),
+            additivity: earlier.as_ref().map_or(additivity, |m| m.additivity),
             correction: validation.as_ref().map(|v| v.correction),
             correction_model: validation.as_ref().map(|v| v.model),
-            errors: validation.as_ref().map(|v| [v.raw, v.held_out]),
+            errors: validation.as_ref().map(|v| vec![v.raw, v.held_out]),
         };
         crate::interrupt::deferred("finishing the write of the validation and metadata", || {
             if let Some(v) = &validation {
