@@ -9,7 +9,8 @@
 //! - `cargo xtask setup`: the Debian packages and rustup targets the board workflow needs.
 //! - `cargo xtask deploy | profile | search | run --board USER@HOST[:PORT]`: the board
 //!   workflow over SSH (see README).
-//! - `cargo xtask experiment`: the run-time policies side by side under the same load.
+//! - `cargo xtask experiment [--quick]`: the run-time policies judged against a hindsight
+//!   oracle over a sweep of targets and kinds of load.
 //! - `cargo xtask profile-check`: three profiles in a row, quiet and under an intermittent
 //!   load: do their tables agree, and how well do they predict?
 //! - `cargo xtask default-family`: remake `assets/families/cpu_w12.ron` on this machine.
@@ -60,19 +61,20 @@ enum Task {
     /// Run the main job on the embedded default supernet: `dynofa run` for 20 s with a
     /// competing load from 6 s to 14 s (trace and plot in target/demo/).
     Demo,
-    /// The run-time policies under the same load schedule (`static:largest`, `dofa`,
-    /// `dofa` with an accuracy floor, `predictive`), as a table; traces and plots in
-    /// target/experiment/.
+    /// The run-time policies judged against a hindsight oracle (`dynofa experiment`):
+    /// targets 1.0, 1.3 and 2.0 × the top level's idle latency × loads none, compute,
+    /// memory, dnn, intermittent × policies static (best in hindsight), dofa, predictive
+    /// and its single-knob ablations; JSON, markdown table and SVG plot in --out.
     Experiment {
-        /// Latency target, ms.
-        #[arg(long, default_value_t = 15.0)]
-        target_ms: f64,
-        /// Seconds per run.
-        #[arg(long, default_value_t = 20.0)]
-        duration: f64,
-        /// Load schedule (see `dynofa run --help`).
-        #[arg(long, default_value = "6s-14s:2")]
-        load: String,
+        /// Short runs: the whole sweep in under 5 minutes.
+        #[arg(long)]
+        quick: bool,
+        /// Output directory.
+        #[arg(long, default_value = "target/experiment")]
+        out: PathBuf,
+        /// More `dynofa experiment` arguments (e.g. `-- --loads none,dnn`).
+        #[arg(last = true)]
+        extra: Vec<String>,
     },
     /// Three profiles in a row, on a quiet machine and under an intermittent competing
     /// load (busy threads switched on and off at random every 0.2–2 s): how far their
@@ -134,13 +136,23 @@ fn main() -> Result<()> {
         Task::Run(args) => deploy::run(&root, &args),
         Task::Demo => {
             let dynofa = release_dynofa(&root)?;
-            eprintln!("dynofa run: 20 s, target 15 ms, two busy threads competing from 6 s to 14 s");
+            eprintln!("dynofa run: 20 s, target auto (1.3 × the most accurate level's idle latency here), two busy threads competing from 6 s to 14 s");
             run(&root, Command::new(&dynofa).args([
-                "run", "--target-ms", "15", "--duration", "20", "--load", "6s-14s:2", "--policy", "predictive",
+                "run", "--target-ms", "auto", "--duration", "20", "--load", "6s-14s:2", "--policy", "predictive",
                 "--trace", "target/demo/trace.csv", "--plot", "target/demo/trace.svg",
-            ]))
+            ]))?;
+            eprintln!(
+                "\nnext:\n  {} tune        # a family searched for this machine (about a minute; `dynofa run` then uses it)\n  cargo xtask experiment --quick   # the policies against a hindsight oracle (5 minutes)",
+                dynofa.display()
+            );
+            Ok(())
         }
-        Task::Experiment { target_ms, duration, load } => experiment(&root, target_ms, duration, &load),
+        Task::Experiment { quick, out, extra } => {
+            let dynofa = release_dynofa(&root)?;
+            let mut command = Command::new(&dynofa);
+            command.arg("experiment").arg("--out").arg(&out).args(quick.then_some("--quick")).args(&extra);
+            run(&root, &mut command)
+        }
         Task::ProfileCheck(args) => profile_check::check(&root, &release_dynofa(&root)?, &args),
         Task::DefaultFamily { predictor } => default_family(&root, &predictor),
         Task::Test => {
@@ -325,41 +337,6 @@ fn setup(root: &Path) -> Result<()> {
 }
 
 /// Runs each policy under the same load and prints one table row per policy.
-fn experiment(root: &Path, target_ms: f64, duration: f64, load: &str) -> Result<()> {
-    let dynofa = release_dynofa(root)?;
-    let dir = root.join("target/experiment");
-    std::fs::create_dir_all(&dir)?;
-    let (target, seconds) = (target_ms.to_string(), duration.to_string());
-    let run_policy = |name: &str, file: &str, args: &[&str]| -> Result<(String, serde_json::Value)> {
-        eprintln!("{name}: {duration} s, target {target_ms} ms, load {load}");
-        let (trace, plot) = (format!("target/experiment/{file}.csv"), format!("target/experiment/{file}.svg"));
-        let report = json_of(root, Command::new(&dynofa).args(["run", "--quiet", "--target-ms", &target, "--duration", &seconds, "--load", load]).args(args).args([
-            "--trace", &trace, "--plot", &plot,
-        ]))?;
-        Ok((name.to_string(), report))
-    };
-    let mut rows = vec![run_policy("static:largest", "static", &["--policy", "static:largest"])?];
-    // The reference climbs back only for an accuracy floor: a second run gives it the top level's.
-    let top = rows[0].1["processors"][0]["accuracy"].as_array().and_then(|a| a.last()).and_then(|v| v.as_f64()).context("no accuracies in the report")?;
-    rows.push(run_policy("dofa", "dofa", &["--policy", "dofa"])?);
-    rows.push(run_policy(&format!("dofa, floor {:.2}%", top * 100.0), "dofa_floor", &["--policy", "dofa", "--min-accuracy", &top.to_string()])?);
-    rows.push(run_policy("predictive", "predictive", &["--policy", "predictive"])?);
-    println!("| policy | frames | over target | over, after 5 frames | back under (frames / ms) | climb back (s) | mean predicted acc | switches | switch µs |");
-    println!("|---|---|---|---|---|---|---|---|---|");
-    for (name, report) in &rows {
-        let s = &report["summary"];
-        let opt = |v: &serde_json::Value, digits: usize| v.as_f64().map_or("never".to_string(), |x| format!("{x:.digits$}"));
-        println!(
-            "| {name} | {} | {:.1}% | {:.1}% | {} / {} | {} | {:.2}% | {} | {:.2} |",
-            s["frames"], s["over_pct"].as_f64().unwrap_or(f64::NAN), s["over_after_reaction_pct"].as_f64().unwrap_or(f64::NAN),
-            opt(&s["reaction_frames_worst"], 0), opt(&s["reaction_ms_worst"], 0), opt(&s["climb_s_worst"], 2),
-            s["mean_acc"].as_f64().unwrap_or(f64::NAN) * 100.0, s["switches"], s["mean_switch_us"].as_f64().unwrap_or(f64::NAN)
-        );
-    }
-    eprintln!("traces, plots and summaries: {}", dir.display());
-    Ok(())
-}
-
 /// Profiles this machine and searches the family that `dynofa run` embeds.
 fn default_family(root: &Path, predictor: &Path) -> Result<()> {
     anyhow::ensure!(predictor.exists(), "{}: OFA's accuracy predictor not found (give --predictor)", predictor.display());

@@ -1,12 +1,15 @@
 //! Competing load on a schedule: real processes started and stopped at given times, as
 //! other applications come and go on a board.
 //!
-//! A spec is a comma-separated list of windows `START-END:KIND`, times in seconds (`5s`,
-//! `5`, `1.5s`) or milliseconds (`500ms`); `KIND` is a number of busy threads (`2`),
-//! `dnn` / `dnn:T` (a second inference process on `T` threads, default 1: the paper's
-//! "another DNN application") or `gpu` / `gpu:N` (a second process running inference on
-//! the GPU — the best adapter, or adapter N — in a loop: the paper's Fig. 7 load).
-//! Example: `5s-14s:2,20s-25s:dnn,30s-40s:gpu`.
+//! A spec is a comma-separated list of windows `START-END:KIND[/PERIOD]`, times in seconds
+//! (`5s`, `5`, `1.5s`) or milliseconds (`500ms`); `KIND` is a number of busy threads (`2`:
+//! compute contention), `mem` / `mem:T` (`T` threads streaming a buffer several times the
+//! last-level cache, STREAM's triad: memory-bandwidth contention, default 1 thread), `dnn`
+//! / `dnn:T` (a second inference process on `T` threads, default 1: the paper's "another
+//! DNN application") or `gpu` / `gpu:N` (a second process running inference on the GPU —
+//! the best adapter, or adapter N — in a loop: the paper's Fig. 7 load). `/PERIOD` makes
+//! the window intermittent: on for PERIOD, off for PERIOD, and so on until END.
+//! Example: `5s-14s:2,20s-25s:dnn,30s-40s:mem:2/2s`.
 
 use std::process::{Child, Command};
 use std::str::FromStr;
@@ -22,6 +25,9 @@ use crate::error::{Error, Result};
 pub enum LoadKind {
     /// Threads spinning on the CPU.
     Busy { threads: usize },
+    /// Threads streaming through memory (STREAM's triad over a buffer several times the
+    /// last-level cache).
+    Memory { threads: usize },
     /// Another DNN inference process.
     Dnn { threads: usize },
     /// Another process running DNN inference on a GPU (adapter `gpu:N`, or the best one).
@@ -46,7 +52,7 @@ pub struct LoadSpec {
     pub windows: Vec<LoadWindow>,
 }
 
-const SYNTAX: &str = "START-END:KIND[,…], e.g. 5s-14s:2 (two busy threads), 3s-6s:dnn:1 (another inference process) or 5s-14s:gpu (another inference process on the GPU)";
+const SYNTAX: &str = "START-END:KIND[/PERIOD][,…], e.g. 5s-14s:2 (two busy threads), 5s-14s:mem:2 (two threads streaming memory), 3s-6s:dnn:1 (another inference process), 5s-14s:gpu (another inference process on the GPU) or 5s-14s:2/2s (two busy threads, on and off every 2 s)";
 
 impl FromStr for LoadSpec {
     type Err = Error;
@@ -56,6 +62,10 @@ impl FromStr for LoadSpec {
         let mut windows = Vec::new();
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (span, kind) = part.split_once(':').ok_or_else(|| bad("no ':KIND'"))?;
+            let (kind, period_s) = match kind.split_once('/') {
+                Some((kind, period)) => (kind, Some(seconds(period).filter(|&p| p > 0.0).ok_or_else(|| bad("bad PERIOD"))?)),
+                None => (kind, None),
+            };
             let (start, end) = span.split_once('-').ok_or_else(|| bad("no START-END"))?;
             let (start_s, end_s) = (seconds(start).ok_or_else(|| bad("bad START"))?, seconds(end).ok_or_else(|| bad("bad END"))?);
             if end_s <= start_s {
@@ -64,13 +74,27 @@ impl FromStr for LoadSpec {
             let threads = |t: &str| t.parse::<usize>().ok().filter(|&t| t > 0).ok_or_else(|| bad("thread count must be a positive integer"));
             let kind = match kind.split_once(':') {
                 Some(("dnn", t)) => LoadKind::Dnn { threads: threads(t)? },
+                Some(("mem", t)) => LoadKind::Memory { threads: threads(t)? },
                 Some(("gpu", n)) => LoadKind::Gpu { adapter: Some(n.parse().map_err(|_| bad("gpu:N takes an adapter index"))?) },
                 None if kind == "dnn" => LoadKind::Dnn { threads: 1 },
+                None if kind == "mem" => LoadKind::Memory { threads: 1 },
                 None if kind == "gpu" => LoadKind::Gpu { adapter: None },
                 None => LoadKind::Busy { threads: threads(kind)? },
-                Some(_) => return Err(bad("KIND is a thread count, dnn, dnn:T, gpu or gpu:N")),
+                Some(_) => return Err(bad("KIND is a thread count, mem, mem:T, dnn, dnn:T, gpu or gpu:N")),
             };
-            windows.push(LoadWindow { start_s, end_s, kind });
+            match period_s {
+                None => windows.push(LoadWindow { start_s, end_s, kind }),
+                Some(period) => {
+                    if (end_s - start_s) / period > 10_000.0 {
+                        return Err(bad("PERIOD too short for the window (over 10000 pulses)"));
+                    }
+                    let mut on = start_s;
+                    while on < end_s {
+                        windows.push(LoadWindow { start_s: on, end_s: (on + period).min(end_s), kind });
+                        on += 2.0 * period;
+                    }
+                }
+            }
         }
         if windows.is_empty() {
             return Err(bad("no window"));
@@ -180,6 +204,66 @@ pub fn spin_forever(threads: usize) -> ! {
     }
 }
 
+/// Bytes the memory load streams through: four times the last-level cache (at least
+/// 64 MiB), so that every pass goes to DRAM.
+pub fn memory_load_bytes() -> usize {
+    (4 * last_level_cache_bytes().unwrap_or(32 << 20)).max(64 << 20)
+}
+
+/// The largest CPU cache's size, from `/sys/devices/system/cpu/cpu0/cache` (Linux).
+pub fn last_level_cache_bytes() -> Option<usize> {
+    let dir = std::fs::read_dir("/sys/devices/system/cpu/cpu0/cache").ok()?;
+    dir.filter_map(|entry| {
+        let text = std::fs::read_to_string(entry.ok()?.path().join("size")).ok()?;
+        let text = text.trim();
+        let (number, scale) = match text.strip_suffix('K') {
+            Some(n) => (n, 1 << 10),
+            None => match text.strip_suffix('M') {
+                Some(n) => (n, 1 << 20),
+                None => (text, 1),
+            },
+        };
+        number.parse::<usize>().ok().map(|n| n * scale)
+    })
+    .max()
+}
+
+/// One pass of STREAM's triad, `a[i] = b[i] + 3·c[i]`, over `buffer` split in three
+/// arrays: 2 reads and 1 write per element, no reuse (the memory load's kernel).
+pub fn stream_triad(buffer: &mut [f64]) {
+    let n = buffer.len() / 3;
+    let (a, rest) = buffer.split_at_mut(n);
+    let (b, c) = rest.split_at(n);
+    for ((a, b), c) in a.iter_mut().zip(b).zip(&c[..n]) {
+        *a = b + 3.0 * c;
+    }
+    std::hint::black_box(&buffer);
+}
+
+/// Streams `threads` buffers of [`memory_load_bytes`] / `threads` bytes each through
+/// [`stream_triad`] until `stop` is set.
+pub fn stream_until(threads: usize, stop: &AtomicBool) {
+    let per_thread = memory_load_bytes() / threads.max(1) / std::mem::size_of::<f64>();
+    std::thread::scope(|scope| {
+        for _ in 0..threads.max(1) {
+            scope.spawn(|| {
+                let mut buffer = vec![1.0f64; per_thread];
+                while !stop.load(Ordering::Relaxed) {
+                    stream_triad(&mut buffer);
+                }
+            });
+        }
+    });
+}
+
+/// Streams memory on `threads` threads until the process is killed or its parent exits
+/// (the `mem` load).
+pub fn stream_forever(threads: usize) -> ! {
+    exit_with_parent();
+    stream_until(threads, &AtomicBool::new(false));
+    unreachable!("the memory load streams until the process ends")
+}
+
 /// Ends this process when its parent does (checked every 100 ms on a thread of its own),
 /// so that load processes never outlive a run that was interrupted.
 pub fn exit_with_parent() {
@@ -208,7 +292,15 @@ mod tests {
         assert_eq!(spec.windows[3].kind, LoadKind::Gpu { adapter: None });
         assert_eq!(spec.windows[4].kind, LoadKind::Gpu { adapter: Some(1) });
         assert!(spec.active_at(6.0) && !spec.active_at(15.0));
-        for bad in ["", "5s-14s", "14s-5s:2", "5s-14s:0", "5s-14s:x", "a-b:2", "5s:2", "1-2:tpu:3", "1-2:gpu:x", "1-2:gpu:"] {
+        let spec: LoadSpec = "1s-2s:mem, 3-4:mem:2".parse().unwrap();
+        assert_eq!(spec.windows[0].kind, LoadKind::Memory { threads: 1 });
+        assert_eq!(spec.windows[1].kind, LoadKind::Memory { threads: 2 });
+        // Intermittent: on 2 s, off 2 s, on 2 s, off 1 s.
+        let spec: LoadSpec = "4s-11s:2/2s".parse().unwrap();
+        let spans: Vec<(f64, f64)> = spec.windows.iter().map(|w| (w.start_s, w.end_s)).collect();
+        assert_eq!(spans, [(4.0, 6.0), (8.0, 10.0)]);
+        assert!(spec.active_at(5.0) && !spec.active_at(7.0) && spec.active_at(9.0) && !spec.active_at(10.5));
+        for bad in ["", "5s-14s", "14s-5s:2", "5s-14s:0", "5s-14s:x", "a-b:2", "5s:2", "1-2:tpu:3", "1-2:gpu:x", "1-2:gpu:", "1-2:mem:0", "1-2:2/0s", "1-2:2/x", "0-100000:2/1ms"] {
             let err = bad.parse::<LoadSpec>().unwrap_err().to_string();
             assert!(err.contains("load spec"), "{bad}: {err}");
         }

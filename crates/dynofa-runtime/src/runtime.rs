@@ -286,35 +286,95 @@ impl Runtime {
         self.families.iter_mut().map(|f| Ok(f.warm_up()?.iter().sum())).collect()
     }
 
-    /// Measures every level's idle latency on every processor and thread count (median of
-    /// `iters` forwards after one warm-up) into the models, calling `progress(done,
-    /// total)`. Run it while the machine is idle: the policies scale from these values.
-    pub fn calibrate_with(&mut self, iters: usize, mut progress: impl FnMut(usize, usize)) -> Result<()> {
-        let total: usize = self.families.iter().map(|f| f.len() * f.max_threads()).sum();
+    /// Measures every level's idle latency on every processor and thread count into the
+    /// models, calling `progress(done, total)` (forwards). Run it while the machine is
+    /// idle: the policies scale from these values.
+    ///
+    /// Every configuration runs once per round, in the same order, after one untimed
+    /// round, so that a slow phase of the machine touches them all alike; each timed
+    /// forward follows [`SUSTAIN`] of untimed ones of the same configuration, so that it
+    /// runs as it does frame after frame (caches warm; on a 2-vCPU VM one thread ran a
+    /// level in 20 ms right after two-thread work and in 30–35 ms frame after frame);
+    /// each latency is the median of its rounds. After `iters` rounds, while some configuration's samples
+    /// spread too widely to trust (interquartile range over [`NOISY_SPREAD`] of the
+    /// median), rounds go on, up to twice `iters`: the returned [`Calibration`] says so.
+    pub fn calibrate_with(&mut self, iters: usize, mut progress: impl FnMut(usize, usize)) -> Result<Calibration> {
+        let configs: Vec<Configuration> = self
+            .families
+            .iter()
+            .enumerate()
+            .flat_map(|(device, f)| (0..f.len()).flat_map(move |level| (1..=f.max_threads()).map(move |threads| Configuration { device, level, threads })))
+            .collect();
+        let saved: Vec<(usize, usize)> = self.families.iter().map(|f| (f.active(), f.threads())).collect();
+        let (min_rounds, max_rounds) = (iters.max(1), 2 * iters.max(1));
+        let mut samples: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
+        let mut total = configs.len() * (1 + min_rounds);
         let mut done = 0;
-        for (family, model) in self.families.iter_mut().zip(&mut self.models) {
-            let (active, threads) = (family.active(), family.threads());
-            for level in 0..family.len() {
-                let r = family.level_config(level).resolution();
-                let input = Array { shape: vec![1, 3, r, r], data: vec![0.0; 3 * r * r] };
-                family.switch_to(level)?;
-                for t in 1..=family.max_threads() {
-                    family.set_threads(t)?;
-                    let ms = family.median_forward_ms(&input, 1, iters)?;
-                    model.set_latency(level, t, ms)?;
-                    done += 1;
-                    progress(done, total);
-                }
+        let mut rounds = 0;
+        // Round 0 is the untimed warm-up.
+        for round in 0..=max_rounds {
+            if round > min_rounds && spreads(&samples).into_iter().all(|s| s <= NOISY_SPREAD) {
+                break;
             }
-            family.switch_to(active)?;
+            if round > min_rounds {
+                total += configs.len();
+            }
+            for (i, &config) in configs.iter().enumerate() {
+                let warm = Instant::now();
+                while self.time_forward(config)? >= 0.0 && warm.elapsed() < SUSTAIN {}
+                let ms = self.time_forward(config)?;
+                if round > 0 {
+                    samples[i].push(ms);
+                }
+                done += 1;
+                progress(done, total);
+            }
+            rounds = round;
+        }
+        for (&config, samples) in configs.iter().zip(&samples) {
+            self.models[config.device].set_latency(config.level, config.threads, median(samples))?;
+        }
+        for (family, (level, threads)) in self.families.iter_mut().zip(saved) {
+            family.switch_to(level)?;
             family.set_threads(threads)?;
         }
-        Ok(())
+        let worst = spreads(&samples).into_iter().fold(0.0, f64::max);
+        Ok(Calibration { rounds, extended: rounds > min_rounds, worst_spread: worst, trusted: worst <= NOISY_SPREAD })
     }
 
     /// [`Runtime::calibrate_with`] without progress.
-    pub fn calibrate(&mut self, iters: usize) -> Result<()> {
+    pub fn calibrate(&mut self, iters: usize) -> Result<Calibration> {
         self.calibrate_with(iters, |_, _| {})
+    }
+
+    /// One forward of `config` on a blank input at its level's resolution, in ms (the
+    /// configuration stays set; the next frame's policy decision sets its own).
+    pub fn time_forward(&mut self, config: Configuration) -> Result<f64> {
+        self.apply(Decision::new(config, Reason::Hold))?;
+        let family = &mut self.families[config.device];
+        let r = family.level_config(config.level).resolution();
+        self.input.clear();
+        self.input.resize(3 * r * r, 0.0);
+        let input = Array { shape: vec![1, 3, r, r], data: std::mem::take(&mut self.input) };
+        let start = Instant::now();
+        let output = family.forward(&input);
+        let ms = start.elapsed().as_secs_f64() * 1e3;
+        self.input = input.data;
+        output?;
+        Ok(ms)
+    }
+
+    /// Starts afresh with `policy` and `requirements`, as a new runtime over the same
+    /// loaded families would (statistics, clock and frame numbers reset; the models keep
+    /// their calibrated latencies).
+    pub fn restart(&mut self, policy: Box<dyn Policy>, requirements: Requirements) -> Result<()> {
+        self.requirements = requirements.validated()?;
+        self.policy = policy;
+        self.started_policy = false;
+        self.recent = LatencyWindow::new(100, 0.1);
+        self.stats = Stats { frames_per_level: self.families.iter().map(|f| vec![0; f.len()]).collect(), ..Stats::default() };
+        self.started = Instant::now();
+        Ok(())
     }
 
     /// Runs one frame on the current configuration, then lets the policy choose the next.
@@ -422,6 +482,53 @@ impl Runtime {
             observer.on_event(event);
         }
     }
+}
+
+/// How long a configuration runs untimed before each timed forward of the calibration.
+pub const SUSTAIN: Duration = Duration::from_millis(40);
+
+/// Samples spreading more than this (interquartile range over the median) make
+/// [`Runtime::calibrate_with`] go on measuring.
+pub const NOISY_SPREAD: f64 = 0.15;
+
+/// How the idle calibration went.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Calibration {
+    /// Timed rounds (each configuration once per round).
+    pub rounds: usize,
+    /// Whether it ran past the rounds asked for because the samples were too noisy.
+    pub extended: bool,
+    /// The widest interquartile range over median of a configuration's samples.
+    pub worst_spread: f64,
+    /// Whether every configuration's samples were within [`NOISY_SPREAD`] in the end.
+    pub trusted: bool,
+}
+
+/// Median of `samples` (0 for none).
+fn median(samples: &[f64]) -> f64 {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]),
+    }
+}
+
+/// Each sample set's interquartile range over its median (nearest-rank quartiles).
+fn spreads(samples: &[Vec<f64>]) -> Vec<f64> {
+    samples
+        .iter()
+        .map(|s| {
+            let mut sorted = s.clone();
+            sorted.sort_by(f64::total_cmp);
+            if sorted.len() < 2 {
+                return 0.0;
+            }
+            let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
+            (at(0.75) - at(0.25)) / median(&sorted).max(f64::MIN_POSITIVE)
+        })
+        .collect()
 }
 
 /// Index and softmax probability of the largest logit.

@@ -1,6 +1,6 @@
 //! # dynofa
 //!
-//! The command-line tool: `dynofa run | infer | describe | devices | convert | extract | calibrate | bench | profile | search | train-predictor`. Thin: each
+//! The command-line tool: `dynofa run | experiment | infer | describe | devices | convert | extract | calibrate | bench | profile | search | tune | train-predictor`. Thin: each
 //! command parses its arguments and calls the library crates (`dynofa-supernet`, …);
 //! errors are reported with `anyhow` context naming the file or value at fault.
 //!
@@ -43,10 +43,15 @@ enum Command {
     Profile(commands::profile::Args),
     /// Search the accuracy–latency Pareto front and write a family of levels along it.
     Search(commands::search::Args),
+    /// Make a family for this machine: candidates measured whole here, the accuracy–latency front's levels (cached for `dynofa run`, or --out).
+    Tune(commands::tune::Args),
     /// Train an accuracy predictor on measured accuracies (CSV) and report its held-out error.
     TrainPredictor(commands::train_predictor::Args),
     /// The main job: run a family under a latency target, switching levels as the load changes.
     Run(commands::run::Args),
+    /// The run-time policies judged against a hindsight oracle: a sweep of latency targets ×
+    /// kinds of competing load × policies (JSON, markdown table, SVG plot).
+    Experiment(commands::experiment::Args),
     /// The competing process of a `run --load` window (runs until killed).
     #[command(hide = true)]
     LoadWorker(commands::run::LoadWorkerArgs),
@@ -75,7 +80,9 @@ fn main() -> std::process::ExitCode {
         Command::Bench(args) => commands::bench::run(args),
         Command::Profile(args) => commands::profile::run(args),
         Command::Search(args) => commands::search::run(args),
+        Command::Tune(args) => commands::tune::run(args),
         Command::Run(args) => commands::run::run(args),
+        Command::Experiment(args) => commands::experiment::run(args),
         Command::LoadWorker(args) => commands::run::load_worker(args),
         Command::TrainPredictor(args) => commands::train_predictor::run(args),
     };

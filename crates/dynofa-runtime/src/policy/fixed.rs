@@ -1,5 +1,5 @@
-//! `static:LEVEL` / `static:DEVICE:LEVEL`: one level of one processor, on every thread,
-//! never switches (the comparison baseline).
+//! `static:LEVEL[@T]` / `static:DEVICE:LEVEL`: one level of one processor, on every
+//! thread (or `T`), never switches (the comparison baseline).
 
 use super::{thread_counts, Configuration, Decision, Observation, Policy, Reason};
 use crate::model::FamilyModel;
@@ -10,6 +10,8 @@ use crate::requirements::Requirements;
 pub struct Fixed {
     device: usize,
     level: usize,
+    /// Threads, when not all.
+    threads: Option<usize>,
     /// `static:LEVEL` on the CPU, `static:DEVICE:LEVEL` elsewhere.
     name: String,
 }
@@ -21,7 +23,16 @@ impl Fixed {
             "cpu" => format!("static:{level}"),
             other => format!("static:{other}:{level}"),
         };
-        Fixed { device, level, name }
+        Fixed { device, level, threads: None, name }
+    }
+
+    /// On `threads` threads (capped at those allowed) instead of all, when `Some`.
+    pub fn with_threads(mut self, threads: Option<usize>) -> Self {
+        if let Some(t) = threads {
+            self.name = format!("{}@{t}", self.name);
+        }
+        self.threads = threads;
+        self
     }
 }
 
@@ -32,7 +43,10 @@ impl Policy for Fixed {
 
     fn start(&mut self, models: &[FamilyModel], _: &Requirements, max_threads: usize) -> Decision {
         let config = match models.get(self.device) {
-            Some(model) => Configuration { device: self.device, level: self.level.min(model.levels().saturating_sub(1)), threads: thread_counts(model, max_threads) },
+            Some(model) => {
+                let all = thread_counts(model, max_threads);
+                Configuration { device: self.device, level: self.level.min(model.levels().saturating_sub(1)), threads: self.threads.map_or(all, |t| t.clamp(1, all)) }
+            }
             // Made for other families: the runtime refuses a processor it does not have.
             None => Configuration { device: self.device, level: self.level, threads: 1 },
         };

@@ -16,7 +16,7 @@ use std::fmt;
 
 pub use dofa::Dofa;
 pub use fixed::Fixed;
-pub use predictive::{Predictive, PredictiveOptions};
+pub use predictive::{Knobs, Predictive, PredictiveOptions};
 
 use dynofa_device::Processor;
 
@@ -138,16 +138,40 @@ pub trait Policy: Send {
 }
 
 /// A policy by its command-line name, for the families `models` (one per processor):
-/// `dofa`, `predictive`, `static:LEVEL` (a level of the CPU's family, or of the only
-/// family: an index, or `smallest` / `largest`) or `static:DEVICE:LEVEL` (`DEVICE`: `cpu`,
-/// `gpu` — the first GPU family — or a family's device as `gpu:N`).
+/// `dofa`, `predictive`, `predictive:levels` (levels only, the CPU on every thread),
+/// `predictive:threads:LEVEL` (threads only, at a level of the first family),
+/// `static:LEVEL` (a level of the CPU's family, or of the only family: an index, or
+/// `smallest` / `largest`; append `@T` for T threads instead of all) or
+/// `static:DEVICE:LEVEL` (`DEVICE`: `cpu`, `gpu` — the first GPU family — or a family's
+/// device as `gpu:N`).
 pub fn by_name(name: &str, models: &[FamilyModel]) -> Result<Box<dyn Policy>> {
-    let expected = "dofa, predictive, static:LEVEL or static:DEVICE:LEVEL (LEVEL an index, smallest or largest; DEVICE cpu, gpu or gpu:N)";
+    let expected = "dofa, predictive, predictive:levels, predictive:threads:LEVEL, static:LEVEL[@T] or static:DEVICE:LEVEL (LEVEL an index, smallest or largest; DEVICE cpu, gpu or gpu:N)";
+    let level_of = |text: &str, levels: usize, device: &str| -> Result<usize> {
+        let level = match text {
+            "smallest" => 0,
+            "largest" => levels.saturating_sub(1),
+            _ => text.parse().map_err(|_| Error::invalid("policy", name, expected))?,
+        };
+        if level >= levels {
+            return Err(Error::invalid("policy", name, format!("a level in 0..{levels} (the {device} family has {levels})")));
+        }
+        Ok(level)
+    };
     match name {
         "dofa" => Ok(Box::new(Dofa::default())),
         "predictive" => Ok(Box::new(Predictive::new(PredictiveOptions::default()))),
+        "predictive:levels" => Ok(Box::new(Predictive::new(PredictiveOptions { knobs: Knobs::LevelsOnly, ..PredictiveOptions::default() }))),
+        _ if name.starts_with("predictive:threads:") => {
+            let first = models.first().map_or((usize::MAX, "first"), |m| (m.levels(), m.device.as_str()));
+            let level = level_of(&name["predictive:threads:".len()..], first.0, first.1)?;
+            Ok(Box::new(Predictive::new(PredictiveOptions { knobs: Knobs::ThreadsOnly { level }, ..PredictiveOptions::default() })))
+        }
         _ => {
             let pinned = name.strip_prefix("static:").ok_or_else(|| Error::invalid("policy", name, expected))?;
+            let (pinned, threads) = match pinned.split_once('@') {
+                Some((pinned, t)) => (pinned, Some(t.parse::<usize>().ok().filter(|&t| t > 0).ok_or_else(|| Error::invalid("policy", name, "@T with T a positive thread count"))?)),
+                None => (pinned, None),
+            };
             let only = match models {
                 [model] => model.device.as_str(),
                 _ => "cpu",
@@ -158,16 +182,8 @@ pub fn by_name(name: &str, models: &[FamilyModel]) -> Result<Box<dyn Policy>> {
                 .iter()
                 .position(|m| m.device == device || m.processor.to_string() == device)
                 .ok_or_else(|| Error::invalid("policy", name, format!("a processor among those running ({devices})")))?;
-            let levels = models[index].levels();
-            let level = match level {
-                "smallest" => 0,
-                "largest" => levels.saturating_sub(1),
-                _ => level.parse().map_err(|_| Error::invalid("policy", name, expected))?,
-            };
-            if level >= levels {
-                return Err(Error::invalid("policy", name, format!("a level in 0..{levels} (the {} family has {levels})", models[index].device)));
-            }
-            Ok(Box::new(Fixed::new(index, &models[index], level)))
+            let level = level_of(level, models[index].levels(), &models[index].device)?;
+            Ok(Box::new(Fixed::new(index, &models[index], level).with_threads(threads)))
         }
     }
 }

@@ -18,6 +18,14 @@
 //!   assumed idle (nothing here sees another process's GPU work): when a GPU load drove
 //!   the runtime off it, the first step back is a probe, and a failed probe doubles the
 //!   dwell like any failed step up.
+//! - The margin under the target is learned from the observed spread of the latency: each
+//!   frame's observed/idle ratio over the median of the last [`RECENT_FRAMES`] ratios on
+//!   its processor and thread count, over the last [`PredictiveOptions::error_frames`]
+//!   frames (frames where the median of the last 5 has moved from it by over 20% are a
+//!   load changing, not jitter, and left out). A configuration is chosen when its expected
+//!   latency × the spread's 95th percentile meets the target (at least `margin`), so that
+//!   on a machine whose frames jitter the choice leaves room for the jitter — 95% of frames
+//!   under the target — instead of reading each burst as a load; no per-machine constant.
 //! - Down at once when the current configuration is over target; up only with a larger
 //!   margin and after a dwell time (hysteresis), the dwell doubling after a failed step up
 //!   (a probe that had to be undone) so that a steady load near a boundary does not
@@ -32,9 +40,23 @@ use crate::model::FamilyModel;
 use crate::monitor::SystemSample;
 use crate::requirements::{Priority, Requirements};
 
+/// Which knobs [`Predictive`] may turn (the single-knob ablations turn one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Knobs {
+    /// Processor, level and threads.
+    #[default]
+    All,
+    /// Processor and level; the CPU on every thread allowed.
+    LevelsOnly,
+    /// Threads only, at this level of the first processor.
+    ThreadsOnly { level: usize },
+}
+
 /// Tuning of [`Predictive`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PredictiveOptions {
+    /// The knobs it may turn.
+    pub knobs: Knobs,
     /// A configuration is chosen when predicted ≤ target / (1 + margin).
     pub margin: f64,
     /// A step up needs predicted ≤ target / (1 + up_margin) (larger: hysteresis).
@@ -50,11 +72,13 @@ pub struct PredictiveOptions {
     pub load_change_cores: f64,
     /// or when it was last measured more than this many frames ago (or the dwell, if longer).
     pub memory_frames: u64,
+    /// Frames of prediction error the learned margin looks at.
+    pub error_frames: usize,
 }
 
 impl Default for PredictiveOptions {
     fn default() -> Self {
-        PredictiveOptions { margin: 0.05, up_margin: 0.15, dwell_frames: 10, max_dwell_frames: 320, decay: 0.3, load_change_cores: 0.5, memory_frames: 30 }
+        PredictiveOptions { knobs: Knobs::All, margin: 0.05, up_margin: 0.15, dwell_frames: 10, max_dwell_frames: 320, decay: 0.3, load_change_cores: 0.5, memory_frames: 30, error_frames: 300 }
     }
 }
 
@@ -86,12 +110,40 @@ pub struct Predictive {
     others_at_backoff: f64,
     /// Other processes' CPU use at the previous frame.
     last_others: f64,
+    /// The last frames' spread: ratio over the median of recent ratios.
+    errors: std::collections::VecDeque<f64>,
+    /// The last [`RECENT_FRAMES`] observed/idle ratios since the runtime last switched to
+    /// the configuration that runs (its processor and threads).
+    recent: std::collections::VecDeque<f64>,
+}
+
+/// Ratios whose median is the reference of the spread.
+pub const RECENT_FRAMES: usize = 15;
+
+/// Median of `values` (0 for none).
+fn median_of(values: impl Iterator<Item = f64>) -> f64 {
+    let mut sorted: Vec<f64> = values.collect();
+    sorted.sort_by(f64::total_cmp);
+    if sorted.is_empty() { 0.0 } else { sorted[sorted.len() / 2] }
 }
 
 impl Predictive {
     /// A predictive policy with `options`.
     pub fn new(options: PredictiveOptions) -> Self {
-        Predictive { options, slowdown: Vec::new(), frames_since_switch: 0, dwell: options.dwell_frames, last_up: None, demand: 0.0, others_at_backoff: 0.0, last_others: 0.0 }
+        Predictive { options, slowdown: Vec::new(), frames_since_switch: 0, dwell: options.dwell_frames, last_up: None, demand: 0.0, others_at_backoff: 0.0, last_others: 0.0, errors: std::collections::VecDeque::new(), recent: std::collections::VecDeque::new() }
+    }
+
+    /// The margin learned from the spread: its 95th percentile over 1 (at
+    /// least `options.margin`, at most 1: twice the expected latency); `options.margin`
+    /// until 20 frames are seen.
+    fn learned_margin(&self) -> f64 {
+        if self.errors.len() < 20 {
+            return self.options.margin;
+        }
+        let mut sorted: Vec<f64> = self.errors.iter().copied().collect();
+        sorted.sort_by(f64::total_cmp);
+        let q95 = sorted[((sorted.len() - 1) as f64 * 0.95).round() as usize];
+        (q95 - 1.0).clamp(self.options.margin, 1.0)
     }
 
     /// Frames a measured slowdown stays trusted: longer after failed steps up, so that a
@@ -154,7 +206,17 @@ impl Predictive {
         }
     }
 
-    /// Every configuration the models predict, with its expected latency now.
+    /// Whether the knobs allow `config` (of a processor whose threads go up to `threads_max`).
+    fn allows(&self, config: Configuration, threads_max: usize) -> bool {
+        match self.options.knobs {
+            Knobs::All => true,
+            Knobs::LevelsOnly => config.threads == threads_max,
+            Knobs::ThreadsOnly { level } => config.device == 0 && config.level == level,
+        }
+    }
+
+    /// Every configuration the models predict and the knobs allow, with its expected
+    /// latency now.
     fn candidates(&self, o: &Observation) -> Vec<(Configuration, f64)> {
         let mut all = Vec::new();
         for (device, model) in o.models.iter().enumerate() {
@@ -162,6 +224,9 @@ impl Predictive {
             for level in 0..model.levels() {
                 for threads in 1..=threads_max {
                     let config = Configuration { device, level, threads };
+                    if !self.allows(config, threads_max) {
+                        continue;
+                    }
                     if let Some(idle) = model.predict(level, threads) {
                         all.push((config, idle * self.slowdown_of(config, Some(o.config), o)));
                     }
@@ -200,6 +265,9 @@ impl Predictive {
     }
 
     fn switch(&mut self, o: &Observation, config: Configuration, reason: Reason) -> Decision {
+        if (config.device, config.threads) != (o.config.device, o.config.threads) {
+            self.recent.clear();
+        }
         if config == o.config {
             // Nothing better to go to: say so when it is because nothing fits.
             let reason = if reason == Reason::Infeasible { reason } else { Reason::Hold };
@@ -254,7 +322,11 @@ fn cores(o: &Observation) -> f64 {
 
 impl Policy for Predictive {
     fn name(&self) -> String {
-        "predictive".into()
+        match self.options.knobs {
+            Knobs::All => "predictive".into(),
+            Knobs::LevelsOnly => "predictive:levels".into(),
+            Knobs::ThreadsOnly { level } => format!("predictive:threads:{level}"),
+        }
     }
 
     fn start(&mut self, models: &[FamilyModel], requirements: &Requirements, max_threads: usize) -> Decision {
@@ -286,6 +358,26 @@ impl Policy for Predictive {
         };
         let assumed = self.slowdown_of(o.config, None, o);
         let load_rose = o.system.others_cpu > self.last_others + self.options.load_change_cores;
+        // The spread of this frame around the recent median of its configuration —
+        // unless the OS saw other processes take more CPU just now, or the recent median
+        // is moving: a load changing, not jitter.
+        let ratio = o.latency_ms / idle;
+        if self.recent.len() == RECENT_FRAMES {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(ratio);
+        if self.recent.len() >= 5 && !load_rose {
+            let reference = median_of(self.recent.iter().copied());
+            let latest = median_of(self.recent.iter().rev().take(5).copied());
+            if reference > 0.0 && (latest / reference - 1.0).abs() <= 0.2 {
+                if self.errors.len() == self.options.error_frames.max(1) {
+                    self.errors.pop_front();
+                }
+                self.errors.push_back(ratio / reference);
+            }
+        }
+        let margin = self.learned_margin();
+        let up_margin = margin + (self.options.up_margin - self.options.margin).max(0.0);
         self.last_others = o.system.others_cpu;
         self.observe(o.config, o.latency_ms / idle, assumed, load_rose, o.system.others_cpu, o.frame);
         let load_changed = (o.system.others_cpu - self.others_at_backoff).abs() > self.options.load_change_cores;
@@ -297,7 +389,7 @@ impl Policy for Predictive {
         let target = o.requirements.target_ms;
         let floor_ok = o.requirements.accepts_accuracy(o.accuracy(o.config));
         if expected_now > target || (!floor_ok && o.requirements.priority == Priority::Accuracy) {
-            return match self.best(o, self.options.margin) {
+            return match self.best(o, margin) {
                 Some((config, _)) => {
                     let reason = if more_accurate(o, config, o.config).is_gt() { Reason::Up } else { Reason::Down };
                     self.switch(o, config, reason)
@@ -309,7 +401,7 @@ impl Policy for Predictive {
             };
         }
         if self.frames_since_switch >= self.dwell
-            && let Some((config, _)) = self.best(o, self.options.up_margin)
+            && let Some((config, _)) = self.best(o, up_margin)
             && more_accurate(o, config, o.config).is_gt()
         {
             let reason = if floor_ok { Reason::Up } else { Reason::Floor };

@@ -188,6 +188,13 @@ fn policies_by_name() {
     assert_eq!(by_name("predictive", &models).unwrap().name(), "predictive");
     assert_eq!(by_name("static:largest", &models).unwrap().name(), "static:4");
     assert_eq!(by_name("static:1", &models).unwrap().name(), "static:1");
+    assert_eq!(by_name("static:1@1", &models).unwrap().name(), "static:1@1");
+    assert_eq!(by_name("predictive:levels", &models).unwrap().name(), "predictive:levels");
+    assert_eq!(by_name("predictive:threads:largest", &models).unwrap().name(), "predictive:threads:4");
+    for bad in ["static:1@0", "static:1@x", "predictive:threads:9", "predictive:threads:x", "predictive:both"] {
+        let err = by_name(bad, &models).err().unwrap().to_string();
+        assert!(err.contains(bad), "{bad}: {err}");
+    }
     assert_eq!(by_name("static:cpu:1", &models).unwrap().name(), "static:1");
     for bad in ["static:9", "static:x", "fast", "", "static:gpu:1"] {
         let err = by_name(bad, &models).err().unwrap().to_string();

@@ -14,8 +14,9 @@ use dynofa_profiler::machine::{utc_now, Machine, Metadata, BURN_VERSION};
 use dynofa_profiler::measure::{complete, write_table};
 use dynofa_profiler::rounds::RoundOptions;
 use dynofa_profiler::validate::{random_subnets, ErrorStats};
-use dynofa_profiler::{measure, validate, LatencyTables, ProfileOptions, Validation};
+use dynofa_profiler::{measure, validate, LatencyTables, Profile, ProfileOptions, Validation};
 use dynofa_slice::Placement;
+use dynofa_supernet::SubnetConfig;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
@@ -123,15 +124,7 @@ pub fn run(args: Args) -> Result<()> {
 
     let options = ProfileOptions { resolutions: resolutions.clone(), threads: threads.clone(), placement: placement.clone(), whole: random_subnets(&supernet.config, &resolutions, validate_n, args.seed), additivity, warm_forwards: warm, rounds };
     let skip = |t: usize, r: usize| complete(&supernet.config, &dir_of(t), r);
-    let bar = ProgressBar::new(rounds.max_rounds as u64)
-        .with_style(ProgressStyle::with_template("profile [{bar:30}] round {pos}/{len} at most, {elapsed} {msg}").expect("template").progress_chars("=> "));
-    let profile = measure(&supernet, &options, &skip, &mut |round, max, what| {
-        bar.set_length(max as u64);
-        bar.set_position(round as u64);
-        bar.set_message(what.to_string());
-    })
-    .context("profiling")?;
-    bar.finish_and_clear();
+    let profile = measure_with_progress(&supernet, &options, &skip, "profile").context("profiling")?;
     let noise = &profile.noise;
     eprintln!(
         "measured in {:.0} s: {} round(s), stopped: {:?}; canary spread {:.2}×, {:.0}% of its readings in slow phases{}",
@@ -231,14 +224,7 @@ fn measure_family(supernet: &dynofa_supernet::Supernet, family: &Path, threads: 
     let levels: Vec<_> = file.levels.iter().map(|l| l.config.clone()).collect();
     anyhow::ensure!(!levels.is_empty(), "{}: the family has no levels", family.display());
     let (placement, _) = crate::device::open(args.device, threads.iter().copied().max().unwrap_or(1))?;
-    let options = ProfileOptions { resolutions: Vec::new(), threads: threads.to_vec(), placement, whole: levels, additivity: false, warm_forwards: args.warm, rounds };
-    let bar = ProgressBar::new(rounds.max_rounds as u64)
-        .with_style(ProgressStyle::with_template("levels [{bar:30}] round {pos}/{len} at most, {elapsed} {msg}").expect("template").progress_chars("=> "));
-    let profile = measure(supernet, &options, &|_, _| true, &mut |round, _, what| {
-        bar.set_position(round as u64);
-        bar.set_message(what.to_string());
-    })?;
-    bar.finish_and_clear();
+    let profile = measure_whole(supernet, levels, threads, placement, args.warm, rounds, "levels")?;
     if let Some(warning) = profile.noise.warning() {
         eprintln!("warning: {warning}");
     }
@@ -261,6 +247,30 @@ fn measure_family(supernet: &dynofa_supernet::Supernet, family: &Path, threads: 
         );
     }
     Ok(())
+}
+
+/// The profiler's measurement of `options` (interleaved shuffled rounds beside a canary;
+/// see [`dynofa_profiler::measure`]) with a progress bar on stderr named `label` (drawn
+/// only when stderr is a terminal).
+pub fn measure_with_progress(supernet: &dynofa_supernet::Supernet, options: &ProfileOptions, skip: &dyn Fn(usize, usize) -> bool, label: &str) -> Result<Profile> {
+    let bar = ProgressBar::new(options.rounds.max_rounds as u64).with_style(
+        ProgressStyle::with_template(&format!("{label} [{{bar:30}}] round {{pos}}/{{len}} at most, {{elapsed}} {{msg}}")).expect("template").progress_chars("=> "),
+    );
+    let profile = measure(supernet, options, skip, &mut |round, max, what| {
+        bar.set_length(max as u64);
+        bar.set_position(round as u64);
+        bar.set_message(what.to_string());
+    });
+    bar.finish_and_clear();
+    Ok(profile?)
+}
+
+/// `subnets` measured whole on each of `threads` at `placement`, in the profiler's
+/// interleaved canary-relative rounds (what `dynofa profile --family` and `dynofa tune`
+/// measure): `Profile::threads[i].whole` follows `subnets`' order.
+pub fn measure_whole(supernet: &dynofa_supernet::Supernet, subnets: Vec<SubnetConfig>, threads: &[usize], placement: Placement, warm: usize, rounds: RoundOptions, label: &str) -> Result<Profile> {
+    let options = ProfileOptions { resolutions: Vec::new(), threads: threads.to_vec(), placement, whole: subnets, additivity: false, warm_forwards: warm, rounds };
+    measure_with_progress(supernet, &options, &|_, _| true, label)
 }
 
 /// `dynofa profile --compare`: the agreement of table sets, one JSON line per set of

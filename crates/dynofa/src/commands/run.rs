@@ -55,9 +55,12 @@ pub struct Args {
     /// `dynofa devices`). Default: those of the families given, else cpu.
     #[arg(long, value_delimiter = ',', value_parser = crate::device::parse_device)]
     devices: Vec<DeviceId>,
-    /// Latency target per frame, in ms.
-    #[arg(long, allow_negative_numbers = true)]
-    target_ms: f64,
+    /// Latency target per frame, in ms, or `auto`: 1.3 × the most accurate level's idle
+    /// latency as the calibration measures it on this machine (its best processor and
+    /// thread count), so that the top level fits when the machine is idle and a competing
+    /// load forces switches.
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_target)]
+    target_ms: Target,
     /// Accuracy floor (a fraction, e.g. 0.78).
     #[arg(long)]
     min_accuracy: Option<f64>,
@@ -93,6 +96,25 @@ pub struct Args {
     /// No live status line.
     #[arg(long)]
     quiet: bool,
+}
+
+/// `--target-ms`: milliseconds, or chosen from the idle calibration.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Target {
+    /// This many ms.
+    Ms(f64),
+    /// [`AUTO_TARGET_FRACTION`] × the most accurate level's idle latency.
+    Auto,
+}
+
+/// `--target-ms auto`: the target as a multiple of the most accurate level's idle latency.
+pub const AUTO_TARGET_FRACTION: f64 = 1.3;
+
+fn parse_target(text: &str) -> Result<Target, String> {
+    match text {
+        "auto" => Ok(Target::Auto),
+        _ => text.parse().map(Target::Ms).map_err(|_| format!("{text:?}: a number of milliseconds or `auto`")),
+    }
 }
 
 fn parse_priority(text: &str) -> Result<Priority, String> {
@@ -159,14 +181,17 @@ fn families_to_run(args: &Args) -> Result<Vec<(DeviceId, Option<NamedFamily>)>> 
             bail!("--family {} is a {} family (its `device`), and --devices {list} runs no {}: add {} to --devices", path.display(), file.device, file.device, file.device);
         }
     }
-    Ok(devices
+    devices
         .into_iter()
         .map(|device| {
             let family = given.iter().find(|f| f.file.device == device.processor()).cloned();
-            let family = family.or_else(|| (device == DeviceId::Cpu).then(default_cpu_family));
-            (device, family)
+            let family = match family {
+                None if device == DeviceId::Cpu => Some(default_cpu_family()?),
+                family => family,
+            };
+            Ok((device, family))
         })
-        .collect())
+        .collect()
 }
 
 /// `cpu` or `gpu`.
@@ -177,16 +202,29 @@ fn processor_id(processor: Processor) -> DeviceId {
     }
 }
 
-/// The embedded CPU family.
-fn default_cpu_family() -> NamedFamily {
+/// The CPU family without `--family`: the one `dynofa tune` made for this machine when
+/// there is one (an error naming it when it cannot be used), else the embedded one. Says
+/// which on stderr.
+fn default_cpu_family() -> Result<NamedFamily> {
+    if let Some(tuned) = crate::commands::tune::tuned_family() {
+        let (file, path) = tuned?;
+        eprintln!("family: tuned for this machine ({}, made {})", path.display(), file.metadata.get("made").map_or("?", String::as_str));
+        return Ok(NamedFamily { file, path });
+    }
+    eprintln!("family: the embedded default (made on another machine; `dynofa tune` makes one for this machine in about a minute)");
     let file = FamilyFile::parse(DEFAULT_FAMILY, Path::new(DEFAULT_FAMILY_NAME)).expect("the embedded family parses");
-    NamedFamily { file, path: PathBuf::from(DEFAULT_FAMILY_NAME) }
+    Ok(NamedFamily { file, path: PathBuf::from(DEFAULT_FAMILY_NAME) })
 }
 
 /// Runs the job; prints the summary as JSON on stdout.
 pub fn run(args: Args) -> Result<()> {
     // Everything the user typed is checked before the (slow) supernet load.
-    let requirements = Requirements { target_ms: args.target_ms, min_accuracy: args.min_accuracy, priority: args.priority }.validated()?;
+    // `auto` is chosen after the calibration; the floor is checked now.
+    let given_ms = match args.target_ms {
+        Target::Ms(ms) => ms,
+        Target::Auto => 1000.0,
+    };
+    let mut requirements = Requirements { target_ms: given_ms, min_accuracy: args.min_accuracy, priority: args.priority }.validated()?;
     anyhow::ensure!(args.duration.is_finite() && args.duration > 0.0, "--duration {}: a positive number of seconds", args.duration);
     let load: LoadSpec = match &args.load {
         Some(spec) => spec.parse()?,
@@ -252,13 +290,41 @@ pub fn run(args: Args) -> Result<()> {
     if args.calibrate_iters > 0 {
         let bar = progress_bar(args.quiet, "idle calibration {bar:30} {pos}/{len} level × processor × threads");
         let start = Instant::now();
-        runtime.calibrate_with(args.calibrate_iters, |done, total| {
+        let calibration = runtime.calibrate_with(args.calibrate_iters, |done, total| {
             bar.set_length(total as u64);
             bar.set_position(done as u64);
         })?;
         bar.finish_and_clear();
         let what = runtime.models().iter().map(|m| format!("{} levels on {}", m.levels(), m.device)).collect::<Vec<_>>().join(", ");
-        eprintln!("idle calibration: {what} (CPU on 1…{max_threads} threads) in {:.1} s", start.elapsed().as_secs_f64());
+        eprintln!("idle calibration: {what} (CPU on 1…{max_threads} threads), {} rounds in {:.1} s", calibration.rounds, start.elapsed().as_secs_f64());
+        if calibration.extended {
+            eprintln!(
+                "idle calibration: the machine was noisy (a configuration's samples spread {:.0}% around their median, over {:.0}%): measured for {} rounds instead of {}{}",
+                calibration.worst_spread * 100.0,
+                dynofa_runtime::runtime::NOISY_SPREAD * 100.0,
+                calibration.rounds,
+                args.calibrate_iters,
+                if calibration.trusted { "" } else { "; still noisy at the end: the idle latencies may be off (run again on a quieter machine)" }
+            );
+        }
+    }
+    if args.target_ms == Target::Auto {
+        let (ms, device, threads, level) = runtime
+            .models()
+            .iter()
+            .filter_map(|m| {
+                let top = m.levels().checked_sub(1)?;
+                (1..=m.max_threads()).filter_map(|t| Some((m.predict(top, t)?, m.device.clone(), t, top))).min_by(|a, b| a.0.total_cmp(&b.0))
+            })
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .context("--target-ms auto: no idle latency for the most accurate level")?;
+        requirements.target_ms = AUTO_TARGET_FRACTION * ms;
+        runtime.set_requirements(requirements)?;
+        let source = if args.calibrate_iters > 0 { "as calibrated" } else { "from the family's tables (--calibrate-iters 0)" };
+        eprintln!(
+            "target: {:.1} ms (auto) = {AUTO_TARGET_FRACTION} × the most accurate level ({level}) idle, {ms:.2} ms on {device} with {threads} thread(s) {source}: it fits while the machine is idle, and a competing load forces switches",
+            requirements.target_ms
+        );
     }
 
     let exe = std::env::current_exe().context("cannot find the dynofa executable to start the load")?;
@@ -332,6 +398,7 @@ pub fn run(args: Args) -> Result<()> {
         "processors": processors,
         "weights": if untrained { "embedded default (seeded, UNTRAINED: predictions are meaningless; accuracies are the predictor's)".to_string() } else { args.weights.weights.as_ref().unwrap().display().to_string() },
         "target_ms": requirements.target_ms,
+        "target_auto": args.target_ms == Target::Auto,
         "min_accuracy": requirements.min_accuracy,
         "load": args.load,
         "input": args.input,
@@ -351,7 +418,7 @@ pub fn run(args: Args) -> Result<()> {
         eprintln!("{skipped_frames} frames skipped: {} unreadable image(s) in --input {}", frames.unreadable.len(), args.input);
     }
     eprintln!(
-        "{} frames, {:.1}% over {} ms ({:.1}% after 5 reaction frames), mean predicted accuracy {:.2}%, {} switches ({:.1} µs each)",
+        "{} frames, {:.1}% over {:.2} ms ({:.1}% after 5 reaction frames), mean predicted accuracy {:.2}%, {} switches ({:.1} µs each)",
         summary.frames, summary.over_pct, requirements.target_ms, summary.over_after_reaction_pct, summary.mean_acc * 100.0, summary.switches, summary.mean_switch_us
     );
     eprintln!("trace: {}\nplot:  {}\nsummary: {}", args.trace.display(), args.plot.display(), summary_path.display());
@@ -374,6 +441,7 @@ fn progress_bar(quiet: bool, template: &str) -> ProgressBar {
 fn load_command(exe: &Path, kind: &LoadKind) -> Command {
     let (name, detail) = match kind {
         LoadKind::Busy { threads } => ("busy", threads.to_string()),
+        LoadKind::Memory { threads } => ("mem", threads.to_string()),
         LoadKind::Dnn { threads } => ("dnn", threads.to_string()),
         LoadKind::Gpu { adapter } => ("gpu", DeviceId::Gpu(*adapter).to_string()),
     };
@@ -383,8 +451,14 @@ fn load_command(exe: &Path, kind: &LoadKind) -> Command {
     command
 }
 
+/// The CPU family `dynofa run` uses without `--family`, and where it comes from.
+pub(crate) fn family_for_run() -> Result<(FamilyFile, PathBuf)> {
+    let family = default_cpu_family()?;
+    Ok((family.file, family.path))
+}
+
 /// The frames fed to the runtime, cycled.
-struct Frames {
+pub(crate) struct Frames {
     /// `(width, height, rgb)` per frame, in cycle order; `None` for an image file that
     /// could not be read (skipped each time the cycle comes to it).
     images: Vec<Option<(usize, usize, Vec<u8>)>>,
@@ -396,7 +470,7 @@ impl Frames {
     /// `synthetic` (eight seeded 320×240 noise frames) or a directory of images (PNG,
     /// JPEG), each decoded once here. An image that cannot be read is skipped with a
     /// warning; a directory with no readable image is an error naming it.
-    fn open(input: &str) -> Result<Self> {
+    pub(crate) fn open(input: &str) -> Result<Self> {
         if input == "synthetic" {
             let mut state = 0x9e3779b97f4a7c15u64;
             let images = (0..8)
@@ -446,7 +520,7 @@ impl Frames {
     }
 
     /// Frame `i` of the cycle, `None` if its image could not be read.
-    fn get(&self, i: usize) -> Option<Frame<'_>> {
+    pub(crate) fn get(&self, i: usize) -> Option<Frame<'_>> {
         let (w, h, rgb) = self.images[i % self.images.len()].as_ref()?;
         Some(Frame::rgb(*w, *h, rgb).expect("decoded frames have width × height × 3 bytes"))
     }
@@ -455,31 +529,48 @@ impl Frames {
 /// Arguments of the hidden `dynofa load-worker` (the process a load window starts).
 #[derive(clap::Args, Debug)]
 pub struct LoadWorkerArgs {
-    /// `busy` (spinning threads), `dnn` (inference of the largest default level in a loop)
-    /// or `gpu` (the same on a GPU).
+    /// `busy` (spinning threads), `mem` (threads streaming memory), `dnn` (inference of the
+    /// largest default level in a loop) or `gpu` (the same on a GPU).
     kind: String,
     /// Threads (`busy`, `dnn`), or the GPU (`gpu`: gpu, gpu:N).
     detail: String,
 }
 
-/// Runs until killed.
+/// Runs until killed; prints `ready` on stdout once it loads the machine (a DNN load
+/// after its network is built), for callers that pause and resume it.
 pub fn load_worker(args: LoadWorkerArgs) -> Result<()> {
     let threads = || args.detail.parse::<usize>().with_context(|| format!("load-worker {}: a thread count, not {:?}", args.kind, args.detail));
+    let ready = || {
+        use std::io::Write;
+        let mut out = std::io::stdout();
+        let _ = writeln!(out, "ready").and_then(|()| out.flush());
+    };
     let placement = match args.kind.as_str() {
-        "busy" => dynofa_runtime::load::spin_forever(threads()?),
+        "busy" => {
+            let threads = threads()?;
+            ready();
+            dynofa_runtime::load::spin_forever(threads)
+        }
+        "mem" => {
+            let threads = threads()?;
+            ready();
+            dynofa_runtime::load::stream_forever(threads)
+        }
         "dnn" => Placement::Cpu { threads: threads()?.max(1) },
         "gpu" => {
             let id = crate::device::parse_device(&args.detail).map_err(anyhow::Error::msg)?;
             Placement::Gpu(dynofa_device::open_gpu(id)?.device)
         }
-        other => bail!("load-worker kind {other:?}: busy, dnn or gpu"),
+        other => bail!("load-worker kind {other:?}: busy, mem, dnn or gpu"),
     };
     dynofa_runtime::load::exit_with_parent();
     let supernet = dynofa_supernet::SupernetConfig::ofa_mbv3(dynofa_supernet::Width::W12).init(&Device::flex());
-    let largest = default_cpu_family().file.levels.last().context("empty default family")?.config.clone();
+    let largest = default_cpu_family()?.file.levels.last().context("empty default family")?.config.clone();
     let r = largest.resolution();
     let mut family = placement.load(&supernet, &[largest], &[])?;
     let input = dynofa_supernet::tensor_io::Array { shape: vec![1, 3, r, r], data: vec![0.1; 3 * r * r] };
+    family.forward(&input)?;
+    ready();
     loop {
         family.forward(&input)?;
     }

@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use dynofa_device::Processor;
 use dynofa_profiler::LatencyTables;
 use dynofa_search::cost::{Cost, LutLatency, Mflops, Params};
 use dynofa_search::evolution::{evolve, EvolutionOptions};
 use dynofa_search::family::{at_targets, evenly_spaced};
-use dynofa_search::nsga2::{nsga2, Evaluated, Nsga2Options};
+use dynofa_search::nsga2::{nsga2, Evaluated, Nsga2Options, Nsga2Result};
 use dynofa_search::space::{AccuracyVsCost, SearchSpace};
 use dynofa_search::AccuracyPredictor;
 use dynofa_slice::family_file::{FamilyFile, LevelInfo, FORMAT_VERSION};
@@ -117,32 +118,14 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(limit) = args.constraint {
         return constrained(&space, &predictor, cost, limit, args.seed);
     }
-    let problem = AccuracyVsCost { space: &space, predictor: &predictor, cost };
-    let bar = ProgressBar::new(args.generations as u64)
-        .with_style(ProgressStyle::with_template("NSGA-II [{bar:30}] generation {pos}/{len}, ETA {eta}").expect("template").progress_chars("=> "));
-    let start = Instant::now();
     let options = Nsga2Options { population: args.population, generations: args.generations, seed: args.seed, polish_rounds: args.polish };
-    let result = nsga2(&problem, options, &mut |g, _| bar.set_position(g as u64)).context("searching")?;
-    bar.finish_and_clear();
-    let seconds = start.elapsed().as_secs_f64();
-    let chosen = match &args.targets {
-        Some(targets) => at_targets(&result.front, targets),
-        None => evenly_spaced(&result.front, args.levels),
+    let pick = match &args.targets {
+        Some(targets) => Pick::Targets(targets),
+        None => Pick::Evenly(args.levels),
     };
-
-    // The family file: every level with its counts, predicted accuracy and latency per table.
-    let mut levels = Vec::with_capacity(chosen.len());
-    for e in &chosen {
-        let counts = config.counts(&e.genome)?;
-        let latency_ms = tables.iter().map(|t| Ok((t.name.clone(), t.cost(&e.genome)?))).collect::<Result<BTreeMap<_, _>>>()?;
-        levels.push(LevelInfo { config: e.genome.clone(), params: counts.params, mflops: counts.mflops, acc_pred: Some(e.objectives.acc), latency_ms, calibrated: false });
-    }
-    let mut metadata = BTreeMap::new();
-    metadata.insert("predictor".into(), args.predictor.display().to_string());
-    metadata.insert("tables".into(), args.luts.iter().map(|(n, d)| format!("{n}={}", d.display())).collect::<Vec<_>>().join(" "));
-    metadata.insert("objective".into(), cost.name());
-    metadata.insert("search".into(), format!("NSGA-II population {} generations {} polish {} seed {}; resolutions {:?}", args.population, args.generations, args.polish, args.seed, resolutions));
-    let family = FamilyFile { format: FORMAT_VERSION, width: args.width, device: args.device, supernet: Some(format!("ofa_mbv3_d234_e346_k357_w{}", args.width)), metadata, levels };
+    let Found { result, chosen, mut family, seconds } = find_family(&space, &predictor, cost, &tables, options, pick, args.device)?;
+    family.metadata.insert("predictor".into(), args.predictor.display().to_string());
+    family.metadata.insert("tables".into(), args.luts.iter().map(|(n, d)| format!("{n}={}", d.display())).collect::<Vec<_>>().join(" "));
     let (reference, plot_path) = crate::interrupt::deferred("finishing the write of the family and its plot", || {
         if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -172,6 +155,59 @@ pub fn run(args: Args) -> Result<()> {
     });
     println!("{out}");
     Ok(())
+}
+
+/// Where [`find_family`] puts the levels on the front.
+#[derive(Debug, Clone, Copy)]
+pub enum Pick<'a> {
+    /// This many, evenly spaced in cost.
+    Evenly(usize),
+    /// One per cost target (e.g. latency budgets in ms).
+    Targets(&'a [f64]),
+}
+
+/// What [`find_family`] found.
+pub struct Found {
+    /// Every sub-network evaluated, and the front.
+    pub result: Nsga2Result<SubnetConfig>,
+    /// The levels picked on the front, cheapest first.
+    pub chosen: Vec<Evaluated<SubnetConfig>>,
+    /// The family file of `chosen` (metadata: `objective` and `search`).
+    pub family: FamilyFile,
+    /// Seconds the search took.
+    pub seconds: f64,
+}
+
+/// NSGA-II over `space` (maximising `predictor`'s accuracy, minimising `cost`; a progress
+/// bar on stderr), then the levels `pick` puts on the front as a family file for
+/// `device`: per level its counts, predicted accuracy and latency per table of `tables`.
+pub fn find_family(space: &SearchSpace, predictor: &AccuracyPredictor, cost: &dyn Cost, tables: &[LutLatency], options: Nsga2Options, pick: Pick, device: Processor) -> Result<Found> {
+    let config = &space.config;
+    let problem = AccuracyVsCost { space, predictor, cost };
+    let bar = ProgressBar::new(options.generations as u64)
+        .with_style(ProgressStyle::with_template("NSGA-II [{bar:30}] generation {pos}/{len}, ETA {eta}").expect("template").progress_chars("=> "));
+    let start = Instant::now();
+    let result = nsga2(&problem, options, &mut |g, _| bar.set_position(g as u64)).context("searching")?;
+    bar.finish_and_clear();
+    let seconds = start.elapsed().as_secs_f64();
+    let chosen = match pick {
+        Pick::Targets(targets) => at_targets(&result.front, targets),
+        Pick::Evenly(levels) => evenly_spaced(&result.front, levels),
+    };
+
+    // The family file: every level with its counts, predicted accuracy and latency per table.
+    let mut levels = Vec::with_capacity(chosen.len());
+    for e in &chosen {
+        let counts = config.counts(&e.genome)?;
+        let latency_ms = tables.iter().map(|t| Ok((t.name.clone(), t.cost(&e.genome)?))).collect::<Result<BTreeMap<_, _>>>()?;
+        levels.push(LevelInfo { config: e.genome.clone(), params: counts.params, mflops: counts.mflops, acc_pred: Some(e.objectives.acc), latency_ms, calibrated: false });
+    }
+    let mut metadata = BTreeMap::new();
+    metadata.insert("objective".into(), cost.name());
+    metadata.insert("search".into(), format!("NSGA-II population {} generations {} polish {} seed {}; resolutions {:?}", options.population, options.generations, options.polish_rounds, options.seed, space.resolutions));
+    let width = config.width;
+    let family = FamilyFile { format: FORMAT_VERSION, width, device, supernet: Some(format!("ofa_mbv3_d234_e346_k357_w{width}")), metadata, levels };
+    Ok(Found { result, chosen, family, seconds })
 }
 
 /// OFA's constrained evolution with its defaults; prints the best sub-network as JSON.

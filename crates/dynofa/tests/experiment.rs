@@ -1,0 +1,95 @@
+//! `dynofa experiment` on a small sweep (two small levels, one thread, one target, an idle
+//! and a memory-bound load, the best static configuration and `predictive`): every output
+//! is written and consistent with the traces; `dynofa run --target-ms auto` says the target
+//! it chose and why.
+
+mod common;
+
+use common::{dynofa, s, stderr};
+use dynofa_slice::family_file::FamilyFile;
+
+/// The embedded family's two smallest levels, as a family file in `dir`.
+fn small_family(dir: &std::path::Path) -> std::path::PathBuf {
+    let embedded = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/families/cpu_w12.ron");
+    let mut family = FamilyFile::read(&embedded).unwrap();
+    family.levels.truncate(2);
+    let path = dir.join("small.ron");
+    family.write(&path).unwrap();
+    path
+}
+
+#[test]
+fn a_small_sweep_writes_its_runs_table_plot_and_traces() {
+    let dir = tempfile::tempdir().unwrap();
+    let family = small_family(dir.path());
+    let out = dir.path().join("exp");
+    let run = dynofa(&[
+        "experiment", "--quick", "--family", s(&family), "--threads", "1", "--targets", "2", "--loads", "none,memory",
+        "--policies", "static,predictive", "--out", s(&out),
+    ]);
+    let err = stderr(&run);
+    assert!(run.status.success(), "{err}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("experiment.json")).unwrap()).unwrap();
+    // The oracle's tables: every configuration (2 levels × 1 thread) idle and under the load.
+    let oracle = report["oracle"].as_array().unwrap();
+    assert_eq!(oracle.iter().map(|t| t["condition"].as_str().unwrap()).collect::<Vec<_>>(), ["none", "memory"]);
+    for table in oracle {
+        assert_eq!(table["configs"].as_array().unwrap().len(), 2, "{table}");
+        assert!(table["configs"].as_array().unwrap().iter().all(|c| c["median_ms"].as_f64().unwrap() > 0.0));
+    }
+    let top_idle = report["top_idle_ms"].as_f64().unwrap();
+    let runs = report["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 4, "1 target × 2 loads × 2 policies");
+    for r in runs {
+        for key in ["target_x", "load", "policy", "frames", "over_pct", "over_during_load_pct", "acc_gap_pp", "reaction_frames", "recovery_s", "switches"] {
+            assert!(r.get(key).is_some(), "{key} missing: {r}");
+        }
+        assert!((r["target_ms"].as_f64().unwrap() - 2.0 * top_idle).abs() < 1e-9);
+        // The metrics are those of the trace (whose latencies are rounded to 0.1 µs: one
+        // frame may land on the other side of the target).
+        let rows = dynofa_runtime::trace::read_csv(std::path::Path::new(r["trace"].as_str().unwrap())).unwrap();
+        assert_eq!(rows.len() as u64, r["frames"].as_u64().unwrap());
+        let over = rows.iter().filter(|row| row.latency_ms > row.target_ms).count() as f64 * 100.0 / rows.len() as f64;
+        assert!((over - r["over_pct"].as_f64().unwrap()).abs() <= 100.0 / rows.len() as f64 + 1e-9, "{r}");
+        if r["policy"] == "static" {
+            let run_as = r["policy_run"].as_str().unwrap();
+            assert!(run_as.starts_with("static:") && run_as.ends_with("@1"), "{run_as}");
+            assert_eq!(r["switches"], 0);
+            assert!(rows.iter().all(|row| format!("static:{}@{}", row.level, row.threads) == run_as));
+        }
+        if r["load"] == "none" {
+            assert_eq!(r["over_during_load_pct"], 0.0);
+        }
+    }
+    let table = std::fs::read_to_string(out.join("experiment.md")).unwrap();
+    assert!(table.contains("| target | load | policy |") && table.contains("predictive"), "{table}");
+    let svg = std::fs::read_to_string(out.join("experiment.svg")).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("predictive") && svg.contains("memory"));
+    assert!(!out.join("experiment.svg.tmp").exists());
+
+    let bad = dynofa(&["experiment", "--loads", "none,quake", "--out", s(&out)]);
+    assert!(!bad.status.success() && stderr(&bad).contains("quake"), "{}", stderr(&bad));
+}
+
+#[test]
+fn run_with_an_auto_target_says_what_it_chose_and_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let family = small_family(dir.path());
+    let trace = dir.path().join("trace.csv");
+    let run = dynofa(&[
+        "run", "--family", s(&family), "--threads", "1", "--target-ms", "auto", "--duration", "1", "--calibrate-iters", "2", "--quiet",
+        "--trace", s(&trace), "--plot", s(&dir.path().join("trace.svg")),
+    ]);
+    let err = stderr(&run);
+    assert!(run.status.success(), "{err}");
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let target = report["target_ms"].as_f64().unwrap();
+    assert_eq!(report["target_auto"], true);
+    // 1.3 × the top level's calibrated idle latency (one thread here).
+    let top_idle = report["processors"][0]["idle_latency_ms"][1][0].as_f64().unwrap();
+    assert!((target - 1.3 * top_idle).abs() < 1e-6 * target, "{target} vs {top_idle}");
+    assert!(err.contains("(auto)") && err.contains("1.3 ×") && err.contains("idle"), "{err}");
+    assert!(dynofa_runtime::trace::read_csv(&trace).unwrap().iter().all(|r| r.target_ms == target));
+    let bad = dynofa(&["run", "--target-ms", "fast", "--duration", "1"]);
+    assert!(!bad.status.success() && stderr(&bad).contains("auto"), "{}", stderr(&bad));
+}
