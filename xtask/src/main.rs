@@ -336,7 +336,6 @@ fn setup(root: &Path) -> Result<()> {
     run(root, Command::new("rustup").args(["target", "add", "aarch64-unknown-linux-gnu", "aarch64-unknown-linux-musl"]))
 }
 
-/// Runs each policy under the same load and prints one table row per policy.
 /// Profiles this machine and searches the family that `dynofa run` embeds.
 fn default_family(root: &Path, predictor: &Path) -> Result<()> {
     anyhow::ensure!(predictor.exists(), "{}: OFA's accuracy predictor not found (give --predictor)", predictor.display());

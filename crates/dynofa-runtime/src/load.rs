@@ -8,7 +8,10 @@
 //! / `dnn:T` (a second inference process on `T` threads, default 1: the paper's "another
 //! DNN application") or `gpu` / `gpu:N` (a second process running inference on the GPU —
 //! the best adapter, or adapter N — in a loop: the paper's Fig. 7 load). `/PERIOD` makes
-//! the window intermittent: on for PERIOD, off for PERIOD, and so on until END.
+//! the window intermittent: on for PERIOD, off for PERIOD, and so on until END (each pulse
+//! starts its process afresh: a `dnn` or `gpu` process loads the machine only once it has
+//! built its network, a second or more — `dynofa experiment` pauses and resumes one
+//! process instead).
 //! Example: `5s-14s:2,20s-25s:dnn,30s-40s:mem:2/2s`.
 
 use std::process::{Child, Command};
@@ -267,6 +270,13 @@ pub fn stream_forever(threads: usize) -> ! {
 /// Ends this process when its parent does (checked every 100 ms on a thread of its own),
 /// so that load processes never outlive a run that was interrupted.
 pub fn exit_with_parent() {
+    // On Linux the kernel also kills it when the parent dies — even while it is stopped
+    // (SIGSTOP), when the polling thread below cannot run.
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag of this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+    }
     #[cfg(unix)]
     {
         let parent = std::os::unix::process::parent_id();

@@ -153,7 +153,9 @@ pub fn evaluate(frames: &[Frame], load: &LoadSpec, idle: &ConditionTable, loaded
             continue;
         }
         let loaded = &frames[onset..end];
-        let settled = (0..loaded.len()).find(|&k| loaded[k..].iter().take(SETTLED_FRAMES).all(|f| !over(f)));
+        // SETTLED_FRAMES in a row under the target (a window shorter than that: all of it).
+        let run = SETTLED_FRAMES.min(loaded.len());
+        let settled = (0..=loaded.len() - run).find(|&k| loaded[k..k + run].iter().all(|f| !over(f)));
         match settled {
             Some(k) => {
                 reaction_frames = reaction_frames.map(|w| w.max(k));

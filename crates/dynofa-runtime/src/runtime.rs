@@ -306,6 +306,7 @@ impl Runtime {
             .flat_map(|(device, f)| (0..f.len()).flat_map(move |level| (1..=f.max_threads()).map(move |threads| Configuration { device, level, threads })))
             .collect();
         let saved: Vec<(usize, usize)> = self.families.iter().map(|f| (f.active(), f.threads())).collect();
+        let current = self.current;
         let (min_rounds, max_rounds) = (iters.max(1), 2 * iters.max(1));
         let mut samples: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
         let mut total = configs.len() * (1 + min_rounds);
@@ -338,6 +339,7 @@ impl Runtime {
             family.switch_to(level)?;
             family.set_threads(threads)?;
         }
+        self.current = current;
         let worst = spreads(&samples).into_iter().fold(0.0, f64::max);
         Ok(Calibration { rounds, extended: rounds > min_rounds, worst_spread: worst, trusted: worst <= NOISY_SPREAD })
     }

@@ -168,13 +168,24 @@ impl Worker {
             .stderr(Stdio::null())
             .spawn()
             .with_context(|| format!("starting the load worker {args:?}"))?;
-        let stdout = child.stdout.take().context("the load worker's stdout")?;
+        let stdout = child.stdout.take();
+        // Killed and reaped when dropped, whatever happens next.
+        let mut worker = Worker { child };
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).context("reading the load worker's stdout")?;
-        let worker = Worker { child };
+        BufReader::new(stdout.context("the load worker's stdout")?).read_line(&mut line).context("reading the load worker's stdout")?;
         anyhow::ensure!(line.trim() == "ready", "the load worker {args:?} did not start (said {:?})", line.trim());
+        worker.check_alive(args)?;
         worker.signal(Signal::Pause)?;
         Ok(worker)
+    }
+
+    /// An error naming the load when its process has ended (a paused or running one is
+    /// alive).
+    fn check_alive(&mut self, args: &[String; 2]) -> Result<()> {
+        match self.child.try_wait()? {
+            Some(status) => bail!("the load worker {args:?} ended ({status})"),
+            None => Ok(()),
+        }
     }
 
     fn signal(&self, signal: Signal) -> Result<()> {
@@ -240,8 +251,15 @@ pub fn run(args: Args) -> Result<()> {
             "--policies: {p:?} is not static, dofa, predictive, predictive:levels or predictive:threads"
         );
     }
-    for &x in &args.targets {
+    for (i, &x) in args.targets.iter().enumerate() {
         anyhow::ensure!(x.is_finite() && x > 0.0, "--targets: {x} is not a positive multiple");
+        anyhow::ensure!(!args.targets[..i].contains(&x), "--targets: {x} is given twice");
+    }
+    for (i, l) in args.loads.iter().enumerate() {
+        anyhow::ensure!(!args.loads[..i].contains(l), "--loads: {l} is given twice");
+    }
+    for (i, p) in args.policies.iter().enumerate() {
+        anyhow::ensure!(!args.policies[..i].contains(p), "--policies: {p} is given twice");
     }
     let phases = if args.quick { Phases { idle_before_s: 0.75, load_s: 1.5, idle_after_s: 0.75 } } else { Phases { idle_before_s: 2.0, load_s: 8.0, idle_after_s: 2.0 } };
     let cores = dynofa_runtime::monitor::system::allowed_cores();
@@ -477,16 +495,21 @@ fn markdown(records: &[RunRecord], policies: &[String], machine: &str, top_idle_
     };
     for p in policies {
         let (cells, met, over, over_worst, gap, gap_worst) = summary(p);
-        let _ = writeln!(out, "| {p} | {cells} | {met} | {over:.2} | {over_worst:.1} | {gap:.2} | {gap_worst:.2} |");
+        if cells == 0 {
+            let _ = writeln!(out, "| {p} | 0 | – | n/a | n/a | n/a | n/a |");
+        } else {
+            let _ = writeln!(out, "| {p} | {cells} | {met} | {over:.2} | {over_worst:.1} | {gap:.2} | {gap_worst:.2} |");
+        }
     }
-    if policies.iter().any(|p| p == "predictive") {
+    if policies.iter().any(|p| p == "predictive") && summary("predictive").0 > 0 {
         let (_, _, over, _, gap, _) = summary("predictive");
-        let beaten: Vec<&String> = policies.iter().filter(|p| *p != "predictive").filter(|p| {
+        let others: Vec<&String> = policies.iter().filter(|p| *p != "predictive" && summary(p).0 > 0).collect();
+        let beaten: Vec<&String> = others.iter().copied().filter(|p| {
             let (_, _, o, _, g, _) = summary(p);
             over <= o && gap <= g
         }).collect();
-        let others = policies.len() - 1;
-        let _ = writeln!(out, "\n`predictive` is at least as good on both (mean over-target share and mean accuracy gap) as {} of the {others} others{}.", beaten.len(), if beaten.len() < others { format!(" (beaten on one: {})", policies.iter().filter(|p| *p != "predictive" && !beaten.contains(p)).cloned().collect::<Vec<_>>().join(", ")) } else { String::new() });
+        let others = others.len();
+        let _ = writeln!(out, "\n`predictive` is at least as good on both (mean over-target share and mean accuracy gap) as {} of the {others} others{}.", beaten.len(), if beaten.len() < others { format!(" (beaten on one: {})", policies.iter().filter(|p| *p != "predictive" && summary(p).0 > 0 && !beaten.contains(p)).cloned().collect::<Vec<_>>().join(", ")) } else { String::new() });
     }
     out
 }

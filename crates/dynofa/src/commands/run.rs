@@ -83,8 +83,9 @@ pub struct Args {
     /// Most threads the DNN may use on the CPU (default: the cores this process may use).
     #[arg(long)]
     threads: Option<usize>,
-    /// Timed forwards per level, processor and thread count in the idle calibration (0:
-    /// trust the families' latency tables).
+    /// Rounds of the idle calibration (each level, processor and thread count timed once
+    /// per round, after 40 ms of untimed forwards; up to twice as many rounds when the
+    /// samples are noisy; 0: trust the families' latency tables).
     #[arg(long, default_value_t = 5)]
     calibrate_iters: usize,
     /// Per-frame trace (CSV).
@@ -565,7 +566,9 @@ pub fn load_worker(args: LoadWorkerArgs) -> Result<()> {
     };
     dynofa_runtime::load::exit_with_parent();
     let supernet = dynofa_supernet::SupernetConfig::ofa_mbv3(dynofa_supernet::Width::W12).init(&Device::flex());
-    let largest = default_cpu_family()?.file.levels.last().context("empty default family")?.config.clone();
+    // The embedded family's largest level: the same load whatever family the run uses.
+    let embedded = FamilyFile::parse(DEFAULT_FAMILY, Path::new(DEFAULT_FAMILY_NAME))?;
+    let largest = embedded.levels.last().context("empty default family")?.config.clone();
     let r = largest.resolution();
     let mut family = placement.load(&supernet, &[largest], &[])?;
     let input = dynofa_supernet::tensor_io::Array { shape: vec![1, 3, r, r], data: vec![0.1; 3 * r * r] };

@@ -54,7 +54,7 @@ pub struct Args {
     /// left alone; `dynofa run --family DIR/cpu_w12.ron` runs it).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// A short run (for tests): 3 rounds, 8 of the candidates; still at least 3 levels.
+    /// A short run (for tests): 3 rounds, 8 of the candidates.
     #[arg(long)]
     quick: bool,
     /// Thread counts to measure (default 1,…, all cores this process may use); the levels
