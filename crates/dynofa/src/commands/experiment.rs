@@ -324,7 +324,7 @@ pub fn run(args: Args) -> Result<()> {
         }
         let table = ConditionTable {
             condition: condition.name().into(),
-            configs: configs.iter().zip(measured?).map(|(c, median_ms)| Measured { level: c.level, threads: c.threads, accuracy: model.accuracy[c.level], median_ms }).collect(),
+            configs: configs.iter().zip(measured?).map(|(c, (median_ms, p95_ms))| Measured { level: c.level, threads: c.threads, accuracy: model.accuracy[c.level], median_ms, p95_ms }).collect(),
         };
         tables.push((condition, table));
     }
@@ -395,12 +395,13 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// Median latency (ms) of each of `configs` on the machine as it is now, sustained: in
+/// Median and 95th percentile latency (ms) of each of `configs` on the machine as it is
+/// now, sustained: in
 /// each of `rounds` rounds (a shuffled order each), every configuration runs frame after
 /// frame for `slice_s` seconds (at least 4 frames; the first, cache-cold, is not counted).
 /// Sustained, because that is how a policy runs them: on a 2-vCPU VM one thread ran level
 /// 4 in 20 ms between forwards of other configurations, and in 30–35 ms frame after frame.
-fn measure_configurations(runtime: &mut Runtime, configs: &[Configuration], rounds: usize, slice_s: f64, seed: u64, mut tick: impl FnMut()) -> Result<Vec<f64>> {
+fn measure_configurations(runtime: &mut Runtime, configs: &[Configuration], rounds: usize, slice_s: f64, seed: u64, mut tick: impl FnMut()) -> Result<Vec<(f64, f64)>> {
     let mut samples = vec![Vec::new(); configs.len()];
     let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     let mut order: Vec<usize> = (0..configs.len()).collect();
@@ -427,7 +428,7 @@ fn measure_configurations(runtime: &mut Runtime, configs: &[Configuration], roun
         .into_iter()
         .map(|mut s| {
             s.sort_by(f64::total_cmp);
-            s[s.len() / 2]
+            (s[s.len() / 2], s[((s.len() - 1) as f64 * 0.95).round() as usize])
         })
         .collect())
 }
@@ -466,8 +467,8 @@ fn markdown(records: &[RunRecord], policies: &[String], machine: &str, top_idle_
     use std::fmt::Write;
     let mut out = String::new();
     let _ = writeln!(out, "Machine: {machine}; the most accurate level's idle latency: {top_idle_ms:.2} ms.\n");
-    let _ = writeln!(out, "| target | load | policy | frames | over % | over during load % | acc gap (pp) | reaction (frames / ms) | recovery (s) | switches | goal |");
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "| target | load | policy | frames | over % | over during load % | acc gap (pp) | gap to the p95 oracle (pp) | reaction (frames / ms) | recovery (s) | switches | goal |");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|");
     let opt = |v: Option<f64>, digits: usize| v.map_or("never".to_string(), |x| format!("{x:.digits$}"));
     for r in records {
         let m = &r.metrics;
@@ -478,14 +479,14 @@ fn markdown(records: &[RunRecord], policies: &[String], machine: &str, top_idle_
         };
         let _ = writeln!(
             out,
-            "| {}× ({:.1} ms) | {} | {} | {} | {:.1} | {:.1} | {:.2} | {} / {} | {} | {} | {goal} |",
-            r.target_x, r.target_ms, r.load, r.policy_run, m.frames, m.over_pct, m.over_during_load_pct, m.acc_gap_pp,
+            "| {}× ({:.1} ms) | {} | {} | {} | {:.1} | {:.1} | {:.2} | {:.2} | {} / {} | {} | {} | {goal} |",
+            r.target_x, r.target_ms, r.load, r.policy_run, m.frames, m.over_pct, m.over_during_load_pct, m.acc_gap_pp, m.acc_gap_tail_pp,
             opt(m.reaction_frames.map(|f| f as f64), 0), opt(m.reaction_ms, 0), opt(m.recovery_s, 2), m.switches
         );
     }
     let _ = writeln!(out, "\nPer policy, over the cells where the oracle meets the target:\n");
-    let _ = writeln!(out, "| policy | cells | meets the goal | mean over % | worst over % | mean acc gap (pp) | worst acc gap (pp) |");
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "| policy | cells | meets the goal | mean over % | worst over % | mean acc gap (pp) | worst acc gap (pp) | mean gap to the p95 oracle (pp) |");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
     let summary = |policy: &str| {
         let runs: Vec<&RunRecord> = records.iter().filter(|r| r.policy == policy && r.meets_goal.is_some()).collect();
         let n = runs.len().max(1) as f64;
@@ -493,12 +494,16 @@ fn markdown(records: &[RunRecord], policies: &[String], machine: &str, top_idle_
         let worst = |f: &dyn Fn(&RunRecord) -> f64| runs.iter().map(|r| f(r)).fold(f64::NEG_INFINITY, f64::max);
         (runs.len(), runs.iter().filter(|r| r.meets_goal == Some(true)).count(), mean(&|r| r.metrics.over_pct), worst(&|r| r.metrics.over_pct), mean(&|r| r.metrics.acc_gap_pp), worst(&|r| r.metrics.acc_gap_pp))
     };
+    let tail_gap = |policy: &str| {
+        let runs: Vec<&RunRecord> = records.iter().filter(|r| r.policy == policy && r.meets_goal.is_some()).collect();
+        runs.iter().map(|r| r.metrics.acc_gap_tail_pp).sum::<f64>() / runs.len().max(1) as f64
+    };
     for p in policies {
         let (cells, met, over, over_worst, gap, gap_worst) = summary(p);
         if cells == 0 {
-            let _ = writeln!(out, "| {p} | 0 | – | n/a | n/a | n/a | n/a |");
+            let _ = writeln!(out, "| {p} | 0 | – | n/a | n/a | n/a | n/a | n/a |");
         } else {
-            let _ = writeln!(out, "| {p} | {cells} | {met} | {over:.2} | {over_worst:.1} | {gap:.2} | {gap_worst:.2} |");
+            let _ = writeln!(out, "| {p} | {cells} | {met} | {over:.2} | {over_worst:.1} | {gap:.2} | {gap_worst:.2} | {:.2} |", tail_gap(p));
         }
     }
     if policies.iter().any(|p| p == "predictive") && summary("predictive").0 > 0 {
