@@ -27,6 +27,7 @@ pub mod oracle;
 pub mod policy;
 pub mod requirements;
 pub mod runtime;
+pub mod stats;
 pub mod trace;
 
 pub use error::{Error, Result};

@@ -16,6 +16,7 @@ use crate::model::FamilyModel;
 use crate::monitor::{LatencyWindow, SystemMonitor, SystemSample};
 use crate::policy::{Configuration, Decision, Dofa, Observation, Policy, Reason};
 use crate::requirements::Requirements;
+use crate::stats;
 
 /// What one frame ran and produced.
 #[derive(Debug, Clone, PartialEq)]
@@ -333,7 +334,7 @@ impl Runtime {
             rounds = round;
         }
         for (&config, samples) in configs.iter().zip(&samples) {
-            self.models[config.device].set_latency(config.level, config.threads, median(samples))?;
+            self.models[config.device].set_latency(config.level, config.threads, stats::median(samples))?;
         }
         for (family, (level, threads)) in self.families.iter_mut().zip(saved) {
             family.switch_to(level)?;
@@ -506,29 +507,16 @@ pub struct Calibration {
     pub trusted: bool,
 }
 
-/// Median of `samples` (0 for none).
-fn median(samples: &[f64]) -> f64 {
-    let mut sorted = samples.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    match sorted.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => sorted[n / 2],
-        n => 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]),
-    }
-}
-
 /// Each sample set's interquartile range over its median (nearest-rank quartiles).
 fn spreads(samples: &[Vec<f64>]) -> Vec<f64> {
     samples
         .iter()
         .map(|s| {
-            let mut sorted = s.clone();
-            sorted.sort_by(f64::total_cmp);
-            if sorted.len() < 2 {
+            if s.len() < 2 {
                 return 0.0;
             }
-            let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
-            (at(0.75) - at(0.25)) / median(&sorted).max(f64::MIN_POSITIVE)
+            let sorted = stats::sorted(s.iter().copied());
+            (stats::nearest_rank(&sorted, 0.75) - stats::nearest_rank(&sorted, 0.25)) / stats::median(&sorted).max(f64::MIN_POSITIVE)
         })
         .collect()
 }

@@ -39,6 +39,7 @@ use super::{thread_counts, Configuration, Decision, Observation, Policy, Reason}
 use crate::model::FamilyModel;
 use crate::monitor::SystemSample;
 use crate::requirements::{Priority, Requirements};
+use crate::stats;
 
 /// Which knobs [`Predictive`] may turn (the single-knob ablations turn one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -120,12 +121,6 @@ pub struct Predictive {
 /// Ratios whose median is the reference of the spread.
 pub const RECENT_FRAMES: usize = 15;
 
-/// Median of `values` (0 for none).
-fn median_of(values: impl Iterator<Item = f64>) -> f64 {
-    let mut sorted: Vec<f64> = values.collect();
-    sorted.sort_by(f64::total_cmp);
-    if sorted.is_empty() { 0.0 } else { sorted[sorted.len() / 2] }
-}
 
 impl Predictive {
     /// A predictive policy with `options`.
@@ -140,9 +135,7 @@ impl Predictive {
         if self.errors.len() < 20 {
             return self.options.margin;
         }
-        let mut sorted: Vec<f64> = self.errors.iter().copied().collect();
-        sorted.sort_by(f64::total_cmp);
-        let q95 = sorted[((sorted.len() - 1) as f64 * 0.95).round() as usize];
+        let q95 = stats::nearest_rank(&stats::sorted(self.errors.iter().copied()), 0.95);
         (q95 - 1.0).clamp(self.options.margin, 1.0)
     }
 
@@ -367,8 +360,8 @@ impl Policy for Predictive {
         }
         self.recent.push_back(ratio);
         if self.recent.len() >= 5 && !load_rose {
-            let reference = median_of(self.recent.iter().copied());
-            let latest = median_of(self.recent.iter().rev().take(5).copied());
+            let reference = stats::nearest_rank(&stats::sorted(self.recent.iter().copied()), 0.5);
+            let latest = stats::nearest_rank(&stats::sorted(self.recent.iter().rev().take(5).copied()), 0.5);
             if reference > 0.0 && (latest / reference - 1.0).abs() <= 0.2 {
                 if self.errors.len() == self.options.error_frames.max(1) {
                     self.errors.pop_front();

@@ -24,7 +24,7 @@
 //! verdicts) and `experiment.svg` (one panel per policy: over-target share and accuracy
 //! gap per cell) under `--out`, and each run's trace as CSV under `traces/`.
 
-use std::io::{BufRead, BufReader, IsTerminal};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -34,13 +34,12 @@ use burn::prelude::*;
 use dynofa_runtime::load::LoadSpec;
 use dynofa_runtime::oracle::{self, ConditionTable, Measured, RunMetrics};
 use dynofa_runtime::trace::{self, TraceRow};
-use dynofa_runtime::{policy, Configuration, ProcessorFamily, Requirements, Runtime};
+use dynofa_runtime::{policy, stats, Configuration, ProcessorFamily, Requirements, Runtime};
 use dynofa_slice::Placement;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use serde_json::json;
 
-use super::run::Frames;
+use super::run::{progress_bar, Frames};
 use crate::weights::WeightsArgs;
 
 /// Arguments of `dynofa experiment`.
@@ -309,7 +308,7 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     let (rounds, slice_s) = if args.quick { (2, 0.12) } else { (3, 0.3) };
-    let bar = progress_bar(&format!("oracle: {} configurations × {} conditions {{bar:30}} {{pos}}/{{len}}", configs.len(), conditions.len()));
+    let bar = progress_bar(false, &format!("oracle: {} configurations × {} conditions {{bar:30}} {{pos}}/{{len}}", configs.len(), conditions.len()));
     bar.set_length((conditions.len() * rounds * configs.len()) as u64);
     let mut tables: Vec<(Load, ConditionTable)> = Vec::new();
     for &condition in &conditions {
@@ -335,7 +334,7 @@ pub fn run(args: Args) -> Result<()> {
     // The sweep.
     let frames = Frames::open("synthetic")?;
     let cells = args.targets.len() * loads.len() * args.policies.len();
-    let bar = progress_bar("{bar:30} {pos}/{len} runs  {msg}");
+    let bar = progress_bar(false, "{bar:30} {pos}/{len} runs  {msg}");
     bar.set_length(cells as u64);
     let mut records: Vec<RunRecord> = Vec::new();
     for &target_x in &args.targets {
@@ -426,9 +425,9 @@ fn measure_configurations(runtime: &mut Runtime, configs: &[Configuration], roun
     }
     Ok(samples
         .into_iter()
-        .map(|mut s| {
-            s.sort_by(f64::total_cmp);
-            (s[s.len() / 2], s[((s.len() - 1) as f64 * 0.95).round() as usize])
+        .map(|s| {
+            let s = stats::sorted(s);
+            (stats::nearest_rank(&s, 0.5), stats::nearest_rank(&s, 0.95))
         })
         .collect())
 }
@@ -566,11 +565,4 @@ fn plot_sweep(path: &Path, records: &[RunRecord], targets: &[f64], loads: &[Load
             Err(e)
         }
     }
-}
-
-fn progress_bar(template: &str) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    ProgressBar::new(1).with_style(ProgressStyle::with_template(template).expect("template").progress_chars("=> "))
 }

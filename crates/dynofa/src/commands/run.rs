@@ -431,7 +431,8 @@ pub fn run(args: Args) -> Result<()> {
     interrupt::check()
 }
 
-fn progress_bar(quiet: bool, template: &str) -> ProgressBar {
+/// A progress bar on stderr with `template`, hidden when `quiet` or stderr is not a terminal.
+pub(crate) fn progress_bar(quiet: bool, template: &str) -> ProgressBar {
     if quiet || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
