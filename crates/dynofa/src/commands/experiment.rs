@@ -36,6 +36,8 @@ use dynofa_runtime::oracle::{self, ConditionTable, Measured, RunMetrics};
 use dynofa_runtime::trace::{self, TraceRow};
 use dynofa_runtime::{policy, stats, Configuration, ProcessorFamily, Requirements, Runtime};
 use dynofa_slice::Placement;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
 use serde::Serialize;
 use serde_json::json;
 
@@ -402,16 +404,11 @@ pub fn run(args: Args) -> Result<()> {
 /// 4 in 20 ms between forwards of other configurations, and in 30–35 ms frame after frame.
 fn measure_configurations(runtime: &mut Runtime, configs: &[Configuration], rounds: usize, slice_s: f64, seed: u64, mut tick: impl FnMut()) -> Result<Vec<(f64, f64)>> {
     let mut samples = vec![Vec::new(); configs.len()];
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    // Seeded shuffles, as the profiler's rounds do.
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut order: Vec<usize> = (0..configs.len()).collect();
     for _ in 0..rounds {
-        // Fisher–Yates with xorshift.
-        for i in (1..order.len()).rev() {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            order.swap(i, (state % (i as u64 + 1)) as usize);
-        }
+        order.shuffle(&mut rng);
         for &i in &order {
             runtime.time_forward(configs[i])?;
             let start = Instant::now();
