@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::load::LoadSpec;
 
 /// One configuration measured under a condition.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Measured {
     /// Level of the family.
     pub level: usize,
@@ -28,6 +28,20 @@ pub struct Measured {
     /// 95th percentile of its frames under the condition, ms.
     #[serde(default)]
     pub p95_ms: f64,
+    /// Every frame's latency under the condition, ms, ascending (empty: not kept).
+    #[serde(default)]
+    pub samples_ms: Vec<f64>,
+}
+
+impl Measured {
+    /// Share of its frames over `target_ms` (0–1); `None` when no samples were kept.
+    pub fn over_share(&self, target_ms: f64) -> Option<f64> {
+        if self.samples_ms.is_empty() {
+            return None;
+        }
+        let under = self.samples_ms.partition_point(|&ms| ms <= target_ms);
+        Some((self.samples_ms.len() - under) as f64 / self.samples_ms.len() as f64)
+    }
 }
 
 /// Every configuration measured under one condition.
@@ -40,7 +54,7 @@ pub struct ConditionTable {
 }
 
 /// The oracle's configuration under a condition.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Choice {
     /// What it runs.
     pub config: Measured,
@@ -72,8 +86,8 @@ impl ConditionTable {
     fn choose(&self, target_ms: f64, latency: impl Fn(&Measured) -> f64) -> Option<Choice> {
         let feasible = self.configs.iter().filter(|m| latency(m) <= target_ms).max_by(|a, b| better(a, b));
         match feasible {
-            Some(config) => Some(Choice { config: *config, feasible: true }),
-            None => self.configs.iter().min_by(|a, b| latency(a).total_cmp(&latency(b))).map(|config| Choice { config: *config, feasible: false }),
+            Some(config) => Some(Choice { config: config.clone(), feasible: true }),
+            None => self.configs.iter().min_by(|a, b| latency(a).total_cmp(&latency(b))).map(|config| Choice { config: config.clone(), feasible: false }),
         }
     }
 
@@ -95,11 +109,11 @@ pub fn best_static(tables: &[&ConditionTable], target_ms: f64) -> Option<Measure
         .iter()
         .filter_map(|m| {
             let medians: Option<Vec<f64>> = tables.iter().map(|t| t.get(m.level, m.threads).map(|x| x.median_ms)).collect();
-            Some(Measured { median_ms: medians?.into_iter().fold(0.0, f64::max), ..*m })
+            Some(Measured { median_ms: medians?.into_iter().fold(0.0, f64::max), ..m.clone() })
         })
         .collect();
     let fits = worst.iter().filter(|m| m.median_ms <= target_ms).max_by(|a, b| better(a, b));
-    fits.or_else(|| worst.iter().min_by(|a, b| a.median_ms.total_cmp(&b.median_ms))).copied()
+    fits.or_else(|| worst.iter().min_by(|a, b| a.median_ms.total_cmp(&b.median_ms))).cloned()
 }
 
 /// One frame of a run, as its trace records it.
@@ -131,6 +145,12 @@ pub struct RunMetrics {
     pub oracle_acc_pct: f64,
     /// `oracle_acc_pct − mean_acc_pct`, percentage points (positive: below the oracle).
     pub acc_gap_pp: f64,
+    /// Share of frames (%) over the target that the oracle's own configurations would
+    /// run at the same moments, from their measured samples: above 5%, holding 95% of
+    /// frames under the target and matching the oracle's accuracy exclude each other
+    /// (`None`: the tables kept no samples).
+    #[serde(default)]
+    pub oracle_over_pct: Option<f64>,
     /// Mean accuracy the tail oracle would have run at the same moments (%).
     pub tail_oracle_acc_pct: f64,
     /// `tail_oracle_acc_pct − mean_acc_pct`, percentage points.
@@ -156,20 +176,20 @@ pub const SETTLED_FRAMES: usize = 3;
 /// windows, against the oracle that knows the configurations' medians when `idle` and
 /// when `loaded`.
 pub fn evaluate(frames: &[Frame], load: &LoadSpec, idle: &ConditionTable, loaded: &ConditionTable, target_ms: f64) -> RunMetrics {
-    let idle_choice = idle.oracle(target_ms);
-    let loaded_choice = loaded.oracle(target_ms);
+    let (idle_choice, loaded_choice) = (idle.oracle(target_ms), loaded.oracle(target_ms));
     let over = |f: &Frame| f.latency_ms > target_ms;
     let share = |part: usize, of: usize| if of == 0 { 0.0 } else { 100.0 * part as f64 / of as f64 };
     let during: Vec<&Frame> = frames.iter().filter(|f| load.active_at(f.t_s)).collect();
-    let oracle_at = |f: &Frame| if load.active_at(f.t_s) { loaded_choice } else { idle_choice };
+    let oracle_at = |f: &Frame| if load.active_at(f.t_s) { loaded_choice.as_ref() } else { idle_choice.as_ref() };
     let n = frames.len().max(1) as f64;
     let mean_acc = frames.iter().map(|f| f.accuracy).sum::<f64>() / n;
     let oracle_acc = frames.iter().map(|f| oracle_at(f).map_or(0.0, |c| c.config.accuracy)).sum::<f64>() / n;
+    let oracle_over: Option<f64> = frames.iter().map(|f| oracle_at(f).and_then(|c| c.config.over_share(target_ms))).sum::<Option<f64>>().map(|s| 100.0 * s / n);
     let (idle_tail, loaded_tail) = (idle.tail_oracle(target_ms), loaded.tail_oracle(target_ms));
-    let tail_at = |f: &Frame| if load.active_at(f.t_s) { loaded_tail } else { idle_tail };
+    let tail_at = |f: &Frame| if load.active_at(f.t_s) { loaded_tail.as_ref() } else { idle_tail.as_ref() };
     let tail_acc = frames.iter().map(|f| tail_at(f).map_or(0.0, |c| c.config.accuracy)).sum::<f64>() / n;
     let phases_met = [frames.iter().any(|f| !load.active_at(f.t_s)), !during.is_empty()];
-    let oracle_feasible = idle_choice.is_some_and(|c| c.feasible || !phases_met[0]) && loaded_choice.is_some_and(|c| c.feasible || !phases_met[1]);
+    let oracle_feasible = idle_choice.as_ref().is_some_and(|c| c.feasible || !phases_met[0]) && loaded_choice.as_ref().is_some_and(|c| c.feasible || !phases_met[1]);
 
     let first_at = |t: f64| frames.iter().position(|f| f.t_s >= t).unwrap_or(frames.len());
     let (mut reaction_frames, mut reaction_ms, mut recovery_s) = (Some(0usize), Some(0.0f64), Some(0.0f64));
@@ -193,7 +213,7 @@ pub fn evaluate(frames: &[Frame], load: &LoadSpec, idle: &ConditionTable, loaded
         // After the window, until the next one starts (or the run ends).
         let next = load.windows.get(i + 1).map_or(frames.len(), |w| first_at(w.start_s));
         if end < next {
-            let goal = idle_choice.map_or(0.0, |c| c.config.accuracy);
+            let goal = idle_choice.as_ref().map_or(0.0, |c| c.config.accuracy);
             match frames[end..next].iter().find(|f| f.accuracy >= goal - 1e-12) {
                 Some(f) => recovery_s = recovery_s.map(|w| w.max((f.t_s - window.end_s).max(0.0))),
                 None => recovery_s = None,
@@ -207,6 +227,7 @@ pub fn evaluate(frames: &[Frame], load: &LoadSpec, idle: &ConditionTable, loaded
         mean_acc_pct: 100.0 * mean_acc,
         oracle_acc_pct: 100.0 * oracle_acc,
         acc_gap_pp: 100.0 * (oracle_acc - mean_acc),
+        oracle_over_pct: if frames.is_empty() { None } else { oracle_over },
         tail_oracle_acc_pct: 100.0 * tail_acc,
         acc_gap_tail_pp: 100.0 * (tail_acc - mean_acc),
         oracle_feasible,
@@ -223,15 +244,19 @@ mod tests {
 
     /// A synthetic machine: levels 0..4 (accuracy 70, 72, 74, 76 %) take 10, 14, 20, 28
     /// ms on 2 threads and 1.6× that on 1 thread when idle; a load doubles the 2-thread
-    /// times and slows 1 thread by 1.25× only (the load takes a core). The 95th
-    /// percentile is 1.1× the median when idle, 1.5× under the load.
+    /// times and slows 1 thread by 1.25× only (the load takes a core). Of every 20
+    /// frames, 18 take the median and 2 take the 95th percentile: 1.1× the median when
+    /// idle, 1.5× under the load.
     fn model() -> (ConditionTable, ConditionTable) {
         let base = [10.0, 14.0, 20.0, 28.0];
         let table = |condition: &str, slow2: f64, slow1: f64, tail: f64| ConditionTable {
             condition: condition.into(),
             configs: (0..4)
                 .flat_map(|level| {
-                    [(1, base[level] * 1.6 * slow1), (2, base[level] * slow2)].map(|(threads, ms)| Measured { level, threads, accuracy: 0.70 + 0.02 * level as f64, median_ms: ms, p95_ms: ms * tail })
+                    [(1, base[level] * 1.6 * slow1), (2, base[level] * slow2)].map(|(threads, ms)| {
+                        let samples_ms = [vec![ms; 18], vec![ms * tail; 2]].concat();
+                        Measured { level, threads, accuracy: 0.70 + 0.02 * level as f64, median_ms: ms, p95_ms: ms * tail, samples_ms }
+                    })
                 })
                 .collect(),
         };
@@ -260,6 +285,11 @@ mod tests {
         let fixed = best_static(&[&idle, &loaded], 30.0).unwrap();
         assert_eq!(fixed.level, 1);
         assert_eq!(fixed.median_ms, 28.0);
+        // The share of a configuration's frames over a target, from its samples.
+        let level3 = idle.get(3, 2).unwrap();
+        assert_eq!((level3.over_share(30.0), level3.over_share(28.0), level3.over_share(27.9)), (Some(0.1), Some(0.1), Some(1.0)));
+        assert_eq!(level3.over_share(31.0), Some(0.0));
+        assert_eq!(Measured { samples_ms: vec![], ..level3.clone() }.over_share(30.0), None);
         // Nothing fits both: the one with the smallest worst median.
         assert_eq!(best_static(&[&idle, &loaded], 15.0).unwrap().median_ms, 20.0);
     }
@@ -291,6 +321,9 @@ mod tests {
         // The tail oracle: level 2 (74%) idle, level 0 (70%) loaded.
         assert!((m.tail_oracle_acc_pct - (15.0 * 74.0 + 10.0 * 70.0) / 25.0).abs() < 1e-9, "{m:?}");
         assert!((m.acc_gap_tail_pp - (m.tail_oracle_acc_pct - m.mean_acc_pct)).abs() < 1e-9, "{m:?}");
+        // The oracle's own configurations: 28 ms medians, tails of 30.8 ms idle and 42 ms
+        // loaded, both over 30 ms: 2 frames in 20 over the target.
+        assert!((m.oracle_over_pct.unwrap() - 10.0).abs() < 1e-9, "{m:?}");
         assert!(m.oracle_feasible);
         assert_eq!(m.switches, 2);
         // Never back under the target while loaded, nor back up after: no reaction, no recovery.

@@ -35,7 +35,14 @@ fn a_small_sweep_writes_its_runs_table_plot_and_traces() {
     assert_eq!(oracle.iter().map(|t| t["condition"].as_str().unwrap()).collect::<Vec<_>>(), ["none", "memory"]);
     for table in oracle {
         assert_eq!(table["configs"].as_array().unwrap().len(), 2, "{table}");
-        assert!(table["configs"].as_array().unwrap().iter().all(|c| c["median_ms"].as_f64().unwrap() > 0.0));
+        for config in table["configs"].as_array().unwrap() {
+            // Every frame kept, ascending; the median and p95 are theirs.
+            let samples: Vec<f64> = config["samples_ms"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+            assert!(samples.len() >= 4 && samples.windows(2).all(|w| w[0] <= w[1]), "{config}");
+            assert_eq!(config["median_ms"].as_f64().unwrap(), dynofa_runtime::stats::nearest_rank(&samples, 0.5), "{config}");
+            assert_eq!(config["p95_ms"].as_f64().unwrap(), dynofa_runtime::stats::nearest_rank(&samples, 0.95), "{config}");
+            assert!(config["median_ms"].as_f64().unwrap() > 0.0);
+        }
     }
     let top_idle = report["top_idle_ms"].as_f64().unwrap();
     let runs = report["runs"].as_array().unwrap();
@@ -45,6 +52,9 @@ fn a_small_sweep_writes_its_runs_table_plot_and_traces() {
             assert!(r.get(key).is_some(), "{key} missing: {r}");
         }
         assert!((r["target_ms"].as_f64().unwrap() - 2.0 * top_idle).abs() < 1e-9);
+        // The oracle's own share of frames over the target: a percentage.
+        let oracle_over = r["oracle_over_pct"].as_f64().unwrap();
+        assert!((0.0..=100.0).contains(&oracle_over), "{r}");
         // The metrics are those of the trace (whose latencies are rounded to 0.1 µs: one
         // frame may land on the other side of the target).
         let rows = dynofa_runtime::trace::read_csv(std::path::Path::new(r["trace"].as_str().unwrap())).unwrap();
@@ -62,7 +72,7 @@ fn a_small_sweep_writes_its_runs_table_plot_and_traces() {
         }
     }
     let table = std::fs::read_to_string(out.join("experiment.md")).unwrap();
-    assert!(table.contains("| target | load | policy |") && table.contains("predictive"), "{table}");
+    assert!(table.contains("| target | load | policy |") && table.contains("the oracle's own over %") && table.contains("predictive"), "{table}");
     let svg = std::fs::read_to_string(out.join("experiment.svg")).unwrap();
     assert!(svg.contains("<svg") && svg.contains("predictive") && svg.contains("memory"));
     assert!(!out.join("experiment.svg.tmp").exists());
