@@ -5,11 +5,14 @@
 //! - `level_forward` vs `static_forward`: a level run from the store, and the same
 //!   sub-network extracted as a static Burn network (flex).
 
+// `criterion_group!` defines a public function without a doc comment.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 
 use burn::prelude::*;
-use criterion::{criterion_group, criterion_main, Criterion};
-use dynofa_slice::{extract, FamilyStore};
+use criterion::{Criterion, criterion_group, criterion_main};
+use dynofa_slice::{FamilyStore, extract};
 use dynofa_supernet::tensor_io::Array;
 use dynofa_supernet::{SubnetConfig, SupernetConfig, Width};
 
@@ -20,7 +23,7 @@ fn levels() -> Vec<SubnetConfig> {
 }
 
 fn input(r: usize) -> Array {
-    Array { shape: vec![1, 3, r, r], data: (0..3 * r * r).map(|i| ((i % 251) as f32 - 125.0) / 60.0).collect() }
+    Array::benchmark_input(1, r)
 }
 
 fn family(c: &mut Criterion) {

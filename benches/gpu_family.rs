@@ -13,12 +13,15 @@
 //! at batch 1 and 8 on the smallest, a middle and the largest sub-network (w1.2, seeded
 //! weights; the time is the whole frame: input up, logits back).
 
+// `criterion_group!` defines a public function without a doc comment.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 
 use burn::prelude::*;
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{Criterion, criterion_group, criterion_main};
 use dynofa_device::DeviceId;
-use dynofa_slice::{extract, GpuFamily, LoadedFamily};
+use dynofa_slice::{GpuFamily, LoadedFamily, extract};
 use dynofa_supernet::tensor_io::Array;
 use dynofa_supernet::{SubnetConfig, SupernetConfig, Width};
 
@@ -27,7 +30,7 @@ fn subnet(name: &str) -> SubnetConfig {
 }
 
 fn input(batch: usize, r: usize) -> Array {
-    Array { shape: vec![batch, 3, r, r], data: (0..batch * 3 * r * r).map(|i| ((i % 251) as f32 - 125.0) / 60.0).collect() }
+    Array::benchmark_input(batch, r)
 }
 
 fn gpu_family(c: &mut Criterion) {
@@ -67,7 +70,9 @@ fn gpu_family(c: &mut Criterion) {
                 b.iter(|| Array::from_tensor(&shared.forward(x.to_tensor::<4>(&device).unwrap(), level).unwrap()))
             });
             let static_net = extract(&net, level).unwrap().to_device(&device);
-            group.bench_function(format!("static_conv/b{batch}/{name}"), |b| b.iter(|| Array::from_tensor(&static_net.forward(x.to_tensor::<4>(&device).unwrap()))));
+            group.bench_function(format!("static_conv/b{batch}/{name}"), |b| {
+                b.iter(|| Array::from_tensor(&static_net.forward(x.to_tensor::<4>(&device).unwrap())))
+            });
         }
     }
     group.finish();

@@ -14,15 +14,18 @@
 //!   (`dynofa_kernels::separable`) or as two calls (widest instruction set);
 //! - `stem/<isa>/224`: the direct 3×3 stride-2 convolution of a 224×224 frame to 24 channels.
 
+// `criterion_group!` defines a public function without a doc comment.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use dynofa_kernels::conv::conv2d_on;
 use dynofa_kernels::depthwise::depthwise_on;
-use dynofa_kernels::separable::{separable, Depthwise, Pointwise};
-use dynofa_kernels::shape::ConvShape;
 use dynofa_kernels::panels::{self, PanelMatrix};
 use dynofa_kernels::pointwise::{pointwise, pointwise_on};
+use dynofa_kernels::separable::{Depthwise, Pointwise, separable};
+use dynofa_kernels::shape::ConvShape;
 use dynofa_kernels::{Activation, AlignedBuf, Epilogue, Isa, Layout, MatRef};
 
 /// `n` values starting on a 64-byte boundary (as the family store's buffers do).
@@ -60,7 +63,27 @@ fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 fn gemm_of(m: usize, k: usize, n: usize, input: &[f32], weights: &[f32], out: &mut [f32]) {
     // SAFETY: dense row-major operands of these sizes.
     unsafe {
-        gemm::gemm(m, n, k, black_box(out).as_mut_ptr(), 1, n as isize, false, input.as_ptr(), 1, k as isize, weights.as_ptr(), 1, n as isize, 0.0, 1.0, false, false, false, gemm::Parallelism::None)
+        gemm::gemm(
+            m,
+            n,
+            k,
+            black_box(out).as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            input.as_ptr(),
+            1,
+            k as isize,
+            weights.as_ptr(),
+            1,
+            n as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
     }
 }
 
@@ -88,7 +111,9 @@ fn kernels(c: &mut Criterion) {
         }
         let isa = Isa::best();
         group.bench_function(BenchmarkId::new(format!("{}-rowmajor", isa.name()), format!("{m}x{k}x{n}")), |b| {
-            on_pool(|| b.iter(|| pointwise_on(isa, MatRef::dense(input.get(), m, k), MatRef::dense(weights.get(), k, n), epilogue, None, black_box(out.get_mut()))))
+            on_pool(|| {
+                b.iter(|| pointwise_on(isa, MatRef::dense(input.get(), m, k), MatRef::dense(weights.get(), k, n), epilogue, None, black_box(out.get_mut())))
+            })
         });
         group.bench_function(BenchmarkId::new("gemm", format!("{m}x{k}x{n}")), |b| b.iter(|| gemm_of(m, k, n, input.get(), weights.get(), out.get_mut())));
     }

@@ -2,8 +2,11 @@
 //! a middle and the largest sub-network at their resolutions. Weights: the seeded default
 //! (timing does not depend on the values).
 
+// `criterion_group!` defines a public function without a doc comment.
+#![allow(missing_docs)]
+
 use burn::prelude::*;
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use dynofa_supernet::{SubnetConfig, SupernetConfig, Width};
 
 fn subnets(supernet: &SupernetConfig) -> Vec<(&'static str, SubnetConfig)> {

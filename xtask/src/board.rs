@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 
 /// `--board USER@HOST[:PORT]` and how to reach and use it.
 #[derive(clap::Args, Debug, Clone)]
@@ -123,7 +123,12 @@ impl Board {
 
     /// Runs `command` on the board with its output shown here as it comes.
     pub fn run_shown(&self, command: &str) -> Result<()> {
-        let status = Command::new("ssh").args(self.options()).args(["-p", &self.port.to_string(), &self.destination(), command]).stdin(Stdio::null()).status().context("cannot start ssh (install openssh-client)")?;
+        let status = Command::new("ssh")
+            .args(self.options())
+            .args(["-p", &self.port.to_string(), &self.destination(), command])
+            .stdin(Stdio::null())
+            .status()
+            .context("cannot start ssh (install openssh-client)")?;
         if status.code() == Some(255) {
             // The connection itself failed: ask again for the reason.
             self.check()?;
@@ -221,7 +226,13 @@ impl Board {
     }
 
     fn scp(&self, paths: &[&str]) -> Result<()> {
-        let out = Command::new("scp").args(self.options()).args(["-r", "-q", "-P", &self.port.to_string()]).args(paths).stdin(Stdio::null()).output().context("cannot start scp")?;
+        let out = Command::new("scp")
+            .args(self.options())
+            .args(["-r", "-q", "-P", &self.port.to_string()])
+            .args(paths)
+            .stdin(Stdio::null())
+            .output()
+            .context("cannot start scp")?;
         if !out.status.success() {
             let stderr = String::from_utf8_lossy(&out.stderr);
             if out.status.code() == Some(255) {

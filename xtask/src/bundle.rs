@@ -43,7 +43,13 @@ pub fn assemble(dir: &Path, binary: &Path, families: &[PathBuf], weights: Option
         sums.push_str(&format!("{digest}  {name}\n"));
         listed.push(json!({"path": name, "sha256": digest, "bytes": bytes}));
     }
-    let commit = std::process::Command::new("git").args(["rev-parse", "--short", "HEAD"]).current_dir(root).output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let commit = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(root)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
     let manifest = json!({
         "dynofa_version": env!("CARGO_PKG_VERSION"),
         "git_commit": commit,

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use crate::board::{board_name, Board, BoardArgs};
+use crate::board::{Board, BoardArgs, board_name};
 use crate::bundle::{self, CHECKSUMS};
 
 /// Arguments of `cargo xtask deploy`.
@@ -72,12 +72,7 @@ pub fn deploy(root: &Path, args: &DeployArgs) -> Result<()> {
             "chmod +x '{incoming}/dynofa' && rm -rf '{dir}.old' && {{ if [ -e '{dir}' ]; then mv '{dir}' '{dir}.old'; fi; }} && mv '{incoming}' '{dir}' && rm -rf '{dir}.old'"
         ))
         .map_err(cleanup)?;
-    eprintln!(
-        "deployed to {}:{dir} in {:.1} s (copy and verify {:.1} s)",
-        args.board.board,
-        start.elapsed().as_secs_f64(),
-        copy_start.elapsed().as_secs_f64()
-    );
+    eprintln!("deployed to {}:{dir} in {:.1} s (copy and verify {:.1} s)", args.board.board, start.elapsed().as_secs_f64(), copy_start.elapsed().as_secs_f64());
     eprintln!("run it: {} \"{} run --target-ms 30 --duration 30 --load 10s-20s:2\"", board.ssh_command(), board.dynofa());
     Ok(())
 }

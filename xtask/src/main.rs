@@ -23,7 +23,7 @@ mod profile_check;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -137,10 +137,24 @@ fn main() -> Result<()> {
         Task::Demo => {
             let dynofa = release_dynofa(&root)?;
             eprintln!("dynofa run: 20 s, target auto (1.3 × the most accurate level's idle latency here), two busy threads competing from 6 s to 14 s");
-            run(&root, Command::new(&dynofa).args([
-                "run", "--target-ms", "auto", "--duration", "20", "--load", "6s-14s:2", "--policy", "predictive",
-                "--trace", "target/demo/trace.csv", "--plot", "target/demo/trace.svg",
-            ]))?;
+            run(
+                &root,
+                Command::new(&dynofa).args([
+                    "run",
+                    "--target-ms",
+                    "auto",
+                    "--duration",
+                    "20",
+                    "--load",
+                    "6s-14s:2",
+                    "--policy",
+                    "predictive",
+                    "--trace",
+                    "target/demo/trace.csv",
+                    "--plot",
+                    "target/demo/trace.svg",
+                ]),
+            )?;
             eprintln!(
                 "\nnext:\n  {} tune        # a family searched for this machine (about a minute; `dynofa run` then uses it)\n  cargo xtask experiment --quick   # the policies against a hindsight oracle (5 minutes)",
                 dynofa.display()
@@ -190,7 +204,10 @@ fn ort_compare(root: &Path, weights: Option<&Path>, iters: usize, rounds: usize)
     std::fs::create_dir_all(&dir)?;
     let weight_args: Vec<String> = weights.map(|w| vec!["--weights".into(), w.display().to_string()]).unwrap_or_default();
     println!("Median of {rounds} rounds (each: dynofa, then ONNX Runtime, {iters} timed iterations); ratio = dynofa / ORT, its range over the rounds.");
-    println!("CPU: {}. isa: the instruction set of dynofa's kernels (DYNOFA_ISA forces one); ONNX Runtime picks its own (the widest the CPU has).", cpu_model());
+    println!(
+        "CPU: {}. isa: the instruction set of dynofa's kernels (DYNOFA_ISA forces one); ONNX Runtime picks its own (the widest the CPU has).",
+        cpu_model()
+    );
     println!("| network | batch | threads | isa | dynofa ms | ORT ms | ratio | ratio range | dynofa GFLOP/s | ORT GFLOP/s |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for name in ["smallest_r160", "middle_r192", "largest_r224"] {
@@ -203,9 +220,10 @@ fn ort_compare(root: &Path, weights: Option<&Path>, iters: usize, rounds: usize)
                 let (b, t, n) = (batch.to_string(), threads.to_string(), iters.to_string());
                 let (mut ours, mut ort, mut ratios, mut mflops, mut isa) = (Vec::new(), Vec::new(), Vec::new(), f64::NAN, String::new());
                 for _ in 0..rounds {
-                    let ours_json = json_of(root, Command::new(&dynofa).arg("bench").args(&weight_args).args([
-                        "--subnet", &subnet, "--batch", &b, "--threads", &t, "--iters", &n,
-                    ]))?;
+                    let ours_json = json_of(
+                        root,
+                        Command::new(&dynofa).arg("bench").args(&weight_args).args(["--subnet", &subnet, "--batch", &b, "--threads", &t, "--iters", &n]),
+                    )?;
                     let ort_json = json_of(
                         root,
                         Command::new("python3").arg(root.join("xtask/ort_bench.py")).arg(&onnx).args([&b, &t, &n]).env("PYTHONPATH", &python_path),
@@ -237,7 +255,12 @@ fn cpu_model() -> String {
     let field = |name: &str| info.lines().find_map(|l| l.strip_prefix(name).and_then(|rest| rest.split_once(':')).map(|(_, v)| v.trim().to_string()));
     let flags = field("flags").or_else(|| field("Features")).unwrap_or_default();
     let has: Vec<&str> = ["avx512f", "avx2", "fma", "asimd"].into_iter().filter(|f| flags.split_whitespace().any(|x| x == *f)).collect();
-    format!("{} ({}), {} cores", field("model name").unwrap_or_else(|| "unknown model".into()), has.join(", "), std::thread::available_parallelism().map_or(1, |n| n.get()))
+    format!(
+        "{} ({}), {} cores",
+        field("model name").unwrap_or_else(|| "unknown model".into()),
+        has.join(", "),
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    )
 }
 
 /// The median of `values` (sorts them).
@@ -309,7 +332,8 @@ fn target_dir(root: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
 }
 
-/// Debian packages and rustup targets of the board workflow (apt-get as root or with sudo).
+/// Debian packages and rustup targets of the board workflow (apt-get as root or with sudo),
+/// and the rustup components of the lint checks.
 fn setup(root: &Path) -> Result<()> {
     const PACKAGES: [&str; 8] =
         ["gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross", "qemu-user", "openssh-server", "openssh-client", "rsync", "libvulkan1", "mesa-vulkan-drivers"];
@@ -325,7 +349,13 @@ fn setup(root: &Path) -> Result<()> {
     if !missing.is_empty() {
         let root_user = Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
         let apt = |args: &[&str]| {
-            let mut c = if root_user { Command::new("apt-get") } else { let mut c = Command::new("sudo"); c.arg("apt-get"); c };
+            let mut c = if root_user {
+                Command::new("apt-get")
+            } else {
+                let mut c = Command::new("sudo");
+                c.arg("apt-get");
+                c
+            };
             c.args(args).env("DEBIAN_FRONTEND", "noninteractive");
             c
         };
@@ -333,7 +363,9 @@ fn setup(root: &Path) -> Result<()> {
         run(root, apt(&["update", "-q"]).stdout(std::process::Stdio::null()))?;
         run(root, apt(&["install", "-y", "-q", "--no-install-recommends"]).args(&missing).stdout(std::process::Stdio::null()))?;
     }
-    run(root, Command::new("rustup").args(["target", "add", "aarch64-unknown-linux-gnu", "aarch64-unknown-linux-musl"]))
+    run(root, Command::new("rustup").args(["target", "add", "aarch64-unknown-linux-gnu", "aarch64-unknown-linux-musl"]))?;
+    // What the lint checks of CI run (`cargo fmt --check`, `cargo clippy`).
+    run(root, Command::new("rustup").args(["component", "add", "rustfmt", "clippy"]))
 }
 
 /// Profiles this machine and searches the family that `dynofa run` embeds.
@@ -344,10 +376,21 @@ fn default_family(root: &Path, predictor: &Path) -> Result<()> {
     let tables = dir.join("profile");
     run(root, Command::new(&dynofa).args(["profile", "--threads", "1,2", "--out"]).arg(&tables))?;
     let family = dir.join("cpu_w12.ron");
-    run(root, Command::new(&dynofa).args(["search", "--levels", "6", "--predictor"]).arg(predictor).args([
-        // Relative to the workspace (the commands run there): the family's metadata names them.
-        "--lut", "cpu_t2=target/default-family/profile/threads_2", "--lut", "cpu_t1=target/default-family/profile/threads_1", "--out",
-    ]).arg(&family))?;
+    run(
+        root,
+        Command::new(&dynofa)
+            .args(["search", "--levels", "6", "--predictor"])
+            .arg(predictor)
+            .args([
+                // Relative to the workspace (the commands run there): the family's metadata names them.
+                "--lut",
+                "cpu_t2=target/default-family/profile/threads_2",
+                "--lut",
+                "cpu_t1=target/default-family/profile/threads_1",
+                "--out",
+            ])
+            .arg(&family),
+    )?;
     // The levels must get slower as they get more accurate, on this machine, on 1 and 2
     // threads: measured whole, the way the tables were.
     let check = Command::new(&dynofa).args(["profile", "--threads", "1,2", "--family"]).arg(&family).current_dir(root).output().context("starting dynofa")?;
@@ -402,16 +445,19 @@ fn python_path(root: &Path) -> std::ffi::OsString {
 /// with a distribution's externally managed Python too). Returns the `PYTHONPATH` to use.
 fn ensure_python_packages(root: &Path) -> Result<std::ffi::OsString> {
     let python_path = python_path(root);
-    let present = Command::new("python3")
-        .args(["-c", "import onnxruntime, numpy"])
-        .env("PYTHONPATH", &python_path)
-        .status();
+    let present = Command::new("python3").args(["-c", "import onnxruntime, numpy"]).env("PYTHONPATH", &python_path).status();
     if present.map(|s| s.success()).unwrap_or(false) {
         return Ok(python_path);
     }
     eprintln!("installing onnxruntime and numpy with pip into target/pydeps (for the ONNX export test)");
     let target = root.join("target/pydeps");
-    run(root, Command::new("python3").args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"]).arg(&target).args(["onnxruntime", "numpy"]))?;
+    run(
+        root,
+        Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
+            .arg(&target)
+            .args(["onnxruntime", "numpy"]),
+    )?;
     Ok(python_path)
 }
 

@@ -6,8 +6,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -146,7 +146,8 @@ pub fn check(root: &Path, dynofa: &Path, args: &Args) -> Result<()> {
             anyhow::ensure!(run.status.success(), "dynofa profile failed with {}", run.status);
             for line in String::from_utf8_lossy(&run.stdout).lines() {
                 let json: serde_json::Value = serde_json::from_str(line).with_context(|| format!("dynofa profile printed {line}"))?;
-                let metadata: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(Path::new(json["dir"].as_str().unwrap_or_default()).join("metadata.json"))?)?;
+                let metadata: serde_json::Value =
+                    serde_json::from_str(&std::fs::read_to_string(Path::new(json["dir"].as_str().unwrap_or_default()).join("metadata.json"))?)?;
                 rows.push(Row {
                     condition: condition.clone(),
                     profile: p,
@@ -185,7 +186,16 @@ pub fn check(root: &Path, dynofa: &Path, args: &Args) -> Result<()> {
     for r in &rows {
         println!(
             "| {} | {} | {} | {:.0} | {} | {} | {:.0}% | {:.0}% | {:.0}% | {:.1}% |",
-            r.condition, r.profile, r.threads, r.seconds, r.rounds, r.stop, 100.0 * r.slow_share, r.within_5, r.within_10, r.mape
+            r.condition,
+            r.profile,
+            r.threads,
+            r.seconds,
+            r.rounds,
+            r.stop,
+            100.0 * r.slow_share,
+            r.within_5,
+            r.within_10,
+            r.mape
         );
     }
     println!();

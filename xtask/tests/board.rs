@@ -111,7 +111,8 @@ fn no_staging_left(parent: &Path) -> bool {
 #[test]
 fn deploy_profile_and_run_on_an_emulated_aarch64_board() {
     let required = std::env::var("DYNOFA_BOARD_E2E").is_ok_and(|v| v == "require");
-    let missing: Vec<&str> = ["/usr/sbin/sshd", "ssh-keygen", "ssh", "qemu-aarch64", "aarch64-linux-gnu-gcc", "sha256sum"].into_iter().filter(|t| !on_path(t)).collect();
+    let missing: Vec<&str> =
+        ["/usr/sbin/sshd", "ssh-keygen", "ssh", "qemu-aarch64", "aarch64-linux-gnu-gcc", "sha256sum"].into_iter().filter(|t| !on_path(t)).collect();
     let is_root = Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
     if !missing.is_empty() || !is_root {
         assert!(!required, "DYNOFA_BOARD_E2E=require but missing {missing:?} (root: {is_root}); run `cargo xtask setup`");

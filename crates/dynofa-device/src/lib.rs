@@ -10,10 +10,14 @@
 //! - [`DeviceId`]: `cpu`, `gpu`, `gpu:N`, parsed and printed.
 //! - [`adapters`] and [`open_gpu`]: the GPU adapters this machine has, and one of them as
 //!   a Burn [`Device`].
+//! - [`host`]: facts about the machine this process runs on (CPU model, cores, clock
+//!   frequencies), read from Linux in one place.
 //! - [`cache_dir`]: where what is made once per machine is kept (GPU families, and with
 //!   the `gpu-autotune` feature the kernels' autotune results).
 //!
 //! Depends on Burn only; the slicing, profiler, runtime and CLI crates use it.
+
+pub mod host;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -78,11 +82,7 @@ impl FromStr for DeviceId {
         match text.trim() {
             "cpu" => Ok(DeviceId::Cpu),
             "gpu" => Ok(DeviceId::Gpu(None)),
-            other => other
-                .strip_prefix("gpu:")
-                .and_then(|n| n.parse().ok())
-                .map(|n| DeviceId::Gpu(Some(n)))
-                .ok_or_else(|| Error::Parse(text.to_string())),
+            other => other.strip_prefix("gpu:").and_then(|n| n.parse().ok()).map(|n| DeviceId::Gpu(Some(n))).ok_or_else(|| Error::Parse(text.to_string())),
         }
     }
 }
@@ -272,8 +272,8 @@ mod backend {
     use std::sync::Mutex;
 
     use burn::prelude::Device;
-    use burn::tensor::wgpu::{wgpu, WgpuBackend};
     use burn::tensor::DeviceKind;
+    use burn::tensor::wgpu::{WgpuBackend, wgpu};
 
     use super::{Adapter, AdapterKind};
 
@@ -282,7 +282,8 @@ mod backend {
     pub type Selector = Option<DeviceKind>;
 
     pub fn adapters() -> Vec<(Adapter, Selector)> {
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor { backends: wgpu::Backends::VULKAN, ..wgpu::InstanceDescriptor::new_without_display_handle() });
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor { backends: wgpu::Backends::VULKAN, ..wgpu::InstanceDescriptor::new_without_display_handle() });
         let found = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::VULKAN));
         let mut per_kind = [0usize; 5];
         found
@@ -314,7 +315,9 @@ mod backend {
     }
 
     pub fn open(selector: &Selector) -> Result<Device, String> {
-        let kind = selector.clone().ok_or("Burn's wgpu backend has no selector for this adapter (only the first software adapter, and discrete, integrated and virtual GPUs, can be chosen)")?;
+        let kind = selector.clone().ok_or(
+            "Burn's wgpu backend has no selector for this adapter (only the first software adapter, and discrete, integrated and virtual GPUs, can be chosen)",
+        )?;
         // A runtime starts once per process: later opens of the same adapter get its device.
         static OPENED: Mutex<Vec<(DeviceKind, Device)>> = Mutex::new(Vec::new());
         let mut opened = OPENED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

@@ -11,8 +11,8 @@ pub mod mutation;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use dynofa_supernet::tensor_io::{read_npy, Array};
 use dynofa_supernet::SubnetConfig;
+use dynofa_supernet::tensor_io::{Array, read_npy};
 use serde::Deserialize;
 
 /// The folder of reference data. Panics with instructions when it is missing: golden
@@ -23,11 +23,7 @@ pub fn dir() -> PathBuf {
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let dir = root.join("../shared/golden");
-    assert!(
-        dir.join("cases.json").is_file(),
-        "reference data not found at {} (set DYNOFA_GOLDEN to its folder)",
-        dir.display()
-    );
+    assert!(dir.join("cases.json").is_file(), "reference data not found at {} (set DYNOFA_GOLDEN to its folder)", dir.display());
     dir
 }
 
@@ -140,10 +136,7 @@ pub fn compare(actual: &Array, expected: &Array, tol: Tolerance) -> Result<f64, 
     }
     if worst.0 > 0.0 {
         let i = worst.1;
-        return Err(format!(
-            "element {i}: got {}, expected {} (max abs diff {max_abs:.3e})",
-            actual.data[i], expected.data[i]
-        ));
+        return Err(format!("element {i}: got {}, expected {} (max abs diff {max_abs:.3e})", actual.data[i], expected.data[i]));
     }
     Ok(max_abs)
 }

@@ -156,14 +156,7 @@ pub const CASE_TIME_LIMIT: Duration = Duration::from_secs(10);
 /// with `read`; panics (the test fails) on a panic inside the reader, an error whose
 /// message (`{:#}`) does not name the file, or a case slower than [`CASE_TIME_LIMIT`].
 /// `read` returns the error as text. Runs on the calling thread.
-pub fn check_reader(
-    seed_file: &Path,
-    name: &str,
-    dir: &Path,
-    cases: usize,
-    seed: u64,
-    read: impl Fn(&Path) -> Result<(), String>,
-) -> Report {
+pub fn check_reader(seed_file: &Path, name: &str, dir: &Path, cases: usize, seed: u64, read: impl Fn(&Path) -> Result<(), String>) -> Report {
     let original = std::fs::read(seed_file).unwrap_or_else(|e| panic!("{}: {e}", seed_file.display()));
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let path = dir.join(name);

@@ -12,7 +12,7 @@ use crate::epilogue::Epilogue;
 use crate::isa::Isa;
 use crate::matrix::MatRef;
 use crate::shape::ConvShape;
-use crate::simd::{affine_activate, Simd};
+use crate::simd::{Simd, affine_activate};
 
 /// `out[B, ho, wo, C_out] = epilogue(weights ⊛ input)` for channel-major images
 /// `input = [B, C_in, h, w]` (the layout frames arrive in) and `weights = [C_in·k·k,
@@ -128,7 +128,14 @@ fn input_at<const INTERIOR: bool>(in_row: &[f32], ix: usize, pad: usize, valid: 
 /// `channels` (both inside `C_out`). `INTERIOR`: every column the block reads is inside
 /// the image.
 #[inline(always)]
-fn block<S: Simd, const P: usize, const INTERIOR: bool>(image: &[f32], shape: ConvShape, weights: MatRef, oy: usize, ox: usize, channels: [usize; 2]) -> [[S::V; 2]; P] {
+fn block<S: Simd, const P: usize, const INTERIOR: bool>(
+    image: &[f32],
+    shape: ConvShape,
+    weights: MatRef,
+    oy: usize,
+    ox: usize,
+    channels: [usize; 2],
+) -> [[S::V; 2]; P] {
     let ConvShape { channels: c_in, h, w, k, stride } = shape;
     let pad = k / 2;
     let wo = shape.out_hw().1;

@@ -17,8 +17,8 @@ use crate::epilogue::Epilogue;
 use crate::isa::Isa;
 use crate::layout::Layout;
 use crate::matrix::MatRef;
-use crate::shape::{out_size, ConvShape};
-use crate::simd::{affine_activate, Simd};
+use crate::shape::{ConvShape, out_size};
+use crate::simd::{Simd, affine_activate};
 use crate::threads;
 
 /// `out[b] = epilogue(kernels ⊛ input[b])` for each image `b` of `input = [B, h, w, C]`,
@@ -49,19 +49,36 @@ pub fn depthwise_from(isa: Isa, input: &[f32], layout: Layout, batch: usize, sha
     // the rows the previous kernel's same-numbered task wrote), `BAND` rows at a time.
     let band = ho.div_ceil(threads::for_work(batch * ho * wo * c * k * k));
     threads::for_each_chunk_mut(&mut out[..batch * ho * wo * c], ho * wo * c, |b, out_image| {
-        threads::for_each_chunk_mut(out_image, band * wo * c, |task, out_rows| rows_of_image(isa, input, layout, batch, b, shape, kernels, epilogue, task * band, out_rows));
+        threads::for_each_chunk_mut(out_image, band * wo * c, |task, out_rows| {
+            rows_of_image(isa, input, layout, batch, b, shape, kernels, epilogue, task * band, out_rows)
+        });
     });
 }
 
 /// Output rows `oy..` of image `b` (as many as `out_rows` holds, `[rows, wo, C]`) of
 /// [`depthwise_from`]'s convolution, on the calling thread.
 #[allow(clippy::too_many_arguments)]
-pub fn depthwise_rows(isa: Isa, input: &[f32], layout: Layout, batch: usize, b: usize, shape: ConvShape, kernels: MatRef, epilogue: Epilogue, oy: usize, out_rows: &mut [f32]) {
+pub fn depthwise_rows(
+    isa: Isa,
+    input: &[f32],
+    layout: Layout,
+    batch: usize,
+    b: usize,
+    shape: ConvShape,
+    kernels: MatRef,
+    epilogue: Epilogue,
+    oy: usize,
+    out_rows: &mut [f32],
+) {
     check(isa, input, layout, batch, shape, kernels, epilogue);
     let (ho, wo) = shape.out_hw();
     let row = wo * shape.channels;
     assert!(b < batch, "image {b} of a batch of {batch}");
-    assert!(out_rows.len().is_multiple_of(row.max(1)) && oy + out_rows.len() / row.max(1) <= ho, "output rows {oy}.. of {} values ({ho} rows of {row})", out_rows.len());
+    assert!(
+        out_rows.len().is_multiple_of(row.max(1)) && oy + out_rows.len() / row.max(1) <= ho,
+        "output rows {oy}.. of {} values ({ho} rows of {row})",
+        out_rows.len()
+    );
     if !out_rows.is_empty() {
         rows_of_image(isa, input, layout, batch, b, shape, kernels, epilogue, oy, out_rows);
     }
@@ -77,13 +94,27 @@ fn check(isa: Isa, input: &[f32], layout: Layout, batch: usize, shape: ConvShape
     assert_eq!(epilogue.len(), c, "epilogue of {} channels for {c}", epilogue.len());
     assert!(input.len() >= batch * h * w * c, "input of {} values for {batch}×{h}×{w}×{c}", input.len());
     if layout == Layout::ChannelBlocks {
-        assert!(Layout::for_depthwise(isa, c) == Layout::ChannelBlocks && matches!(k, 3 | 5 | 7), "channel blocks need a vector instruction set, k in 3, 5, 7 and C a multiple of its lanes (k = {k}, C = {c}, {isa:?})");
+        assert!(
+            Layout::for_depthwise(isa, c) == Layout::ChannelBlocks && matches!(k, 3 | 5 | 7),
+            "channel blocks need a vector instruction set, k in 3, 5, 7 and C a multiple of its lanes (k = {k}, C = {c}, {isa:?})"
+        );
     }
 }
 
 /// [`depthwise_rows`] without its checks (made by the caller).
 #[allow(clippy::too_many_arguments)]
-fn rows_of_image(isa: Isa, input: &[f32], layout: Layout, batch: usize, b: usize, shape: ConvShape, kernels: MatRef, epilogue: Epilogue, oy: usize, out_rows: &mut [f32]) {
+fn rows_of_image(
+    isa: Isa,
+    input: &[f32],
+    layout: Layout,
+    batch: usize,
+    b: usize,
+    shape: ConvShape,
+    kernels: MatRef,
+    epilogue: Epilogue,
+    oy: usize,
+    out_rows: &mut [f32],
+) {
     let image_values = shape.h * shape.w * shape.channels;
     let image = match layout {
         Layout::PixelMajor => Input::PixelMajor(&input[b * image_values..(b + 1) * image_values]),
@@ -190,7 +221,14 @@ const WINDOW: usize = 16;
 /// `S` runs on this CPU; `C ≥ LANES`; the image (every plane, or pixel), the kernels (`K²
 /// × C`), the epilogue and the output rows are as large as `shape` says, `oy + rows ≤ ho`.
 #[inline(always)]
-unsafe fn rows<S: Simd, const K: usize, const STRIDE: usize>(image: Input, shape: ConvShape, kernels: MatRef, epilogue: Epilogue, oy: usize, out_rows: &mut [f32]) {
+unsafe fn rows<S: Simd, const K: usize, const STRIDE: usize>(
+    image: Input,
+    shape: ConvShape,
+    kernels: MatRef,
+    epilogue: Epilogue,
+    oy: usize,
+    out_rows: &mut [f32],
+) {
     // SAFETY: forwarded.
     unsafe {
         match BlockShape::<S, K, STRIDE>::CODE {
@@ -206,6 +244,9 @@ unsafe fn rows<S: Simd, const K: usize, const STRIDE: usize>(image: Input, shape
 }
 
 /// [`rows`] with `P` pixels × up to `RMAX` rows per block.
+///
+/// # Safety
+/// As [`rows`].
 #[inline(always)]
 unsafe fn rows_with<S: Simd, const K: usize, const STRIDE: usize, const P: usize, const RMAX: usize>(
     image: Input,

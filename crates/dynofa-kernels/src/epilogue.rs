@@ -2,7 +2,7 @@
 //! (`x × scale + shift`), an activation, and an optional residual add.
 
 use crate::isa::Isa;
-use crate::simd::{affine_activate, Simd};
+use crate::simd::{Simd, affine_activate};
 
 /// Activation functions of MobileNetV3.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

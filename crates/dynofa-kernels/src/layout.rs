@@ -19,10 +19,6 @@ impl Layout {
     /// convolution on `isa`: channel blocks on a vector instruction set this CPU runs, for
     /// `channels` a multiple of its lanes.
     pub fn for_depthwise(isa: Isa, channels: usize) -> Layout {
-        if isa != Isa::Portable && isa.supported() && channels.is_multiple_of(isa.lanes()) {
-            Layout::ChannelBlocks
-        } else {
-            Layout::PixelMajor
-        }
+        if isa != Isa::Portable && isa.supported() && channels.is_multiple_of(isa.lanes()) { Layout::ChannelBlocks } else { Layout::PixelMajor }
     }
 }

@@ -38,6 +38,38 @@
 //!
 //! Threads come from the caller's rayon pool (or none: [`threads::serial`]). Depends on
 //! `gemm` and `rayon` only.
+//!
+//! # Naming
+//!
+//! A kernel `k` comes in variants named by a suffix, each the same computation:
+//!
+//! | name | what it adds |
+//! |---|---|
+//! | `k` | the instruction set of [`Isa::best`] (what callers use) |
+//! | `k_on(isa, …)` | the instruction set chosen by the caller (tests and benches run every one) |
+//! | `k_to(isa, …, layout)` | writes its output in the [`Layout`] given (channel blocks for a depthwise convolution to read) |
+//! | `k_from(isa, …, layout, …)` | reads its input in the [`Layout`] given |
+//! | `k_rows(…)` | a band of output rows of one image, on the calling thread (the building block of the fused [`separable`]) |
+//! | `k_banded(…)` | a batch split over threads by images, else by bands of rows, as the convolution kernels split (each thread reads what it wrote) |
+//!
+//! Kernel bodies are `*_body` functions generic over `simd::Simd`; `multiversion!`
+//! makes the `_on` variant that dispatches to one compiled copy per instruction set.
+//!
+//! # Instruction sets × kernels
+//!
+//! | kernel | AVX-512 | AVX2 + FMA | NEON | portable |
+//! |---|---|---|---|---|
+//! | [`pointwise`] (own tiled product, vector–matrix at batch 1) | body, 16 lanes | body, 8 lanes | body, 4 lanes | body, 1 lane, no FMA |
+//! | [`pointwise`] (large row-major weights) | `gemm` crate (`x86-v4`) | `gemm` crate | `gemm` crate | `gemm` crate |
+//! | [`depthwise`] (pixel-major or channel blocks in) | body | body | body | body |
+//! | [`separable`] (depthwise + 1×1, fused by rows) | body | body | body | body |
+//! | [`conv`] (the stem) | body | body | body | body |
+//! | [`pool`] (mean, gates) and [`epilogue`] | body | body | body | body |
+//!
+//! "Body" is the one generic body compiled for that set; channel blocks
+//! ([`Layout::ChannelBlocks`]) are used on every vector set when the channel count is a
+//! multiple of the lanes ([`Layout::for_depthwise`]). `DYNOFA_ISA=avx512|avx2|neon|portable`
+//! forces the choice of [`Isa::best`] (an instruction set the CPU lacks is ignored).
 
 pub mod buffer;
 pub mod conv;
@@ -48,8 +80,8 @@ pub mod layout;
 pub mod matrix;
 pub mod panels;
 pub mod pointwise;
-mod product;
 pub mod pool;
+mod product;
 pub mod separable;
 pub mod shape;
 mod simd;

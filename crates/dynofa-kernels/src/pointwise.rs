@@ -11,13 +11,13 @@
 //! while it is still in cache. Products of at most `GEMV_ROWS` (2) rows are
 //! vector–matrix products.
 
-use crate::epilogue::{apply_row_on, Epilogue};
+use crate::epilogue::{Epilogue, apply_row_on};
 use crate::isa::Isa;
 use crate::layout::Layout;
 use crate::matrix::MatRef;
 use crate::panels::PanelRef;
-use crate::product::{multiply_tile, Operands, Output, TileProduct};
-use crate::simd::{panel_width, Simd};
+use crate::product::{Operands, Output, TileProduct, multiply_tile};
+use crate::simd::{Simd, panel_width};
 
 /// Rows per tile: the tile's output and input stay in L2 while the epilogue runs.
 const ROW_TILE: usize = 512;
@@ -52,6 +52,7 @@ const OWN_KERNEL_MAX_WEIGHTS: usize = 16 * 1024;
 struct SharedOut(*mut f32);
 // SAFETY: tasks write disjoint tiles of the output (see `pointwise`).
 unsafe impl Send for SharedOut {}
+// SAFETY: as for `Send`: no two tasks write the same tile, and none reads another's.
 unsafe impl Sync for SharedOut {}
 
 /// `out[M, N] = epilogue(input[M, K] · weights[K, N]) + residual[M, N]`, with `out` and
@@ -103,7 +104,15 @@ pub fn pointwise_on<'w>(isa: Isa, input: MatRef, weights: impl Into<Weights<'w>>
 /// [`pointwise_on`] writing `out` in `layout`: [`Layout::ChannelBlocks`] (`[N/L, M, L]`
 /// for `L` lanes, for a depthwise convolution to read; no residual) needs what
 /// [`Layout::for_depthwise`] checks, and always runs the own kernel.
-pub fn pointwise_to<'w>(isa: Isa, input: MatRef, weights: impl Into<Weights<'w>>, epilogue: Epilogue, residual: Option<&[f32]>, out: &mut [f32], layout: Layout) {
+pub fn pointwise_to<'w>(
+    isa: Isa,
+    input: MatRef,
+    weights: impl Into<Weights<'w>>,
+    epilogue: Epilogue,
+    residual: Option<&[f32]>,
+    out: &mut [f32],
+    layout: Layout,
+) {
     let weights = weights.into();
     let (m, k, n) = (input.rows, input.cols, weights.shape().1);
     assert_eq!(weights.shape().0, k, "weights of {} inputs for {k} input channels", weights.shape().0);
@@ -117,7 +126,10 @@ pub fn pointwise_to<'w>(isa: Isa, input: MatRef, weights: impl Into<Weights<'w>>
     }
     let blocked = layout == Layout::ChannelBlocks;
     if blocked {
-        assert!(Layout::for_depthwise(isa, n) == Layout::ChannelBlocks && residual.is_none(), "channel blocks need a vector instruction set, N a multiple of its lanes and no residual (N = {n}, {isa:?})");
+        assert!(
+            Layout::for_depthwise(isa, n) == Layout::ChannelBlocks && residual.is_none(),
+            "channel blocks need a vector instruction set, N a multiple of its lanes and no residual (N = {n}, {isa:?})"
+        );
     }
     let panel = panel_width(isa);
     let weights = match weights {
@@ -171,12 +183,23 @@ pub fn pointwise_to<'w>(isa: Isa, input: MatRef, weights: impl Into<Weights<'w>>
                         Layout::PixelMajor => Output { out: tile_out, row_stride: n, vector_stride: lanes },
                         Layout::ChannelBlocks => Output { out: dst.0.add(c0 / lanes * m * lanes + r0 * lanes), row_stride: lanes, vector_stride: m * lanes },
                     };
-                    let product = TileProduct::new(output, lhs, input.row_stride, Operands { rhs, rhs_stride, block_stride }, rows, k, cols, epilogue, residual);
+                    let product =
+                        TileProduct::new(output, lhs, input.row_stride, Operands { rhs, rhs_stride, block_stride }, rows, k, cols, epilogue, residual);
                     multiply_tile(isa, &product);
                     continue;
                 }
                 let Weights::RowMajor(weights) = weights else { unreachable!("panels go to the own kernel or were copied") };
-                multiply(tile_out, n, input.data.as_ptr().add(r0 * input.row_stride), input.row_stride, weights.data.as_ptr().add(c0), weights.row_stride, rows, k, cols);
+                multiply(
+                    tile_out,
+                    n,
+                    input.data.as_ptr().add(r0 * input.row_stride),
+                    input.row_stride,
+                    weights.data.as_ptr().add(c0),
+                    weights.row_stride,
+                    rows,
+                    k,
+                    cols,
+                );
                 for r in 0..rows {
                     let row = std::slice::from_raw_parts_mut(tile_out.add(r * n), cols);
                     let residual = residual.map(|res| &res[(r0 + r) * n + c0..(r0 + r) * n + c0 + cols]);
@@ -193,7 +216,17 @@ pub fn pointwise_to<'w>(isa: Isa, input: MatRef, weights: impl Into<Weights<'w>>
 /// # Safety
 /// Every pointer must be valid for the extents its strides and sizes describe.
 #[allow(clippy::too_many_arguments)]
-unsafe fn multiply(dst: *mut f32, dst_stride: usize, lhs: *const f32, lhs_stride: usize, rhs: *const f32, rhs_stride: usize, rows: usize, k: usize, cols: usize) {
+unsafe fn multiply(
+    dst: *mut f32,
+    dst_stride: usize,
+    lhs: *const f32,
+    lhs_stride: usize,
+    rhs: *const f32,
+    rhs_stride: usize,
+    rows: usize,
+    k: usize,
+    cols: usize,
+) {
     if k == 0 {
         for r in 0..rows {
             // SAFETY: inside the destination tile (caller's contract).

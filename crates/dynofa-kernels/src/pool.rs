@@ -145,7 +145,9 @@ fn scale_channels_body<S: Simd>(image: &mut [f32], gates: &[f32]) {
         for c0 in (0..c).step_by(S::LANES) {
             let lanes = S::LANES.min(c - c0);
             // SAFETY: `lanes` values from `c0` of the pixel and of the gates (`c` each).
-            unsafe { S::store_n(pixel.as_mut_ptr().add(c0), S::mul(S::load_n(pixel.as_ptr().add(c0), lanes), S::load_n(gates.as_ptr().add(c0), lanes)), lanes) };
+            unsafe {
+                S::store_n(pixel.as_mut_ptr().add(c0), S::mul(S::load_n(pixel.as_ptr().add(c0), lanes), S::load_n(gates.as_ptr().add(c0), lanes)), lanes)
+            };
         }
     }
 }

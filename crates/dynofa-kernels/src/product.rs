@@ -17,7 +17,7 @@
 //! measurably slower on AVX-512 (0.3–0.5 ms per forward of the largest sub-network).
 
 use crate::epilogue::Epilogue;
-use crate::simd::{affine_activate, Simd};
+use crate::simd::{Simd, affine_activate};
 
 /// Output rows per register block of `vectors` vectors of accumulators: three quarters
 /// of the registers hold accumulators (the rest: a row of weights and a broadcast), so
@@ -52,7 +52,17 @@ impl<'a> TileProduct<'a> {
     /// laid out for the panel width of the instruction set that will run it); `out` does
     /// not overlap the inputs, and no one else touches the tile's output while it runs.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) unsafe fn new(output: Output, lhs: *const f32, lhs_stride: usize, weights: Operands, rows: usize, k: usize, cols: usize, epilogue: Epilogue<'a>, residual: Option<*const f32>) -> Self {
+    pub(crate) unsafe fn new(
+        output: Output,
+        lhs: *const f32,
+        lhs_stride: usize,
+        weights: Operands,
+        rows: usize,
+        k: usize,
+        cols: usize,
+        epilogue: Epilogue<'a>,
+        residual: Option<*const f32>,
+    ) -> Self {
         TileProduct { output, lhs, lhs_stride, weights, rows, k, cols, epilogue, residual }
     }
 }
@@ -132,6 +142,9 @@ pub(crate) struct Operands {
 
 impl TileProduct<'_> {
     /// [`TileProduct::block`] for `r ≤ rows_per_block(V)` rows (a constant per call).
+    ///
+    /// # Safety
+    /// As [`TileProduct::block`], for each of the `r` rows' blocks.
     #[inline(always)]
     unsafe fn rows<S: Simd, const V: usize>(&self, r: usize, m0: usize, n0: usize, width: usize, prefetch: Prefetch) {
         debug_assert!(r <= rows_per_block(S::REGISTERS, V) && r <= 24 / V);
@@ -192,6 +205,10 @@ impl TileProduct<'_> {
 
     /// Applies the epilogue to a block's accumulators and stores them (the last vector of
     /// each row: its first `last` lanes).
+    ///
+    /// # Safety
+    /// As [`TileProduct::block`]: rows `m0..m0 + R` and the `V` vectors' columns from `n0`
+    /// (the last one's first `last` lanes) lie inside the tile's output.
     #[inline(always)]
     unsafe fn finish<S: Simd, const R: usize, const V: usize>(&self, acc: [[S::V; V]; R], m0: usize, n0: usize, last: usize) {
         // SAFETY: the block's own columns and rows (the caller's contract).

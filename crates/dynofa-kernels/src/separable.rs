@@ -13,7 +13,7 @@ use crate::epilogue::Epilogue;
 use crate::isa::Isa;
 use crate::layout::Layout;
 use crate::matrix::MatRef;
-use crate::pointwise::{pointwise_to, Weights};
+use crate::pointwise::{Weights, pointwise_to};
 use crate::shape::ConvShape;
 use crate::threads;
 
@@ -47,7 +47,17 @@ pub struct Pointwise<'a> {
 /// when needed). Runs on the current rayon pool, one band of output rows per thread, the
 /// bands running across image boundaries.
 #[allow(clippy::too_many_arguments)]
-pub fn separable(isa: Isa, input: &[f32], layout: Layout, batch: usize, depthwise: Depthwise, pointwise: Pointwise, residual: Option<&[f32]>, scratch: &mut AlignedBuf, out: &mut [f32]) {
+pub fn separable(
+    isa: Isa,
+    input: &[f32],
+    layout: Layout,
+    batch: usize,
+    depthwise: Depthwise,
+    pointwise: Pointwise,
+    residual: Option<&[f32]>,
+    scratch: &mut AlignedBuf,
+    out: &mut [f32],
+) {
     let ConvShape { channels: c, k, .. } = depthwise.shape;
     let (ho, wo) = depthwise.shape.out_hw();
     let (weight_rows, n) = pointwise.weights.shape();

@@ -1,7 +1,9 @@
 //! How kernels split their work over threads: as tasks on the current rayon pool, or in
 //! order on the calling thread inside [`serial`] — the one-thread case, which then needs
 //! no pool and no hand-over to one (handing a forward to a pool thread and waiting for it
-//! costs two wake-ups, ~0.1 ms per call measured in this project's VM).
+//! costs two wake-ups, ~0.1 ms per call measured in this project's VM). Beside them, the
+//! pools a caller runs forwards on and [`with_threads_awake`], which keeps a pool's
+//! threads polling for the length of a forward.
 
 use std::cell::Cell;
 
@@ -43,11 +45,7 @@ pub fn serial<R>(f: impl FnOnce() -> R) -> R {
 /// `task(i)` for each `i` in `0..tasks`: as rayon tasks, or in order on this thread when
 /// there is one task or one [`current`] thread.
 pub fn for_each_task(tasks: usize, task: impl Fn(usize) + Send + Sync) {
-    if tasks <= 1 || current() == 1 {
-        (0..tasks).for_each(task)
-    } else {
-        (0..tasks).into_par_iter().for_each(task)
-    }
+    if tasks <= 1 || current() == 1 { (0..tasks).for_each(task) } else { (0..tasks).into_par_iter().for_each(task) }
 }
 
 /// `task(i, chunk)` for each chunk `i` of `chunk` values of `out` (the last may be
@@ -58,6 +56,47 @@ pub fn for_each_chunk_mut<T: Send>(out: &mut [T], chunk: usize, task: impl Fn(us
     } else {
         out.par_chunks_mut(chunk).enumerate().for_each(|(i, chunk)| task(i, chunk))
     }
+}
+
+/// A rayon pool of `threads` threads, for [`with_threads_awake`] to run forwards on.
+pub fn pool(threads: usize) -> Result<rayon::ThreadPool, rayon::ThreadPoolBuildError> {
+    rayon::ThreadPoolBuilder::new().num_threads(threads).build()
+}
+
+/// Runs `work` on the current rayon pool while every other thread of the pool polls for
+/// tasks instead of going to sleep. A forward is a hundred short parallel kernels; between
+/// two of them an idle rayon worker parks, and waking it (a futex round trip, tens of
+/// microseconds in a VM) cost more than the kernels gained from a second thread. ONNX
+/// Runtime's intra-op threads spin the same way. The pollers stop when `work` returns.
+pub fn with_threads_awake<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    let helpers = rayon::current_num_threads().saturating_sub(1);
+    if helpers == 0 {
+        return work();
+    }
+    /// Stops the pollers when dropped: after `work` returns, and also when it panics
+    /// (else the scope would wait for them forever instead of passing the panic on).
+    struct Done<'a>(&'a std::sync::atomic::AtomicBool);
+    impl Drop for Done<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let mut result = None;
+    rayon::scope(|scope| {
+        for _ in 0..helpers {
+            scope.spawn(|_| {
+                while !done.load(std::sync::atomic::Ordering::Acquire) {
+                    if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                        std::hint::spin_loop();
+                    }
+                }
+            });
+        }
+        let _done = Done(&done);
+        result = Some(work());
+    });
+    result.expect("work ran")
 }
 
 #[cfg(test)]
@@ -87,5 +126,14 @@ mod tests {
         });
         // Outside any pool: serial still runs everything here.
         serial(|| assert_eq!(ran_on(4), vec![caller; 4]));
+    }
+
+    #[test]
+    fn a_panic_in_the_work_reaches_the_caller_instead_of_hanging() {
+        let pool = pool(2).unwrap();
+        let caught = pool.install(|| std::panic::catch_unwind(|| with_threads_awake(|| panic!("kernel failed"))));
+        assert!(caught.is_err());
+        // The pool still works afterwards.
+        assert_eq!(pool.install(|| with_threads_awake(|| 7)), 7);
     }
 }

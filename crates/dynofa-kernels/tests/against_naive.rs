@@ -7,10 +7,10 @@ use dynofa_kernels::conv::conv2d_on;
 use dynofa_kernels::depthwise::{depthwise_from, depthwise_on};
 use dynofa_kernels::epilogue::apply_row_on;
 use dynofa_kernels::panels::{self, PanelMatrix};
-use dynofa_kernels::pointwise::{pointwise_on, pointwise_to, Weights};
-use dynofa_kernels::separable::{separable, Depthwise, Pointwise};
+use dynofa_kernels::pointwise::{Weights, pointwise_on, pointwise_to};
 use dynofa_kernels::pool::{mean_pixels_banded, mean_pixels_on, scale_channels_banded, scale_channels_on};
-use dynofa_kernels::shape::{out_size, ConvShape};
+use dynofa_kernels::separable::{Depthwise, Pointwise, separable};
+use dynofa_kernels::shape::{ConvShape, out_size};
 use dynofa_kernels::threads;
 use dynofa_kernels::{Activation, AlignedBuf, Epilogue, Isa, Layout, MatRef};
 
@@ -65,7 +65,21 @@ fn the_portable_fallback_is_always_available() {
 #[test]
 fn pointwise_matches_naive_on_strided_prefix_views() {
     // Vector–matrix products (M ≤ 2) and GEMMs, split by rows or (few rows) by columns.
-    for (m, k, n) in [(1, 1, 1), (7, 13, 5), (37, 32, 19), (2001, 24, 24), (33, 17, 49), (20, 200, 100), (300, 24, 40), (5, 200, 3), (1, 64, 1000), (2, 301, 250), (2000, 40, 24), (150, 190, 200), (41, 600, 100)] {
+    for (m, k, n) in [
+        (1, 1, 1),
+        (7, 13, 5),
+        (37, 32, 19),
+        (2001, 24, 24),
+        (33, 17, 49),
+        (20, 200, 100),
+        (300, 24, 40),
+        (5, 200, 3),
+        (1, 64, 1000),
+        (2, 301, 250),
+        (2000, 40, 24),
+        (150, 190, 200),
+        (41, 600, 100),
+    ] {
         let (ld_in, ld_w) = (k + 3, n + 2);
         let input = values(m * ld_in, 1);
         let weights = values((k + 2) * ld_w, 2);
@@ -166,7 +180,9 @@ fn depthwise_matches_naive_for_every_isa() {
 
 #[test]
 fn stem_conv_matches_naive() {
-    for &(batch, c_in, c_out, h, w, k, stride) in &[(1, 3, 24, 17, 17, 3, 2), (2, 3, 5, 8, 9, 3, 2), (1, 2, 3, 4, 4, 3, 1), (3, 3, 16, 1, 1, 3, 2), (1, 3, 40, 37, 35, 3, 2), (2, 3, 19, 23, 40, 5, 1)] {
+    for &(batch, c_in, c_out, h, w, k, stride) in
+        &[(1, 3, 24, 17, 17, 3, 2), (2, 3, 5, 8, 9, 3, 2), (1, 2, 3, 4, 4, 3, 1), (3, 3, 16, 1, 1, 3, 2), (1, 3, 40, 37, 35, 3, 2), (2, 3, 19, 23, 40, 5, 1)]
+    {
         let input = values(batch * c_in * h * w, 9); // [B, C_in, h, w]
         let weight = values(c_out * c_in * k * k, 10); // [C_out, C_in, k, k]
         let transposed: Vec<f32> = (0..c_in * k * k).flat_map(|j| (0..c_out).map(move |o| (o, j))).map(|(o, j)| weight[o * c_in * k * k + j]).collect();
@@ -238,7 +254,9 @@ fn banded_pooling_and_gating_match_naive_on_1_and_2_threads() {
     // One image: rows that split evenly, unevenly (7 → 4 + 3; 65 → 33 + 32) and not at
     // all (1; too little work: see `threads::SERIAL_BELOW`). Batches: whole images per
     // thread (3 and 5 images ≥ 2 threads), or too little work to split.
-    for (batch, rows, w, c) in [(1, 28, 28, 96), (1, 7, 7, 1400), (1, 65, 33, 31), (1, 1, 5, 16), (1, 3, 1, 20), (3, 7, 7, 1400), (5, 14, 14, 36), (2, 3, 1, 20)] {
+    for (batch, rows, w, c) in
+        [(1, 28, 28, 96), (1, 7, 7, 1400), (1, 65, 33, 31), (1, 1, 5, 16), (1, 3, 1, 20), (3, 7, 7, 1400), (5, 14, 14, 36), (2, 3, 1, 20)]
+    {
         let pixels = rows * w;
         let images = values(batch * pixels * c, 16);
         let gates = values(batch * c, 17);
@@ -250,9 +268,8 @@ fn banded_pooling_and_gating_match_naive_on_1_and_2_threads() {
                 scale_channels_banded(&mut gated, batch, rows, &gates);
             });
             let what = format!("{batch}×{rows}×{w}×{c} on {threads} threads");
-            let want: Vec<f64> = (0..batch * c)
-                .map(|bc| (0..pixels).map(|p| images[((bc / c) * pixels + p) * c + bc % c] as f64).sum::<f64>() / pixels as f64)
-                .collect();
+            let want: Vec<f64> =
+                (0..batch * c).map(|bc| (0..pixels).map(|p| images[((bc / c) * pixels + p) * c + bc % c] as f64).sum::<f64>() / pixels as f64).collect();
             assert_close(&means, &want, &format!("banded mean {what}"));
             let want: Vec<f64> = (0..batch * pixels * c).map(|i| images[i] as f64 * gates[(i / (pixels * c)) * c + i % c] as f64).collect();
             assert_close(&gated, &want, &format!("banded gate {what}"));
@@ -284,47 +301,59 @@ fn expansion_hands_channel_blocks_to_depthwise_on_every_vector_instruction_set()
         }
     }
     for isa in Isa::available().into_iter().filter(|&isa| isa != Isa::Portable) {
-    let lanes = isa.lanes();
-    // Expansion `[B·h·w, in] → [C/L, B·h·w, L]`, then depthwise from those planes: equal to
-    // the naive expansion then depthwise convolution. Batches (planes hold every image),
-    // odd sizes, both strides, every kernel size, row blocks of 1–8 rows (M = 1 and 3).
-    for &(batch, h, w, in_channels, c) in &[(1, 9, 7, 5, 16), (2, 13, 11, 8, 48), (3, 6, 15, 3, 32), (1, 1, 1, 4, 16), (1, 3, 1, 6, 64)] {
-        let m = batch * h * w;
-        let (input, weights) = (values(m * in_channels, 11), values(in_channels * c, 12));
-        let (scale, shift) = (values(c, 13), values(c, 14));
-        let expand = Epilogue { scale: &scale, shift: &shift, act: Activation::HSwish };
-        let panels = PanelMatrix::from_row_major(&weights, in_channels, c, panels::width(isa));
-        let expanded: Vec<f64> = (0..m * c)
-            .map(|i| {
-                let (p, ch) = (i / c, i % c);
-                let dot: f64 = (0..in_channels).map(|j| input[p * in_channels + j] as f64 * weights[j * c + ch] as f64).sum();
-                act64(Activation::HSwish, dot * scale[ch] as f64 + shift[ch] as f64)
-            })
-            .collect();
-        for threads in [1, 2] {
-            let mut blocks = vec![f32::NAN; m * c];
-            on_threads(threads, || pointwise_to(isa, MatRef::dense(&input, m, in_channels), panels.view(in_channels, c), expand, None, &mut blocks, Layout::ChannelBlocks));
-            // Channel `ch` of pixel `p` is at `[ch / L][p][ch % L]`.
-            let pixel_major: Vec<f32> = (0..m * c).map(|i| blocks[(i % c / lanes * m + i / c) * lanes + i % lanes]).collect();
-            assert_close(&pixel_major, &expanded, &format!("expansion to channel blocks {batch}×{h}×{w}×{in_channels}→{c} on {threads} threads, {}", isa.name()));
-            for k in [3, 5, 7] {
-                for stride in [1, 2] {
-                    let shape = ConvShape { h, w, channels: c, k, stride };
-                    let (ho, wo) = shape.out_hw();
-                    let kernels = values(k * k * c, 15);
-                    let epi = Epilogue { scale: &shift, shift: &scale, act: Activation::Relu };
-                    let mut out = vec![f32::NAN; batch * ho * wo * c];
-                    on_threads(threads, || depthwise_from(isa, &blocks, Layout::ChannelBlocks, batch, shape, MatRef::dense(&kernels, k * k, c), epi, &mut out));
-                    let want: Vec<f64> = naive_depthwise(&pixel_major, batch, shape, &kernels)
-                        .iter()
-                        .enumerate()
-                        .map(|(i, &v)| act64(Activation::Relu, v * shift[i % c] as f64 + scale[i % c] as f64))
-                        .collect();
-                    assert_close(&out, &want, &format!("depthwise from channel blocks {batch}×{h}×{w}×{c} k{k} s{stride} on {threads} threads, {}", isa.name()));
+        let lanes = isa.lanes();
+        // Expansion `[B·h·w, in] → [C/L, B·h·w, L]`, then depthwise from those planes: equal to
+        // the naive expansion then depthwise convolution. Batches (planes hold every image),
+        // odd sizes, both strides, every kernel size, row blocks of 1–8 rows (M = 1 and 3).
+        for &(batch, h, w, in_channels, c) in &[(1, 9, 7, 5, 16), (2, 13, 11, 8, 48), (3, 6, 15, 3, 32), (1, 1, 1, 4, 16), (1, 3, 1, 6, 64)] {
+            let m = batch * h * w;
+            let (input, weights) = (values(m * in_channels, 11), values(in_channels * c, 12));
+            let (scale, shift) = (values(c, 13), values(c, 14));
+            let expand = Epilogue { scale: &scale, shift: &shift, act: Activation::HSwish };
+            let panels = PanelMatrix::from_row_major(&weights, in_channels, c, panels::width(isa));
+            let expanded: Vec<f64> = (0..m * c)
+                .map(|i| {
+                    let (p, ch) = (i / c, i % c);
+                    let dot: f64 = (0..in_channels).map(|j| input[p * in_channels + j] as f64 * weights[j * c + ch] as f64).sum();
+                    act64(Activation::HSwish, dot * scale[ch] as f64 + shift[ch] as f64)
+                })
+                .collect();
+            for threads in [1, 2] {
+                let mut blocks = vec![f32::NAN; m * c];
+                on_threads(threads, || {
+                    pointwise_to(isa, MatRef::dense(&input, m, in_channels), panels.view(in_channels, c), expand, None, &mut blocks, Layout::ChannelBlocks)
+                });
+                // Channel `ch` of pixel `p` is at `[ch / L][p][ch % L]`.
+                let pixel_major: Vec<f32> = (0..m * c).map(|i| blocks[(i % c / lanes * m + i / c) * lanes + i % lanes]).collect();
+                assert_close(
+                    &pixel_major,
+                    &expanded,
+                    &format!("expansion to channel blocks {batch}×{h}×{w}×{in_channels}→{c} on {threads} threads, {}", isa.name()),
+                );
+                for k in [3, 5, 7] {
+                    for stride in [1, 2] {
+                        let shape = ConvShape { h, w, channels: c, k, stride };
+                        let (ho, wo) = shape.out_hw();
+                        let kernels = values(k * k * c, 15);
+                        let epi = Epilogue { scale: &shift, shift: &scale, act: Activation::Relu };
+                        let mut out = vec![f32::NAN; batch * ho * wo * c];
+                        on_threads(threads, || {
+                            depthwise_from(isa, &blocks, Layout::ChannelBlocks, batch, shape, MatRef::dense(&kernels, k * k, c), epi, &mut out)
+                        });
+                        let want: Vec<f64> = naive_depthwise(&pixel_major, batch, shape, &kernels)
+                            .iter()
+                            .enumerate()
+                            .map(|(i, &v)| act64(Activation::Relu, v * shift[i % c] as f64 + scale[i % c] as f64))
+                            .collect();
+                        assert_close(
+                            &out,
+                            &want,
+                            &format!("depthwise from channel blocks {batch}×{h}×{w}×{c} k{k} s{stride} on {threads} threads, {}", isa.name()),
+                        );
+                    }
                 }
             }
         }
-    }
     }
 }
 
@@ -359,19 +388,28 @@ fn separable_equals_depthwise_then_pointwise() {
         for isa in Isa::available() {
             // Channel `ch` of pixel `p` is at `[ch / L][p][ch % L]` in channel blocks.
             let l = isa.lanes();
-            let blocks: Vec<f32> = if c % l == 0 { (0..m_in * c).map(|i| input[(i % (l * m_in) / l) * c + i / (l * m_in) * l + i % l]).collect() } else { Vec::new() };
+            let blocks: Vec<f32> =
+                if c % l == 0 { (0..m_in * c).map(|i| input[(i % (l * m_in) / l) * c + i / (l * m_in) * l + i % l]).collect() } else { Vec::new() };
             let panels = PanelMatrix::from_row_major(&weights, c, n, panels::width(isa));
-            let layouts = if Layout::for_depthwise(isa, c) == Layout::ChannelBlocks { vec![Layout::PixelMajor, Layout::ChannelBlocks] } else { vec![Layout::PixelMajor] };
-            for (layout, threads, with_residual, use_panels) in layouts.iter().flat_map(|&l| [(l, 1, true, false), (l, 2, false, true), (l, 2, true, false), (l, 1, false, true)]) {
+            let layouts =
+                if Layout::for_depthwise(isa, c) == Layout::ChannelBlocks { vec![Layout::PixelMajor, Layout::ChannelBlocks] } else { vec![Layout::PixelMajor] };
+            for (layout, threads, with_residual, use_panels) in
+                layouts.iter().flat_map(|&l| [(l, 1, true, false), (l, 2, false, true), (l, 2, true, false), (l, 1, false, true)])
+            {
                 let input = if layout == Layout::ChannelBlocks { &blocks } else { &input };
                 let depthwise = Depthwise { shape, kernels: MatRef::dense(&kernels, k * k, c), epilogue: dw_epilogue };
                 let weights: Weights = if use_panels { panels.view(c, n).into() } else { MatRef::dense(&weights, c, n).into() };
                 let pointwise = Pointwise { weights, epilogue: pw_epilogue };
                 let mut out = vec![f32::NAN; m_out * n];
                 let mut scratch = AlignedBuf::default();
-                on_threads(threads, || separable(isa, input, layout, batch, depthwise, pointwise, with_residual.then_some(&residual[..]), &mut scratch, &mut out));
+                on_threads(threads, || {
+                    separable(isa, input, layout, batch, depthwise, pointwise, with_residual.then_some(&residual[..]), &mut scratch, &mut out)
+                });
                 let want: Vec<f64> = projected.iter().zip(&residual).map(|(&v, &r)| v + if with_residual { r as f64 } else { 0.0 }).collect();
-                let what = format!("separable {batch}×{h}×{w}×{c} k{k} s{stride} → {n}, {layout:?}, {}, {threads} threads, residual {with_residual}, panels {use_panels}", isa.name());
+                let what = format!(
+                    "separable {batch}×{h}×{w}×{c} k{k} s{stride} → {n}, {layout:?}, {}, {threads} threads, residual {with_residual}, panels {use_panels}",
+                    isa.name()
+                );
                 assert_close(&out, &want, &what);
             }
         }

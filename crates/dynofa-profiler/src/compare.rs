@@ -33,12 +33,20 @@ pub struct Agreement {
 /// they all have.
 pub fn agreement(config: &SupernetConfig, sets: &[LatencyTables], n: usize, seed: u64) -> Result<Agreement> {
     if sets.len() < 2 || n == 0 {
-        return Err(Error::Invalid { field: "comparison".into(), message: format!("{} table sets and {n} networks: at least two sets and one network", sets.len()) });
+        return Err(Error::InvalidValue {
+            field: "comparison".into(),
+            value: format!("{} table sets and {n} networks", sets.len()),
+            expected: "at least two sets and one network".into(),
+        });
     }
     let resolutions: Vec<usize> = sets[0].tables.keys().copied().filter(|r| sets.iter().all(|s| s.tables.contains_key(r))).collect();
     if resolutions.is_empty() {
         let dirs: Vec<String> = sets.iter().map(|s| format!("{} ({:?})", s.dir.display(), s.tables.keys().collect::<Vec<_>>())).collect();
-        return Err(Error::Invalid { field: "comparison".into(), message: format!("no resolution is in every table set: {}", dirs.join(", ")) });
+        return Err(Error::InvalidValue {
+            field: "comparison".into(),
+            value: format!("no resolution is in every table set: {}", dirs.join(", ")),
+            expected: "a resolution every set has".into(),
+        });
     }
     let mut spreads = Vec::with_capacity(n);
     let mut within = 0;

@@ -10,8 +10,11 @@ use dynofa_supernet::layers::Act;
 use dynofa_supernet::supernet::BlockSpec;
 use dynofa_supernet::{SubnetConfig, SupernetConfig};
 
-/// One layer of a sub-network, as a look-up table names it.
+/// One layer of a sub-network, as a look-up table names it. The fields are the numbers
+/// of Dynamic-OFA's key strings, named as its `latency_table.py` names them (each
+/// variant's doc says which is which).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[allow(missing_docs)]
 pub enum LayerKey {
     /// The stem: conv 3×3 stride 2 from `r × r × 3` to `size × size × channels`.
     Conv { r: usize, size: usize, channels: usize },
@@ -70,7 +73,8 @@ fn block_key(spec: &BlockSpec, size: usize, k: usize, e: usize) -> LayerKey {
 fn front(config: &SupernetConfig, r: usize) -> ([LayerKey; 2], usize) {
     let stem = config.widths().stem;
     let size = r.div_ceil(2);
-    let first = LayerKey::ExpandedConv { size, input: stem, out_size: size, output: stem, mid: stem, kernel: 3, stride: 1, id_skip: true, se: false, h_swish: false };
+    let first =
+        LayerKey::ExpandedConv { size, input: stem, out_size: size, output: stem, mid: stem, kernel: 3, stride: 1, id_skip: true, se: false, h_swish: false };
     ([LayerKey::Conv { r, size, channels: stem }, first], size)
 }
 

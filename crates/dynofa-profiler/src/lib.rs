@@ -25,7 +25,7 @@ pub mod table;
 pub mod validate;
 
 pub use error::{Error, Result};
-pub use keys::{all_layer_keys, layer_keys, LayerKey};
-pub use measure::{measure, Profile, ProfileOptions};
+pub use keys::{LayerKey, all_layer_keys, layer_keys};
+pub use measure::{Profile, ProfileOptions, measure};
 pub use table::{Entry, LatencyTables, Table};
-pub use validate::{validate, Correction, Validation};
+pub use validate::{Correction, Validation, validate};

@@ -10,8 +10,8 @@ use crate::noise::NoiseReport;
 use crate::rounds::{CanaryStats, RoundOptions};
 use crate::validate::{Correction, CorrectionModel, ErrorStats};
 
-/// The Burn version the workspace pins (`burn = "=0.22.1"`).
-pub const BURN_VERSION: &str = "0.22.1";
+/// The Burn version this build links (from `Cargo.lock`, read by the crate's build script).
+pub const BURN_VERSION: &str = env!("DYNOFA_BURN_VERSION");
 
 /// The CPU as Linux describes it (fields it does not show are `None`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,17 +33,13 @@ pub struct Machine {
 impl Machine {
     /// Describes this machine.
     pub fn this() -> Self {
-        let read = |path: &str| std::fs::read_to_string(path).ok().map(|s| s.trim().to_string());
-        let mhz = |path: &str| read(path).and_then(|s| s.parse::<f64>().ok()).map(|khz| khz / 1e3);
-        let cpu_model = read("/proc/cpuinfo").and_then(|info| {
-            info.lines().find(|l| l.starts_with("model name") || l.starts_with("Model")).and_then(|l| l.split_once(':')).map(|(_, v)| v.trim().to_string())
-        });
+        use dynofa_device::host;
         Machine {
-            cpu_model,
-            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            governor: read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
-            current_mhz: mhz("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq"),
-            max_mhz: mhz("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq"),
+            cpu_model: host::cpu_model(),
+            cores: host::cores(),
+            governor: host::governor(),
+            current_mhz: host::cpu_mhz().first().copied(),
+            max_mhz: host::max_mhz(),
             arch: std::env::consts::ARCH.into(),
         }
     }
@@ -102,7 +98,11 @@ impl Metadata {
 
     /// Writes `dir/metadata.json` atomically.
     pub fn write(&self, dir: &Path) -> Result<()> {
-        let json = serde_json::to_string_pretty(self).map_err(|e| Error::Invalid { field: "metadata".into(), message: e.to_string() })?;
+        let json = serde_json::to_string_pretty(self).map_err(|e| Error::InvalidValue {
+            field: "metadata".into(),
+            value: e.to_string(),
+            expected: "JSON-serialisable metadata".into(),
+        })?;
         write_atomically(&dir.join("metadata.json"), json.as_bytes())
     }
 }
@@ -122,4 +122,14 @@ pub fn utc_now() -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem / 60 % 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_recorded_burn_version_is_the_one_the_lock_file_builds() {
+        // The workspace pins Burn 0.22.x (Cargo.toml); the build script reads Cargo.lock.
+        let version = super::BURN_VERSION;
+        assert!(version.starts_with("0.22.") && version.split('.').all(|p| p.parse::<u32>().is_ok()), "{version}");
+    }
 }

@@ -26,7 +26,7 @@ use dynofa_supernet::{SubnetConfig, Supernet, SupernetConfig};
 use crate::error::{Error, Result};
 use crate::keys::{all_layer_keys, layer_keys};
 use crate::noise::{Counters, FrequencyLog, NoiseReport, Uncertain};
-use crate::rounds::{run_rounds, Bench, CanaryStats, RoundOptions, Stop};
+use crate::rounds::{Bench, CanaryStats, RoundOptions, Stop, run_rounds};
 use crate::table::{Entry, Table};
 
 /// Networks loaded at once on a GPU (the canary and nine covering sub-networks).
@@ -113,12 +113,17 @@ pub fn covering_subnets(config: &SupernetConfig, r: usize) -> Vec<SubnetConfig> 
 /// The canary: the smallest sub-network at [`CANARY_RESOLUTION`].
 pub fn canary_subnet(config: &SupernetConfig) -> SubnetConfig {
     let min = |v: &[usize]| v.iter().copied().min().unwrap_or(1);
-    SubnetConfig { ks: vec![min(&config.kernel_sizes); SLOTS], e: vec![min(&config.expand_ratios); SLOTS], d: vec![min(&config.depths); STAGES], r: vec![CANARY_RESOLUTION] }
+    SubnetConfig {
+        ks: vec![min(&config.kernel_sizes); SLOTS],
+        e: vec![min(&config.expand_ratios); SLOTS],
+        d: vec![min(&config.depths); STAGES],
+        r: vec![CANARY_RESOLUTION],
+    }
 }
 
 /// A deterministic test image `[1, 3, r, r]` (timings do not depend on the values).
 pub fn test_image(r: usize) -> Array {
-    Array { shape: vec![1, 3, r, r], data: (0..3 * r * r).map(|i| ((i % 251) as f32 - 125.0) / 60.0).collect() }
+    Array::benchmark_input(1, r)
 }
 
 /// Whether `dir` already holds a complete table for `r` (so a resumed profile skips it).
@@ -130,14 +135,18 @@ pub fn complete(config: &SupernetConfig, dir: &Path, r: usize) -> bool {
 
 /// Writes `table` to `path` atomically (temporary file in the same directory, then rename).
 pub fn write_table(path: &Path, entries: &BTreeMap<String, Entry>) -> Result<()> {
-    let json = serde_json::to_string_pretty(entries).map_err(|e| Error::Invalid { field: "table".into(), message: e.to_string() })?;
+    let json = serde_json::to_string_pretty(entries).map_err(|e| Error::InvalidValue {
+        field: "table".into(),
+        value: e.to_string(),
+        expected: "a JSON-serialisable table".into(),
+    })?;
     write_atomically(path, json.as_bytes())
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename (the supernet crate's
 /// atomic writer, which also keeps the file's permissions usual).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    Ok(dynofa_supernet::tensor_io::write_atomically(path, |f| std::io::Write::write_all(f, bytes))?)
+    Ok(dynofa_supernet::files::write_atomically(path, |f| std::io::Write::write_all(f, bytes))?)
 }
 
 /// What an item is for.
@@ -293,7 +302,11 @@ impl Bench for FamilyBench<'_> {
 pub fn measure(supernet: &Supernet, options: &ProfileOptions, skip: &dyn Fn(usize, usize) -> bool, progress: Progress) -> Result<Profile> {
     options.rounds.check()?;
     if options.threads.is_empty() || options.threads.contains(&0) {
-        return Err(Error::Invalid { field: "threads".into(), message: format!("{:?}: at least one, each positive", options.threads) });
+        return Err(Error::InvalidValue {
+            field: "threads".into(),
+            value: format!("{:?}", options.threads),
+            expected: "at least one thread count, each positive".into(),
+        });
     }
     let config = &supernet.config;
     let start = Instant::now();
@@ -302,8 +315,11 @@ pub fn measure(supernet: &Supernet, options: &ProfileOptions, skip: &dyn Fn(usiz
     frequencies.sample();
     let max_levels = matches!(options.placement, Placement::Gpu(_)).then_some(GPU_GROUP_LEVELS);
     let groups = groups(plan(config, options, skip), max_levels);
-    let mut profiles: Vec<ThreadsProfile> =
-        options.threads.iter().map(|&threads| ThreadsProfile { threads, tables: BTreeMap::new(), whole: Vec::new(), additivity: Vec::new(), canary: None }).collect();
+    let mut profiles: Vec<ThreadsProfile> = options
+        .threads
+        .iter()
+        .map(|&threads| ThreadsProfile { threads, tables: BTreeMap::new(), whole: Vec::new(), additivity: Vec::new(), canary: None })
+        .collect();
     let mut samples: BTreeMap<(usize, usize, String), Vec<f64>> = BTreeMap::new();
     let (mut rounds, mut stop, mut canaries, mut uncertain) = (0, Stop::Settled, Vec::new(), Vec::new());
     for (g, group) in groups.iter().enumerate() {
@@ -314,14 +330,21 @@ pub fn measure(supernet: &Supernet, options: &ProfileOptions, skip: &dyn Fn(usiz
         let mut bench = FamilyBench::load(supernet, &options.placement, group, options.warm_forwards, start)?;
         let what = if groups.len() > 1 { format!("group {}/{}: ", g + 1, groups.len()) } else { String::new() };
         let max_rounds = options.rounds.max_rounds;
-        let outcome = run_rounds(&mut bench, &group_options, &mut |round, left, n| progress(round, max_rounds, &format!("{what}{left} of {n} items unsettled")), &mut || frequencies.sample())?;
+        let outcome = run_rounds(
+            &mut bench,
+            &group_options,
+            &mut |round, left, n| progress(round, max_rounds, &format!("{what}{left} of {n} items unsettled")),
+            &mut || frequencies.sample(),
+        )?;
         rounds = rounds.max(outcome.rounds);
         stop = match (stop, outcome.stop) {
             (Stop::Budget, _) | (_, Stop::Budget) => Stop::Budget,
             (Stop::MaxRounds, _) | (_, Stop::MaxRounds) => Stop::MaxRounds,
             _ => Stop::Settled,
         };
-        uncertain.extend(outcome.uncertain.iter().map(|&i| Uncertain { item: group[i].name(), ci_pct: Some(100.0 * outcome.estimates[i].ci).filter(|ci| ci.is_finite()) }));
+        uncertain.extend(
+            outcome.uncertain.iter().map(|&i| Uncertain { item: group[i].name(), ci_pct: Some(100.0 * outcome.estimates[i].ci).filter(|ci| ci.is_finite()) }),
+        );
         for (c, &threads) in bench.threads.iter().enumerate() {
             let profile = profiles.iter_mut().find(|p| p.threads == threads).expect("planned");
             profile.canary.get_or_insert(outcome.canaries[c]);
@@ -336,7 +359,11 @@ pub fn measure(supernet: &Supernet, options: &ProfileOptions, skip: &dyn Fn(usiz
                     let keys = layer_keys(config, &item.subnet);
                     for run in &outcome.used_samples[i] {
                         if run.len() != keys.len() {
-                            return Err(Error::Invalid { field: "layer times".into(), message: format!("{} layers timed for {} keys of {}", run.len(), keys.len(), item.name()) });
+                            return Err(Error::InvalidValue {
+                                field: format!("layer times of {}", item.name()),
+                                value: format!("{} layers timed", run.len()),
+                                expected: format!("one per key, {}", keys.len()),
+                            });
                         }
                         for (key, ms) in keys.iter().zip(run) {
                             samples.entry((item.threads, r, key.to_string())).or_default().push(*ms);

@@ -42,22 +42,7 @@ impl Counters {
     }
 }
 
-/// Current clock frequency of every CPU `/sys` shows, MHz (empty where it shows none, as
-/// in most virtual machines).
-pub fn cpu_mhz() -> Vec<f64> {
-    let Ok(listing) = std::fs::read_dir("/sys/devices/system/cpu") else { return Vec::new() };
-    let mut mhz: Vec<(String, f64)> = listing
-        .flatten()
-        .filter_map(|cpu| {
-            let name = cpu.file_name().to_string_lossy().into_owned();
-            let is_cpu = name.strip_prefix("cpu").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-            let khz = std::fs::read_to_string(cpu.path().join("cpufreq/scaling_cur_freq")).ok()?.trim().parse::<f64>().ok();
-            is_cpu.then_some((name, khz? / 1e3))
-        })
-        .collect();
-    mhz.sort_by(|a, b| a.0.cmp(&b.0));
-    mhz.into_iter().map(|(_, m)| m).collect()
-}
+pub use dynofa_device::host::cpu_mhz;
 
 /// Clock frequencies sampled during a measurement.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -127,7 +112,17 @@ impl NoiseReport {
         let slow_share = canaries.iter().map(|c| c.slow_share * c.readings as f64).sum::<f64>() / readings.max(1) as f64;
         let canary_spread = canaries.iter().map(|c| c.spread).fold(1.0, f64::max);
         let trustworthy = uncertain.is_empty() && slow_share <= NOISY_SLOW_SHARE && canary_spread <= NOISY_SPREAD;
-        NoiseReport { rounds, stop, canary_spread, slow_share, steal_pct, mhz_range: frequencies.range(), frequency_changes: frequencies.changes(), uncertain, trustworthy }
+        NoiseReport {
+            rounds,
+            stop,
+            canary_spread,
+            slow_share,
+            steal_pct,
+            mhz_range: frequencies.range(),
+            frequency_changes: frequencies.changes(),
+            uncertain,
+            trustworthy,
+        }
     }
 
     /// What to tell the user when the tables should not be trusted as they are.
@@ -135,7 +130,8 @@ impl NoiseReport {
         if self.trustworthy {
             return None;
         }
-        let mut seen = vec![format!("{:.0}% of the canary's readings in slow phases", 100.0 * self.slow_share), format!("canary spread {:.2}×", self.canary_spread)];
+        let mut seen =
+            vec![format!("{:.0}% of the canary's readings in slow phases", 100.0 * self.slow_share), format!("canary spread {:.2}×", self.canary_spread)];
         if let Some(steal) = self.steal_pct {
             seen.push(format!("{steal:.1}% CPU steal"));
         }
@@ -191,13 +187,22 @@ mod tests {
 
         let slow = NoiseReport::new(40, Stop::MaxRounds, &[canary(0.6, 1.8)], Some(3.5), &FrequencyLog::default(), Vec::new());
         let warning = slow.warning().expect("too noisy");
-        assert!(warning.contains("60% of the canary's readings in slow phases") && warning.contains("3.5% CPU steal") && warning.contains("scaled by the canary"), "{warning}");
+        assert!(
+            warning.contains("60% of the canary's readings in slow phases") && warning.contains("3.5% CPU steal") && warning.contains("scaled by the canary"),
+            "{warning}"
+        );
         assert!(warning.contains("every estimate settled"), "{warning}");
 
-        let uncertain = vec![Uncertain { item: "threads 2, r176, layers of ks7 e6".into(), ci_pct: Some(3.1) }, Uncertain { item: "whole network 3".into(), ci_pct: None }];
+        let uncertain =
+            vec![Uncertain { item: "threads 2, r176, layers of ks7 e6".into(), ci_pct: Some(3.1) }, Uncertain { item: "whole network 3".into(), ci_pct: None }];
         let report = NoiseReport::new(40, Stop::Budget, &[canary(0.1, 1.2)], None, &FrequencyLog::default(), uncertain);
         assert!(!report.trustworthy);
         let warning = report.warning().expect("uncertain estimates");
-        assert!(warning.contains("threads 2, r176, layers of ks7 e6 (±3.1%)") && warning.contains("whole network 3 (fewer than 3 quiet rounds)") && warning.contains("Budget"), "{warning}");
+        assert!(
+            warning.contains("threads 2, r176, layers of ks7 e6 (±3.1%)")
+                && warning.contains("whole network 3 (fewer than 3 quiet rounds)")
+                && warning.contains("Budget"),
+            "{warning}"
+        );
     }
 }

@@ -22,8 +22,8 @@
 //! What is timed is behind [`Bench`], so the estimator is tested on a synthetic machine
 //! with injected phases and bursts (no real timing).
 
-use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -70,19 +70,23 @@ impl Default for RoundOptions {
 impl RoundOptions {
     /// Refuses settings that cannot measure anything.
     pub fn check(&self) -> Result<()> {
-        let invalid = |field: &str, message: String| Err(Error::Invalid { field: field.into(), message });
+        let invalid = |field: &str, value: String, expected: &str| Err(Error::InvalidValue { field: field.into(), value, expected: expected.into() });
         if self.min_rounds < 3 {
-            return invalid("minimum rounds", format!("{}: at least 3 (an estimate needs a spread)", self.min_rounds));
+            return invalid("minimum rounds", self.min_rounds.to_string(), "at least 3 (an estimate needs a spread)");
         }
         if self.max_rounds < self.min_rounds {
-            return invalid("maximum rounds", format!("{} is below the minimum {}", self.max_rounds, self.min_rounds));
+            return invalid("maximum rounds", self.max_rounds.to_string(), &format!("at least the minimum, {}", self.min_rounds));
         }
         if !self.budget_s.is_finite() || self.budget_s <= 0.0 {
-            return invalid("budget", format!("{} s: must be positive and finite", self.budget_s));
+            return invalid("budget", format!("{} s", self.budget_s), "a positive, finite time");
         }
         let positive = |x: f64| x.is_finite() && x > 0.0;
         if !positive(self.target_ci) || self.target_ci >= 1.0 || !positive(self.quiet_tolerance) {
-            return invalid("target interval / quiet tolerance", format!("{} / {}: must be positive (the interval below 1)", self.target_ci, self.quiet_tolerance));
+            return invalid(
+                "target interval / quiet tolerance",
+                format!("{} / {}", self.target_ci, self.quiet_tolerance),
+                "positive numbers (the interval below 1)",
+            );
         }
         Ok(())
     }
@@ -248,7 +252,7 @@ pub fn run_rounds(bench: &mut dyn Bench, options: &RoundOptions, progress: Round
 fn read_canary(bench: &mut dyn Bench, canary: usize, readings: &mut [Vec<f64>]) -> Result<f64> {
     let ms = bench.time_canary(canary)?;
     if !(ms > 0.0 && ms.is_finite()) {
-        return Err(Error::Invalid { field: "canary reading".into(), message: format!("{ms} ms: a timing must be positive") });
+        return Err(Error::InvalidValue { field: "canary reading".into(), value: format!("{ms} ms"), expected: "a positive timing".into() });
     }
     readings[canary].push(ms);
     Ok(ms)
@@ -286,11 +290,7 @@ const MIN_QUIET: usize = 3;
 /// Returns them and whether they are the quiet ones.
 fn used<'a>(samples: &'a [Sample], canary: &CanaryStats) -> (Vec<&'a Sample>, bool) {
     let quiet: Vec<&Sample> = samples.iter().filter(|s| s.canary_ms <= canary.quiet_limit_ms).collect();
-    if quiet.len() >= MIN_QUIET {
-        (quiet, true)
-    } else {
-        (samples.iter().collect(), false)
-    }
+    if quiet.len() >= MIN_QUIET { (quiet, true) } else { (samples.iter().collect(), false) }
 }
 
 /// An item's estimate from its samples (`None` before its first sample).

@@ -116,7 +116,12 @@ impl ErrorStats {
         let errors: Vec<f64> = pairs.into_iter().map(|(predicted, measured)| 100.0 * (predicted - measured).abs() / measured).collect();
         let n = errors.len().max(1) as f64;
         let within = |pct: f64| 100.0 * errors.iter().filter(|&&e| e <= pct).count() as f64 / n;
-        ErrorStats { mape: errors.iter().sum::<f64>() / n, worst: errors.iter().copied().fold(0.0, f64::max), within_5_pct: within(5.0), within_10_pct: within(10.0) }
+        ErrorStats {
+            mape: errors.iter().sum::<f64>() / n,
+            worst: errors.iter().copied().fold(0.0, f64::max),
+            within_5_pct: within(5.0),
+            within_10_pct: within(10.0),
+        }
     }
 }
 
@@ -183,8 +188,20 @@ pub fn validate(config: &SupernetConfig, tables: &LatencyTables, measured: &[Mea
         }
     }
     let (model, held_out, _) = chosen;
-    let points: Vec<Point> =
-        measured.iter().zip(&xy).zip(&held_out).map(|((m, &(predicted_ms, measured_ms)), &held_out_ms)| Point { subnet: m.subnet.clone(), predicted_ms, measured_ms, held_out_ms }).collect();
+    let points: Vec<Point> = measured
+        .iter()
+        .zip(&xy)
+        .zip(&held_out)
+        .map(|((m, &(predicted_ms, measured_ms)), &held_out_ms)| Point { subnet: m.subnet.clone(), predicted_ms, measured_ms, held_out_ms })
+        .collect();
     let held_out = ErrorStats::of(points.iter().map(|p| (p.held_out_ms, p.measured_ms)));
-    Ok(Validation { within_5_pct: held_out.within_5_pct, within_10_pct: held_out.within_10_pct, points, raw, held_out, model, correction: Correction::fit(model, &xy) })
+    Ok(Validation {
+        within_5_pct: held_out.within_5_pct,
+        within_10_pct: held_out.within_10_pct,
+        points,
+        raw,
+        held_out,
+        model,
+        correction: Correction::fit(model, &xy),
+    })
 }

@@ -4,14 +4,18 @@ use std::path::Path;
 
 use dynofa_profiler::compare::agreement;
 use dynofa_profiler::measure::write_table;
-use dynofa_profiler::{all_layer_keys, Entry, Error, LatencyTables};
+use dynofa_profiler::{Entry, Error, LatencyTables, all_layer_keys};
 use dynofa_supernet::{SupernetConfig, Width};
 
 /// A table set at `resolutions` whose key `i` costs `scale(i) × (0.1 + 0.01 i)` ms.
 fn tables(dir: &Path, resolutions: &[usize], scale: impl Fn(usize) -> f64) -> LatencyTables {
     let config = SupernetConfig::ofa_mbv3(Width::W12);
     for &r in resolutions {
-        let entries = all_layer_keys(&config, r).iter().enumerate().map(|(i, k)| (k.to_string(), Entry { count: 1, mean: scale(i) * (0.1 + 0.01 * i as f64), std: 0.0 })).collect();
+        let entries = all_layer_keys(&config, r)
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.to_string(), Entry { count: 1, mean: scale(i) * (0.1 + 0.01 * i as f64), std: 0.0 }))
+            .collect();
         write_table(&dir.join(format!("{r}_lookup_table.json")), &entries).unwrap();
     }
     LatencyTables::open(dir).unwrap()
@@ -37,7 +41,7 @@ fn table_sets_agree_as_far_as_their_predictions_do() {
     assert_eq!(a.worst.1.len(), 3);
 
     // Refused, naming what is wrong: one set, no resolution in common.
-    assert!(matches!(agreement(&config, std::slice::from_ref(&base), 10, 0), Err(Error::Invalid { field, .. }) if field == "comparison"));
+    assert!(matches!(agreement(&config, std::slice::from_ref(&base), 10, 0), Err(Error::InvalidValue { field, .. }) if field == "comparison"));
     let other = tables(dirs[3].path(), &[224], |_| 1.0);
     let err = agreement(&config, &[base, other], 10, 0).unwrap_err().to_string();
     assert!(err.contains("no resolution is in every table set") && err.contains("[160, 192]"), "{err}");

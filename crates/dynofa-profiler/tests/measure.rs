@@ -4,10 +4,10 @@
 
 use burn::prelude::*;
 use dynofa_profiler::keys::all_layer_keys;
-use dynofa_profiler::measure::{covering_subnets, write_table, Measured};
+use dynofa_profiler::measure::{Measured, covering_subnets, write_table};
 use dynofa_profiler::rounds::RoundOptions;
-use dynofa_profiler::validate::{random_subnets, Correction, CorrectionModel};
-use dynofa_profiler::{measure, validate, Entry, Error, LatencyTables, ProfileOptions};
+use dynofa_profiler::validate::{Correction, CorrectionModel, random_subnets};
+use dynofa_profiler::{Entry, Error, LatencyTables, ProfileOptions, measure, validate};
 use dynofa_slice::Placement;
 use dynofa_supernet::{SupernetConfig, Width};
 
@@ -62,10 +62,10 @@ fn a_profile_has_exactly_the_keys_the_predictor_needs_and_skips_complete_tables(
     // Settings that cannot measure are refused, naming the setting.
     let mut bad = options(0, false);
     bad.threads = vec![0];
-    assert!(matches!(measure(&supernet, &bad, &|_, _| false, &mut |_, _, _| {}), Err(Error::Invalid { field, .. }) if field == "threads"));
+    assert!(matches!(measure(&supernet, &bad, &|_, _| false, &mut |_, _, _| {}), Err(Error::InvalidValue { field, .. }) if field == "threads"));
     let mut bad = options(0, false);
     bad.rounds.min_rounds = 1;
-    assert!(matches!(measure(&supernet, &bad, &|_, _| false, &mut |_, _, _| {}), Err(Error::Invalid { field, .. }) if field == "minimum rounds"));
+    assert!(matches!(measure(&supernet, &bad, &|_, _| false, &mut |_, _, _| {}), Err(Error::InvalidValue { field, .. }) if field == "minimum rounds"));
 }
 
 #[test]
@@ -86,11 +86,14 @@ fn the_correction_is_chosen_by_cross_validation_and_applied_only_where_it_helps(
     // chosen and held out it predicts them all; tables that are right → no correction.
     let config = &SupernetConfig::ofa_mbv3(Width::W12);
     let dir = tempfile::tempdir().expect("tempdir");
-    let entries = all_layer_keys(config, 160).iter().enumerate().map(|(i, k)| (k.to_string(), Entry { count: 1, mean: 0.1 + i as f64 * 0.01, std: 0.0 })).collect();
+    let entries =
+        all_layer_keys(config, 160).iter().enumerate().map(|(i, k)| (k.to_string(), Entry { count: 1, mean: 0.1 + i as f64 * 0.01, std: 0.0 })).collect();
     write_table(&dir.path().join("160_lookup_table.json"), &entries).expect("write");
     let tables = LatencyTables::open(dir.path()).expect("open");
     let subnets = random_subnets(config, &[160], 12, 5);
-    let measured = |factor: f64| -> Vec<Measured> { subnets.iter().map(|s| Measured { subnet: s.clone(), ms: factor * tables.predict(config, s).unwrap(), ci: 0.0 }).collect() };
+    let measured = |factor: f64| -> Vec<Measured> {
+        subnets.iter().map(|s| Measured { subnet: s.clone(), ms: factor * tables.predict(config, s).unwrap(), ci: 0.0 }).collect()
+    };
     let v = validate(config, &tables, &measured(1.2)).expect("validate");
     assert_eq!(v.model, CorrectionModel::Scale);
     assert!((v.correction.scale - 1.2).abs() < 1e-9 && v.within_5_pct == 100.0 && v.raw.within_10_pct == 0.0, "{v:?}");

@@ -2,7 +2,7 @@
 //! bounded allocator: no panic, no hang, no allocation beyond the limit, every refusal
 //! naming the file.
 
-use dynofa_golden::mutation::{check_reader, BoundedAllocator};
+use dynofa_golden::mutation::{BoundedAllocator, check_reader};
 use dynofa_profiler::table::LatencyTables;
 use dynofa_supernet::{SupernetConfig, Width};
 

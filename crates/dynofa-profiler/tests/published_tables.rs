@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use dynofa_profiler::{all_layer_keys, layer_keys, Error, LatencyTables};
+use dynofa_profiler::{Error, LatencyTables, all_layer_keys, layer_keys};
 use dynofa_supernet::{SubnetConfig, SupernetConfig, Width};
 
 fn lut_dir(device: &str) -> std::path::PathBuf {

@@ -1,8 +1,8 @@
 //! The estimator on a synthetic machine (no real timing): slow phases of seconds, bursts
 //! and jitter injected into a simulated clock; the true costs are known.
 
-use dynofa_profiler::rounds::{median, run_rounds, Bench, RoundOptions, Stop};
 use dynofa_profiler::Result;
+use dynofa_profiler::rounds::{Bench, RoundOptions, Stop, median, run_rounds};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -42,7 +42,17 @@ struct Synthetic {
 impl Synthetic {
     fn new(costs: Vec<Vec<f64>>, groups: Vec<usize>, canary_ms: Vec<f64>, noise: Noise, seed: u64) -> Self {
         let n = costs.len();
-        Synthetic { costs, groups, canary_ms, item_jitter: vec![0.0; n], noise, clock_ms: 0.0, phases: Vec::new(), rng: ChaCha8Rng::seed_from_u64(seed), timed: vec![0; n] }
+        Synthetic {
+            costs,
+            groups,
+            canary_ms,
+            item_jitter: vec![0.0; n],
+            noise,
+            clock_ms: 0.0,
+            phases: Vec::new(),
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            timed: vec![0; n],
+        }
     }
 
     /// The slowdown at the current time (1 in quiet phases).
@@ -70,11 +80,7 @@ impl Synthetic {
     }
 
     fn burst(&mut self) -> f64 {
-        if self.rng.random_bool(self.noise.bursts) {
-            self.rng.random_range(2.0..4.0)
-        } else {
-            1.0
-        }
+        if self.rng.random_bool(self.noise.bursts) { self.rng.random_range(2.0..4.0) } else { 1.0 }
     }
 }
 
@@ -206,9 +212,9 @@ fn settings_that_cannot_measure_are_refused() {
         (RoundOptions { budget_s: 0.0, ..RoundOptions::default() }, "budget"),
     ] {
         let err = run_rounds(&mut bench, &options, &mut |_, _, _| {}, &mut || {}).unwrap_err();
-        assert!(matches!(&err, dynofa_profiler::Error::Invalid { field: f, .. } if f == field), "{err}");
+        assert!(matches!(&err, dynofa_profiler::Error::InvalidValue { field: f, .. } if f == field), "{err}");
     }
     bench.canary_ms[0] = 0.0;
     let err = run_rounds(&mut bench, &RoundOptions::default(), &mut |_, _, _| {}, &mut || {}).unwrap_err();
-    assert!(matches!(&err, dynofa_profiler::Error::Invalid { field, .. } if field == "canary reading"), "{err}");
+    assert!(matches!(&err, dynofa_profiler::Error::InvalidValue { field, .. } if field == "canary reading"), "{err}");
 }

@@ -7,18 +7,17 @@
 use std::path::PathBuf;
 
 use burn::prelude::*;
-use dynofa_runtime::{policy, Event, Frame, Requirements, Runtime};
+use dynofa_runtime::{Event, Frame, Requirements, Runtime, policy};
 use dynofa_supernet::{SupernetConfig, Width};
 
 fn main() -> dynofa_runtime::Result<()> {
-    let family = std::env::args().nth(1).map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../assets/families/cpu_w12.ron"))
-    });
+    let family =
+        std::env::args().nth(1).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../assets/families/cpu_w12.ron")));
     // A real application loads trained weights with `dynofa_supernet::load_weights`.
     let supernet = SupernetConfig::ofa_mbv3(Width::W12).init(&Device::flex());
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let runtime = Runtime::from_family_file(&supernet, &family, threads)?;
-    let policy = policy::by_name("predictive", runtime.models())?;
+    let policy = policy::by_name("predictive", runtime.level_tables())?;
     let mut runtime = runtime.with_requirements(Requirements::latency(20.0)?)?.with_policy(policy);
     runtime.calibrate(3)?;
     runtime.add_observer(Box::new(|event: &Event| {

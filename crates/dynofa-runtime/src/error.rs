@@ -5,12 +5,25 @@ use std::path::PathBuf;
 /// What can go wrong when building or running the runtime.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A value outside what it may be (requirements, load spec, level index, …).
-    #[error("invalid {field}: {value:?} ({expected})")]
-    Invalid { field: String, value: String, expected: String },
+    /// A value outside what it may be (requirements, load spec, level index, …; the same
+    /// shape in every dynofa crate).
+    #[error("invalid `{field}`: got {value}, expected {expected}")]
+    InvalidValue {
+        /// Field (with index or file) at fault.
+        field: String,
+        /// What was found.
+        value: String,
+        /// What would have been accepted.
+        expected: String,
+    },
     /// A file could not be read or written.
     #[error("{}: {cause}", path.display())]
-    Io { path: PathBuf, cause: std::io::Error },
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error (part of the message, not a separate cause).
+        cause: std::io::Error,
+    },
     /// The family store or the supernet refused something.
     #[error(transparent)]
     Model(#[from] dynofa_supernet::Error),
@@ -19,13 +32,18 @@ pub enum Error {
     Load(String),
     /// A plot could not be drawn.
     #[error("plot {}: {detail}", path.display())]
-    Plot { path: PathBuf, detail: String },
+    Plot {
+        /// The plot's file.
+        path: PathBuf,
+        /// What failed.
+        detail: String,
+    },
 }
 
 impl Error {
-    /// An [`Error::Invalid`].
+    /// An [`Error::InvalidValue`].
     pub fn invalid(field: impl Into<String>, value: impl ToString, expected: impl Into<String>) -> Self {
-        Error::Invalid { field: field.into(), value: value.to_string(), expected: expected.into() }
+        Error::InvalidValue { field: field.into(), value: value.to_string(), expected: expected.into() }
     }
 
     /// An [`Error::Io`] about `path`.

@@ -114,7 +114,9 @@ mod tests {
 
     #[test]
     fn bad_frames_are_refused() {
-        assert!(Frame::rgb(4, 4, &[0; 47]).is_err());
-        assert!(Frame::rgb(0, 4, &[]).is_err());
+        for (w, h, bytes, value) in [(4, 4, 47, "4×4 with 47 bytes"), (0, 4, 0, "0×4 with 0 bytes")] {
+            let err = Frame::rgb(w, h, &vec![0; bytes]).unwrap_err();
+            assert!(matches!(&err, crate::Error::InvalidValue { field, value: v, .. } if field == "frame" && v == value), "{err}");
+        }
     }
 }

@@ -18,12 +18,14 @@
 //! # Ok(()) }
 //! ```
 
+pub mod contention;
 pub mod error;
 pub mod frame;
-pub mod load;
-pub mod model;
+pub mod level_table;
 pub mod monitor;
 pub mod oracle;
+#[cfg(feature = "plot")]
+pub mod plot;
 pub mod policy;
 pub mod requirements;
 pub mod runtime;
@@ -32,7 +34,7 @@ pub mod trace;
 
 pub use error::{Error, Result};
 pub use frame::Frame;
-pub use model::FamilyModel;
+pub use level_table::LevelTable;
 pub use policy::{Configuration, Decision, Policy, Reason};
 pub use requirements::{Priority, Requirements};
 pub use runtime::{Calibration, Event, Inference, Observer, ProcessorFamily, Runtime, Stats};

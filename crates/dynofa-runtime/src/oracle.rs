@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::load::LoadSpec;
+use crate::contention::LoadSpec;
 
 /// One configuration measured under a condition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -121,8 +121,9 @@ pub fn best_static(tables: &[&ConditionTable], target_ms: f64) -> Option<Measure
 pub struct Frame {
     /// Seconds since the run started, at the end of the frame.
     pub t_s: f64,
-    /// Level and threads that ran it.
+    /// Level that ran it.
     pub level: usize,
+    /// Threads that ran it.
     pub threads: usize,
     /// The level's predicted accuracy.
     pub accuracy: f64,
@@ -189,7 +190,8 @@ pub fn evaluate(frames: &[Frame], load: &LoadSpec, idle: &ConditionTable, loaded
     let tail_at = |f: &Frame| if load.active_at(f.t_s) { loaded_tail.as_ref() } else { idle_tail.as_ref() };
     let tail_acc = frames.iter().map(|f| tail_at(f).map_or(0.0, |c| c.config.accuracy)).sum::<f64>() / n;
     let phases_met = [frames.iter().any(|f| !load.active_at(f.t_s)), !during.is_empty()];
-    let oracle_feasible = idle_choice.as_ref().is_some_and(|c| c.feasible || !phases_met[0]) && loaded_choice.as_ref().is_some_and(|c| c.feasible || !phases_met[1]);
+    let oracle_feasible =
+        idle_choice.as_ref().is_some_and(|c| c.feasible || !phases_met[0]) && loaded_choice.as_ref().is_some_and(|c| c.feasible || !phases_met[1]);
 
     let first_at = |t: f64| frames.iter().position(|f| f.t_s >= t).unwrap_or(frames.len());
     let (mut reaction_frames, mut reaction_ms, mut recovery_s) = (Some(0usize), Some(0.0f64), Some(0.0f64));
@@ -327,7 +329,11 @@ mod tests {
         assert!(m.oracle_feasible);
         assert_eq!(m.switches, 2);
         // Never back under the target while loaded, nor back up after: no reaction, no recovery.
-        let stuck: Vec<Frame> = frames.iter().map(|f| if f.t_s >= 1.0 { frame(f.t_s, 3, 56.0) } else { *f }).map(|f| if f.t_s >= 2.0 { Frame { accuracy: 0.5, ..f } } else { f }).collect();
+        let stuck: Vec<Frame> = frames
+            .iter()
+            .map(|f| if f.t_s >= 1.0 { frame(f.t_s, 3, 56.0) } else { *f })
+            .map(|f| if f.t_s >= 2.0 { Frame { accuracy: 0.5, ..f } } else { f })
+            .collect();
         let m = evaluate(&stuck, &load, &idle, &loaded, 30.0);
         assert_eq!((m.reaction_frames, m.reaction_ms, m.recovery_s), (None, None, None));
         // Under a 15 ms target the loaded phase is infeasible.

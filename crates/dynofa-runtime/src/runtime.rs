@@ -5,14 +5,14 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use dynofa_slice::family_file::{load_family_file, FamilyFile};
+use dynofa_slice::family_file::{FamilyFile, load_family_file};
 use dynofa_slice::{FamilyStore, LoadedFamily, Placement};
-use dynofa_supernet::tensor_io::Array;
 use dynofa_supernet::Supernet;
+use dynofa_supernet::tensor_io::Array;
 
 use crate::error::{Error, Result};
 use crate::frame::Frame;
-use crate::model::FamilyModel;
+use crate::level_table::LevelTable;
 use crate::monitor::{LatencyWindow, SystemMonitor, SystemSample};
 use crate::policy::{Configuration, Decision, Dofa, Observation, Policy, Reason};
 use crate::requirements::Requirements;
@@ -65,10 +65,30 @@ impl Inference {
 /// Something that happened, for [`Observer`]s.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    /// The runtime switched configuration (processor, level or threads) after `frame`.
-    Switch { frame: u64, from: Configuration, to: Configuration, reason: Reason, overhead_us: f64 },
-    /// `frame` ran over the target, on `config`.
-    Violation { frame: u64, config: Configuration, latency_ms: f64, target_ms: f64 },
+    /// The runtime switched configuration (processor, level or threads).
+    Switch {
+        /// The frame after which it switched.
+        frame: u64,
+        /// What ran that frame.
+        from: Configuration,
+        /// What runs the next one.
+        to: Configuration,
+        /// Why.
+        reason: Reason,
+        /// Time the switch took, µs.
+        overhead_us: f64,
+    },
+    /// A frame ran over the target.
+    Violation {
+        /// The frame.
+        frame: u64,
+        /// What ran it.
+        config: Configuration,
+        /// Its latency, ms.
+        latency_ms: f64,
+        /// The target, ms.
+        target_ms: f64,
+    },
     /// The application changed the requirements.
     Requirements(Requirements),
 }
@@ -96,8 +116,9 @@ pub struct Stats {
     pub switches: u64,
     /// Mean latency over every frame, ms.
     pub mean_latency_ms: f64,
-    /// Mean and 95th percentile over the last 100 frames, ms.
+    /// Mean over the last 100 frames, ms.
     pub recent_mean_ms: f64,
+    /// 95th percentile over the last 100 frames (nearest rank), ms.
     pub recent_p95_ms: f64,
     /// Exponentially smoothed latency, ms.
     pub smoothed_ms: f64,
@@ -114,7 +135,7 @@ pub struct ProcessorFamily {
     /// The levels, ready to run.
     pub family: Box<dyn LoadedFamily>,
     /// Their predicted accuracy and idle latency.
-    pub model: FamilyModel,
+    pub model: LevelTable,
 }
 
 impl ProcessorFamily {
@@ -122,9 +143,9 @@ impl ProcessorFamily {
     /// `supernet` at `placement`, named `device` (`cpu`, `gpu:0`) in traces and policies.
     pub fn load(supernet: &Supernet, file: FamilyFile, path: &Path, placement: &Placement, device: &str) -> Result<Self> {
         let (family, file) = load_family_file(file, path, supernet, placement)?;
-        let model = FamilyModel::from_family(&file, device, family.max_threads());
+        let model = LevelTable::from_family(&file, device, family.max_threads());
         model.check_order().map_err(|e| match e {
-            Error::Invalid { field, value, expected } => Error::invalid(format!("{}: {field}", path.display()), value, expected),
+            Error::InvalidValue { field, value, expected } => Error::invalid(format!("{}: {field}", path.display()), value, expected),
             e => e,
         })?;
         Ok(ProcessorFamily { family, model })
@@ -134,7 +155,7 @@ impl ProcessorFamily {
 /// Runs families (one per processor) under requirements and a policy.
 pub struct Runtime {
     families: Vec<Box<dyn LoadedFamily>>,
-    models: Vec<FamilyModel>,
+    models: Vec<LevelTable>,
     /// What runs the next frame.
     current: Configuration,
     requirements: Requirements,
@@ -154,7 +175,7 @@ impl Runtime {
     /// A runtime over one CPU family `store`, whose levels `model` describes. Defaults: a
     /// 1 s target (set the real one with [`Runtime::with_requirements`]) and the `dofa`
     /// policy.
-    pub fn new(store: FamilyStore, model: FamilyModel) -> Result<Self> {
+    pub fn new(store: FamilyStore, model: LevelTable) -> Result<Self> {
         Runtime::on_processors(vec![ProcessorFamily { family: Box::new(store), model }])
     }
 
@@ -166,10 +187,18 @@ impl Runtime {
         }
         for f in &families {
             if f.model.levels() != f.family.len() {
-                return Err(Error::invalid(format!("{} family model", f.model.device), format!("{} levels", f.model.levels()), format!("{} levels, as the family loaded", f.family.len())));
+                return Err(Error::invalid(
+                    format!("{} family model", f.model.device),
+                    format!("{} levels", f.model.levels()),
+                    format!("{} levels, as the family loaded", f.family.len()),
+                ));
             }
             if f.model.processor != f.family.processor() {
-                return Err(Error::invalid(format!("{} family", f.model.device), format!("a {} family", f.model.processor), format!("a {} family (the processor it is loaded on)", f.family.processor())));
+                return Err(Error::invalid(
+                    format!("{} family", f.model.device),
+                    format!("a {} family", f.model.processor),
+                    format!("a {} family (the processor it is loaded on)", f.family.processor()),
+                ));
             }
             f.model.check_order()?;
         }
@@ -242,12 +271,12 @@ impl Runtime {
 
     /// The first family's model (after [`Runtime::calibrate`], with measured idle
     /// latencies); [`Runtime::models`] has every processor's.
-    pub fn model(&self) -> &FamilyModel {
+    pub fn model(&self) -> &LevelTable {
         &self.models[0]
     }
 
     /// Each processor's family model, in the runtime's order.
-    pub fn models(&self) -> &[FamilyModel] {
+    pub fn level_tables(&self) -> &[LevelTable] {
         &self.models
     }
 
@@ -475,7 +504,13 @@ impl Runtime {
             let stats = &mut self.stats;
             stats.switches += 1;
             stats.mean_switch_us += (result.switch_us - stats.mean_switch_us) / stats.switches as f64;
-            let event = Event::Switch { frame: result.frame, from: result.config, to: result.decision.config, reason: result.decision.reason, overhead_us: result.switch_us };
+            let event = Event::Switch {
+                frame: result.frame,
+                from: result.config,
+                to: result.decision.config,
+                reason: result.decision.reason,
+                overhead_us: result.switch_us,
+            };
             self.emit(&event);
         }
     }

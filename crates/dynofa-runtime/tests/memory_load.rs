@@ -8,7 +8,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use dynofa_runtime::load::{memory_load_bytes, stream_triad, stream_until};
+use dynofa_runtime::contention::{memory_load_bytes, stream_triad, stream_until};
+use dynofa_runtime::stats::median;
 
 /// A compute-bound kernel: dependent multiply-adds in registers, as long as a triad pass.
 fn compute(iterations: u64) -> f64 {
@@ -43,11 +44,6 @@ fn timed(mut kernel: impl FnMut(), with_load: bool) -> f64 {
     })
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 #[test]
 fn the_memory_load_slows_a_memory_bound_kernel() {
     let mut buffer = vec![1.0f64; memory_load_bytes() / std::mem::size_of::<f64>()];
@@ -65,11 +61,24 @@ fn the_memory_load_slows_a_memory_bound_kernel() {
     for _ in 0..5 {
         memory_alone.push(timed(|| stream_triad(&mut buffer), false));
         memory_loaded.push(timed(|| stream_triad(&mut buffer), true));
-        compute_alone.push(timed(|| { compute(iterations); }, false));
-        compute_loaded.push(timed(|| { compute(iterations); }, true));
+        compute_alone.push(timed(
+            || {
+                compute(iterations);
+            },
+            false,
+        ));
+        compute_loaded.push(timed(
+            || {
+                compute(iterations);
+            },
+            true,
+        ));
     }
-    let memory_slowdown = median(memory_loaded) / median(memory_alone);
-    let compute_slowdown = median(compute_loaded) / median(compute_alone);
-    eprintln!("beside the memory load ({} MiB streamed): a memory-bound kernel {memory_slowdown:.2}× slower, a compute-bound one {compute_slowdown:.2}×", memory_load_bytes() >> 20);
+    let memory_slowdown = median(&memory_loaded) / median(&memory_alone);
+    let compute_slowdown = median(&compute_loaded) / median(&compute_alone);
+    eprintln!(
+        "beside the memory load ({} MiB streamed): a memory-bound kernel {memory_slowdown:.2}× slower, a compute-bound one {compute_slowdown:.2}×",
+        memory_load_bytes() >> 20
+    );
     assert!(memory_slowdown > 1.2, "the memory load slowed a memory-bound kernel only {memory_slowdown:.2}×");
 }

@@ -4,11 +4,11 @@
 
 use burn::prelude::*;
 use dynofa_device::Processor;
-use dynofa_runtime::model::FamilyModel;
+use dynofa_runtime::level_table::LevelTable;
 use dynofa_runtime::policy::{Observation, Policy};
 use dynofa_runtime::{Configuration, Decision, Frame, ProcessorFamily, Reason, Requirements, Runtime};
 use dynofa_slice::{FamilyStore, GpuFamily};
-use dynofa_supernet::{load_checkpoint, SubnetConfig};
+use dynofa_supernet::{SubnetConfig, load_checkpoint};
 
 /// Walks the four (processor, level) pairs in Gray-code order: every switch changes either
 /// the processor or the level.
@@ -19,7 +19,7 @@ impl Policy for Alternate {
         "alternate".into()
     }
 
-    fn start(&mut self, _: &[FamilyModel], _: &Requirements, _: usize) -> Decision {
+    fn start(&mut self, _: &[LevelTable], _: &Requirements, _: usize) -> Decision {
         Decision::new(Configuration { device: 0, level: 0, threads: 1 }, Reason::Start)
     }
 
@@ -32,8 +32,8 @@ impl Policy for Alternate {
 
 /// What the policies know of `levels` on `device`: made-up accuracies and latencies (a
 /// complete model, so that the runtime does not calibrate).
-fn model(device: &str, processor: Processor, levels: usize) -> FamilyModel {
-    FamilyModel {
+fn model(device: &str, processor: Processor, levels: usize) -> LevelTable {
+    LevelTable {
         device: device.into(),
         processor,
         accuracy: (0..levels).map(|l| 0.7 + 0.01 * l as f64).collect(),

@@ -11,10 +11,26 @@ pub enum Error {
     Profiler(#[from] dynofa_profiler::Error),
     /// No sub-network meets a constraint.
     #[error("no sub-network meets {name} ≤ {limit} (the cheapest of {tried} tried costs {cheapest:.4})")]
-    Infeasible { name: String, limit: f64, tried: usize, cheapest: f64 },
-    /// A setting out of range.
-    #[error("invalid {field}: {message}")]
-    Invalid { field: String, message: String },
+    Infeasible {
+        /// The cost's name.
+        name: String,
+        /// Its limit.
+        limit: f64,
+        /// Sub-networks tried.
+        tried: usize,
+        /// The cheapest one's cost.
+        cheapest: f64,
+    },
+    /// A value outside what it may be (the same shape in every dynofa crate).
+    #[error("invalid `{field}`: got {value}, expected {expected}")]
+    InvalidValue {
+        /// Field (with index or file) at fault.
+        field: String,
+        /// What was found.
+        value: String,
+        /// What would have been accepted.
+        expected: String,
+    },
 }
 
 /// Result with [`Error`].

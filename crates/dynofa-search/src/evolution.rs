@@ -62,7 +62,14 @@ fn within(cost: &dyn Cost, limit: f64, max_tries: usize, mut draw: impl FnMut() 
 }
 
 /// The most accurate sub-network with `cost ≤ limit`; `progress(generation, total)`.
-pub fn evolve(space: &SearchSpace, predictor: &AccuracyPredictor, cost: &dyn Cost, limit: f64, options: EvolutionOptions, progress: &mut dyn FnMut(usize, usize)) -> Result<Best> {
+pub fn evolve(
+    space: &SearchSpace,
+    predictor: &AccuracyPredictor,
+    cost: &dyn Cost,
+    limit: f64,
+    options: EvolutionOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Best> {
     let n = options.population.max(2);
     let parents = ((options.parent_ratio * n as f64).round() as usize).clamp(1, n);
     let mutations = ((options.mutation_ratio * n as f64).round() as usize).min(n);

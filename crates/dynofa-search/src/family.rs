@@ -1,6 +1,69 @@
-//! Choosing a family's levels on a Pareto front.
+//! Choosing a family's levels on a Pareto front, and the family file that records them.
 
-use crate::nsga2::Evaluated;
+use std::collections::BTreeMap;
+
+use dynofa_device::Processor;
+use dynofa_slice::family_file::{FORMAT_VERSION, FamilyFile, LevelInfo};
+use dynofa_supernet::SubnetConfig;
+
+use crate::cost::{Cost, LutLatency};
+use crate::error::Result;
+use crate::nsga2::{Evaluated, Nsga2Options};
+use crate::space::SearchSpace;
+
+/// Where a family's levels go on a front.
+#[derive(Debug, Clone, Copy)]
+pub enum Pick<'a> {
+    /// This many, evenly spaced in cost ([`evenly_spaced`]).
+    Evenly(usize),
+    /// One per cost target, e.g. latency budgets in ms ([`at_targets`]).
+    Targets(&'a [f64]),
+}
+
+impl Pick<'_> {
+    /// The members of `front` (sorted by increasing cost) this pick takes, cheapest first.
+    pub fn on<G: Clone + PartialEq>(self, front: &[Evaluated<G>]) -> Vec<Evaluated<G>> {
+        match self {
+            Pick::Evenly(levels) => evenly_spaced(front, levels),
+            Pick::Targets(targets) => at_targets(front, targets),
+        }
+    }
+}
+
+/// The family file of `chosen` (cheapest first), found in `space` by NSGA-II with
+/// `options` for `device`: per level its parameter and MFLOP counts, predicted accuracy
+/// and latency per table of `tables` (named as the table is); metadata `objective` (the
+/// cost minimised) and `search` (how).
+pub fn family_file(
+    space: &SearchSpace,
+    chosen: &[Evaluated<SubnetConfig>],
+    cost: &dyn Cost,
+    tables: &[LutLatency],
+    options: &Nsga2Options,
+    device: Processor,
+) -> Result<FamilyFile> {
+    let config = &space.config;
+    let mut levels = Vec::with_capacity(chosen.len());
+    for e in chosen {
+        let counts = config.counts(&e.genome)?;
+        let latency_ms = tables.iter().map(|t| Ok((t.name.clone(), t.cost(&e.genome)?))).collect::<Result<BTreeMap<_, _>>>()?;
+        levels.push(LevelInfo {
+            config: e.genome.clone(),
+            params: counts.params,
+            mflops: counts.mflops,
+            acc_pred: Some(e.objectives.acc),
+            latency_ms,
+            calibrated: false,
+        });
+    }
+    let search = format!(
+        "NSGA-II population {} generations {} polish {} seed {}; resolutions {:?}",
+        options.population, options.generations, options.polish_rounds, options.seed, space.resolutions
+    );
+    let metadata = BTreeMap::from([("objective".to_string(), cost.name()), ("search".to_string(), search)]);
+    let width = config.width;
+    Ok(FamilyFile { format: FORMAT_VERSION, width, device, supernet: Some(format!("ofa_mbv3_d234_e346_k357_w{width}")), metadata, levels })
+}
 
 /// `k` members of `front` (sorted by increasing cost) at costs evenly spaced between its
 /// cheapest and its dearest member: for each target, the most accurate member costing at

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use dynofa_supernet::arch::SLOTS;
 use dynofa_supernet::checkpoint::Checkpoint;
-use dynofa_supernet::pth::{write_state_dict, NamedTensor};
+use dynofa_supernet::pth::{NamedTensor, write_state_dict};
 use dynofa_supernet::state_dict::TensorSource;
 use dynofa_supernet::{Result, SubnetConfig};
 

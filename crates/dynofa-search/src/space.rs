@@ -47,7 +47,7 @@ impl SearchSpace {
     /// A space over `config`'s choices at `resolutions`.
     pub fn new(config: SupernetConfig, resolutions: Vec<usize>) -> Result<Self> {
         if resolutions.is_empty() {
-            return Err(Error::Invalid { field: "resolutions".into(), message: "none given".into() });
+            return Err(Error::InvalidValue { field: "resolutions".into(), value: "none".into(), expected: "at least one".into() });
         }
         Ok(SearchSpace { config, resolutions, mutation: Mutation::default() })
     }

@@ -92,8 +92,25 @@ fn matmul(c: &mut [f32], (m, n, k): (usize, usize, usize), a: (&[f32], usize, us
     // shapes of the layers and batches they come from); `c` holds m × n values.
     unsafe {
         gemm::gemm(
-            m, n, k, c.as_mut_ptr(), 1, n as isize, false, a.0.as_ptr(), a.2 as isize, a.1 as isize, b.0.as_ptr(), b.2 as isize, b.1 as isize,
-            0.0, 1.0, false, false, false, gemm::Parallelism::Rayon(0),
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.0.as_ptr(),
+            a.2 as isize,
+            a.1 as isize,
+            b.0.as_ptr(),
+            b.2 as isize,
+            b.1 as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::Rayon(0),
         );
     }
 }
@@ -138,10 +155,10 @@ fn rmse_mae(layers: &[Layer], samples: &[&(SubnetConfig, f64)]) -> (f64, f64) {
 /// Trains a predictor on `samples` (accuracy as a fraction); `progress(epoch, epochs)`.
 pub fn train(samples: &[(SubnetConfig, f64)], options: TrainOptions, progress: &mut dyn FnMut(usize, usize)) -> Result<(AccuracyPredictor, TrainReport)> {
     if samples.len() < 10 {
-        return Err(Error::Invalid { field: "training samples".into(), message: format!("{}: at least 10", samples.len()) });
+        return Err(Error::InvalidValue { field: "training samples".into(), value: samples.len().to_string(), expected: "at least 10".into() });
     }
     if let Some((i, (_, acc))) = samples.iter().enumerate().find(|(_, (_, a))| !a.is_finite()) {
-        return Err(Error::Invalid { field: format!("sample {i}"), message: format!("accuracy {acc} is not a number") });
+        return Err(Error::InvalidValue { field: format!("accuracy of sample {i}"), value: acc.to_string(), expected: "a number".into() });
     }
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
     let mut order: Vec<&(SubnetConfig, f64)> = samples.iter().collect();
@@ -176,7 +193,11 @@ pub fn train(samples: &[(SubnetConfig, f64)], options: TrainOptions, progress: &
                     let mut da = vec![0.0; batch * k];
                     matmul(&mut da, (batch, k, n), (&dz, n, 1), (&layers[l].w, k, 1));
                     // Through the previous layer's ReLU.
-                    da.iter_mut().zip(&acts[l - 1].0).for_each(|(d, z)| if *z <= 0.0 { *d = 0.0 });
+                    da.iter_mut().zip(&acts[l - 1].0).for_each(|(d, z)| {
+                        if *z <= 0.0 {
+                            *d = 0.0
+                        }
+                    });
                     da
                 });
                 let layer = &mut layers[l];
@@ -215,7 +236,11 @@ pub fn read_csv(path: &Path) -> Result<Vec<(SubnetConfig, f64)>> {
         r: usize,
         acc: f64,
     }
-    let bad = |line: u64, message: String| Error::Invalid { field: format!("{}:{line}", path.display()), message };
+    let bad = |line: u64, value: String| Error::InvalidValue {
+        field: format!("{}:{line}", path.display()),
+        value,
+        expected: "a row `ks,e,d,r,acc` of whole numbers and an accuracy".into(),
+    };
     let mut reader = csv::Reader::from_path(path).map_err(|e| bad(0, e.to_string()))?;
     let mut out = Vec::new();
     for row in reader.deserialize::<Row>() {

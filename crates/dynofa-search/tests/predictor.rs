@@ -2,8 +2,8 @@
 //! errors for files that are not the predictor.
 
 use dynofa_search::AccuracyPredictor;
-use dynofa_supernet::pth::{write_state_dict, NamedTensor};
 use dynofa_supernet::SubnetConfig;
+use dynofa_supernet::pth::{NamedTensor, write_state_dict};
 
 fn official() -> std::path::PathBuf {
     dynofa_golden::dir().join("acc_predictor.pth")
@@ -42,10 +42,14 @@ fn a_file_of_the_wrong_shape_or_keys_is_refused_with_its_name() {
     // 0.weight with 127 inputs instead of 128.
     let wrong = dir.path().join("wrong_shape.pth");
     let tensors = vec![
-        tensor("0.weight", vec![400, 127]), tensor("0.bias", vec![400]),
-        tensor("2.weight", vec![400, 400]), tensor("2.bias", vec![400]),
-        tensor("4.weight", vec![400, 400]), tensor("4.bias", vec![400]),
-        tensor("6.weight", vec![1, 400]), tensor("6.bias", vec![1]),
+        tensor("0.weight", vec![400, 127]),
+        tensor("0.bias", vec![400]),
+        tensor("2.weight", vec![400, 400]),
+        tensor("2.bias", vec![400]),
+        tensor("4.weight", vec![400, 400]),
+        tensor("4.bias", vec![400]),
+        tensor("6.weight", vec![1, 400]),
+        tensor("6.bias", vec![1]),
     ];
     write_state_dict(&wrong, &tensors, false).expect("write");
     let err = AccuracyPredictor::load(&wrong).expect_err("wrong shape").to_string();

@@ -3,9 +3,9 @@
 
 use dynofa_profiler::LatencyTables;
 use dynofa_search::cost::{Cost, LutLatency, Mflops};
-use dynofa_search::evolution::{evolve, EvolutionOptions};
+use dynofa_search::evolution::{EvolutionOptions, evolve};
 use dynofa_search::family::evenly_spaced;
-use dynofa_search::nsga2::{nsga2, Nsga2Options, Objectives, Problem};
+use dynofa_search::nsga2::{Nsga2Options, Objectives, Problem, nsga2};
 use dynofa_search::space::{AccuracyVsCost, SearchSpace};
 use dynofa_search::{AccuracyPredictor, Error};
 use dynofa_supernet::{SubnetConfig, SupernetConfig, Width};
@@ -70,7 +70,12 @@ fn the_searched_front_dominates_the_papers_family_on_both_jetson_tables() {
             let (acc, ms) = (predictor.predict(level), cost.cost(level).unwrap());
             let best = result.front.iter().filter(|e| e.objectives.cost <= ms).map(|e| e.objectives.acc).fold(f64::NEG_INFINITY, f64::max);
             let cheapest = result.front.iter().filter(|e| e.objectives.acc >= acc).map(|e| e.objectives.cost).fold(f64::INFINITY, f64::min);
-            eprintln!("{device} paper level {i}: acc {acc:.4} at {ms:.2} ms; front: +{:.4} acc at ≤ its latency, {:.2} ms (−{:.1}%) for ≥ its acc", best - acc, cheapest, 100.0 * (1.0 - cheapest / ms));
+            eprintln!(
+                "{device} paper level {i}: acc {acc:.4} at {ms:.2} ms; front: +{:.4} acc at ≤ its latency, {:.2} ms (−{:.1}%) for ≥ its acc",
+                best - acc,
+                cheapest,
+                100.0 * (1.0 - cheapest / ms)
+            );
             assert!(best >= acc, "{device}: paper level {i} ({acc:.4} at {ms:.2} ms) not dominated (best {best:.4} within its latency)");
         }
         // Levels along the front: increasing cost and accuracy.

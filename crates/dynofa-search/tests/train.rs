@@ -2,14 +2,17 @@
 //! layout; reading CSV with errors that name the line.
 
 use dynofa_profiler::validate::random_subnets;
-use dynofa_search::train::{read_csv, train, TrainOptions};
 use dynofa_search::AccuracyPredictor;
+use dynofa_search::train::{TrainOptions, read_csv, train};
 use dynofa_supernet::{SubnetConfig, SupernetConfig, Width};
 
 /// A known accuracy: a baseline plus a bonus per active block for larger kernels and
 /// expand ratios, and per resolution step.
 fn truth(s: &SubnetConfig) -> f64 {
-    let blocks: f64 = s.active_slots().map(|i| 0.002 * [3, 5, 7].iter().position(|&k| k == s.ks[i]).unwrap() as f64 + 0.0015 * [3, 4, 6].iter().position(|&e| e == s.e[i]).unwrap() as f64).sum();
+    let blocks: f64 = s
+        .active_slots()
+        .map(|i| 0.002 * [3, 5, 7].iter().position(|&k| k == s.ks[i]).unwrap() as f64 + 0.0015 * [3, 4, 6].iter().position(|&e| e == s.e[i]).unwrap() as f64)
+        .sum();
     0.65 + blocks + 0.004 * ((s.resolution() - 112) / 16) as f64
 }
 
@@ -17,7 +20,13 @@ fn truth(s: &SubnetConfig) -> f64 {
 fn a_trained_predictor_learns_a_known_function_and_round_trips_through_its_file() {
     let config = SupernetConfig::ofa_mbv3(Width::W12);
     let subnets = random_subnets(&config, &[160, 176, 192, 208, 224], 1500, 11);
-    let samples: Vec<(SubnetConfig, f64)> = subnets.into_iter().map(|s| { let a = truth(&s); (s, a) }).collect();
+    let samples: Vec<(SubnetConfig, f64)> = subnets
+        .into_iter()
+        .map(|s| {
+            let a = truth(&s);
+            (s, a)
+        })
+        .collect();
     let options = TrainOptions { epochs: 25, batch: 64, ..TrainOptions::default() };
     let (predictor, report) = train(&samples, options, &mut |_, _| {}).unwrap();
     eprintln!("{report:?}");

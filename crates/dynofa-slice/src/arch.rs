@@ -57,16 +57,8 @@ impl NetArch {
     pub fn of_subnet(supernet: &SupernetConfig, subnet: &SubnetConfig) -> Result<Self> {
         supernet.validate(subnet)?;
         let widths = supernet.widths();
-        let first = BlockArch {
-            in_channels: widths.stem,
-            out_channels: widths.stem,
-            kernel: 3,
-            stride: 1,
-            mid: None,
-            act: Act::Relu,
-            se: false,
-            residual: true,
-        };
+        let first =
+            BlockArch { in_channels: widths.stem, out_channels: widths.stem, kernel: 3, stride: 1, mid: None, act: Act::Relu, se: false, residual: true };
         let specs = BlockSpec::all(supernet);
         let elastic = subnet.active_slots().map(|slot| {
             let spec = &specs[slot];

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use burn::prelude::*;
-use dynofa_supernet::layers::{param, BatchNorm};
+use dynofa_supernet::layers::{BatchNorm, param};
 
 use crate::static_net::{Normalizer, StaticNet};
 

@@ -2,9 +2,9 @@
 //! `get_active_subnet(preserve_weight=True)`, as a [`StaticNet`] with its own weights.
 //!
 //! Channels are the first ones of each layer, the depthwise kernel is the supernet's
-//! transformed centre (see `dynofa_supernet::kernel`), SE and BN are sliced to match.
+//! transformed centre (see `dynofa_supernet::elastic_kernel`), SE and BN are sliced to match.
 
-use dynofa_supernet::layers::{param, Conv, ConvBn, SeFc, SqueezeExcite};
+use dynofa_supernet::layers::{Conv, ConvBn, SeFc, SqueezeExcite, param};
 use dynofa_supernet::supernet::ElasticBlock;
 use dynofa_supernet::{Result, SubnetConfig, Supernet};
 
@@ -21,10 +21,7 @@ pub fn extract(supernet: &Supernet, subnet: &SubnetConfig) -> Result<StaticNet> 
         point_linear: supernet.first_block.point_linear.clone(),
         arch: arch.blocks[0],
     };
-    let elastic = subnet
-        .active_slots()
-        .zip(&arch.blocks[1..])
-        .map(|(slot, block)| extract_block(&supernet.blocks[slot], block));
+    let elastic = subnet.active_slots().zip(&arch.blocks[1..]).map(|(slot, block)| extract_block(&supernet.blocks[slot], block));
     Ok(StaticNet {
         first_conv: supernet.first_conv.clone(),
         blocks: std::iter::once(first).chain(elastic).collect(),
@@ -43,9 +40,7 @@ fn extract_block(elastic: &ElasticBlock, arch: &BlockArch) -> StaticBlock {
     let filter = dc.active_filter(mid, arch.kernel); // [mid, 1, k, k]
     let se = dc.se.as_ref().map(|se| {
         let reduced = SqueezeExcite::reduced(mid);
-        SqueezeExcite {
-            fc: SeFc { reduce: se.fc.reduce.narrow(reduced, mid), expand: se.fc.expand.narrow(mid, reduced) },
-        }
+        SqueezeExcite { fc: SeFc { reduce: se.fc.reduce.narrow(reduced, mid), expand: se.fc.expand.narrow(mid, reduced) } }
     });
     StaticBlock {
         inverted_bottleneck: Some(ConvBn { conv: ib.conv.narrow(mid, arch.in_channels), bn: ib.bn.narrow(mid) }),

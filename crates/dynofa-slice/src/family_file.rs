@@ -10,14 +10,14 @@ use std::path::{Path, PathBuf};
 
 use dynofa_device::Processor;
 use dynofa_supernet::checkpoint::Checkpoint;
-use dynofa_supernet::pth::{write_state_dict, NamedTensor};
+use dynofa_supernet::files::write_atomically;
+use dynofa_supernet::pth::{NamedTensor, write_state_dict};
 use dynofa_supernet::state_dict::TensorSource;
-use dynofa_supernet::tensor_io::write_atomically;
 use dynofa_supernet::{Error, Result, SubnetConfig, Supernet, Width};
 use serde::{Deserialize, Serialize};
 
 use crate::arch::NetArch;
-use crate::family::{check_levels, Affine, FamilyStore};
+use crate::family::{Affine, FamilyStore, check_levels};
 use crate::placement::{LoadedFamily, Placement};
 use crate::static_net::bn_layers;
 
@@ -92,8 +92,7 @@ impl FamilyFile {
 
     /// Parses the text of a family RON file (`path` names it in errors).
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
-        let file: FamilyFile = ron::from_str(text)
-            .map_err(|e| Error::Parse { what: "family file".into(), detail: e.to_string() }.in_file(path))?;
+        let file: FamilyFile = ron::from_str(text).map_err(|e| Error::Parse { what: "family file".into(), detail: e.to_string() }.in_file(path))?;
         if file.format != FORMAT_VERSION {
             let e = Error::InvalidValue { field: "format".into(), value: file.format.to_string(), expected: FORMAT_VERSION.to_string() };
             return Err(e.in_file(path));
@@ -184,10 +183,7 @@ fn level_batch_norms(file: &FamilyFile, path: &Path, supernet: &Supernet) -> Res
             expected.push((i, name));
         }
     }
-    let known: HashSet<String> = expected
-        .iter()
-        .flat_map(|(i, n)| ["scale", "shift"].map(|p| tensor_name(*i, n, p)))
-        .collect();
+    let known: HashSet<String> = expected.iter().flat_map(|(i, n)| ["scale", "shift"].map(|p| tensor_name(*i, n, p))).collect();
     let mut source = Checkpoint::open(&weights, &known)?;
     for &i in &calibrated {
         let arch = NetArch::of_subnet(&supernet.config, &file.levels[i].config)?;

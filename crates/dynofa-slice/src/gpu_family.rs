@@ -31,13 +31,13 @@ use std::time::Instant;
 use burn::module::Param;
 use burn::prelude::*;
 use dynofa_device::Processor;
-use dynofa_supernet::layers::{h_sigmoid, param, Act};
+use dynofa_supernet::layers::{Act, h_sigmoid, param};
 use dynofa_supernet::tensor_io::Array;
 use dynofa_supernet::{Error, Result, SubnetConfig, Supernet, SupernetConfig};
 
 use crate::arch::BlockArch;
 use crate::extract::extract;
-use crate::family::{check_levels, Affine};
+use crate::family::{Affine, check_levels};
 use crate::placement::LoadedFamily;
 use crate::static_net::StaticNet;
 
@@ -290,11 +290,19 @@ impl GpuFamily {
         let mut nets = Vec::with_capacity(levels.len());
         let mut weight_bytes = 0;
         for (i, config) in levels.iter().enumerate() {
-            let net = extract(supernet, config).map_err(|e| Error::InvalidValue { field: format!("levels[{i}]"), value: config.to_json(), expected: e.to_string() })?;
+            let net = extract(supernet, config).map_err(|e| Error::InvalidValue {
+                field: format!("levels[{i}]"),
+                value: config.to_json(),
+                expected: e.to_string(),
+            })?;
             let shared: Vec<Affine> = net.batch_norms().into_iter().map(Affine::of).collect();
             let bn = level_bn.get(i).and_then(Option::as_ref).unwrap_or(&shared);
             if bn.len() != shared.len() {
-                return Err(Error::InvalidValue { field: format!("BatchNorm layers of level {i}"), value: bn.len().to_string(), expected: shared.len().to_string() });
+                return Err(Error::InvalidValue {
+                    field: format!("BatchNorm layers of level {i}"),
+                    value: bn.len().to_string(),
+                    expected: shared.len().to_string(),
+                });
             }
             let folded = FoldedNet::fold(&net, bn).to_device(device);
             weight_bytes += 4 * folded.num_params();
@@ -395,7 +403,11 @@ impl LoadedFamily for GpuFamily {
         self.check_input(input)?;
         let logits = self.levels[self.active].1.forward(self.upload(input), |_| {}); // [B, classes]
         let shape = logits.dims().to_vec();
-        let data = logits.into_data().convert::<f32>().try_into_vec::<f32>().map_err(|e| Error::InvalidValue { field: "logits".into(), value: format!("{e:?}"), expected: "f32 values".into() })?;
+        let data = logits.into_data().convert::<f32>().try_into_vec::<f32>().map_err(|e| Error::InvalidValue {
+            field: "logits".into(),
+            value: format!("{e:?}"),
+            expected: "f32 values".into(),
+        })?;
         Ok(Array { shape, data })
     }
 

@@ -7,7 +7,7 @@
 
 use dynofa_supernet::layers::Act;
 use dynofa_supernet::{Error, Result};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::arch::{BlockArch, NetArch};
 
@@ -78,9 +78,7 @@ pub fn parse(config: &Value, resolution: usize) -> Result<NetArch> {
             return Err(unsupported(&format!(".first_conv.{field}"), &stem[field], &want.to_string()));
         }
     }
-    let blocks_json = get(config, "blocks", "")?
-        .as_array()
-        .ok_or_else(|| unsupported(".blocks", &config["blocks"], "a list"))?;
+    let blocks_json = get(config, "blocks", "")?.as_array().ok_or_else(|| unsupported(".blocks", &config["blocks"], "a list"))?;
     let mut blocks = Vec::with_capacity(blocks_json.len());
     for (i, block) in blocks_json.iter().enumerate() {
         let path = format!(".blocks[{i}]");
@@ -97,9 +95,7 @@ pub fn parse(config: &Value, resolution: usize) -> Result<NetArch> {
         }
         let mid = match conv.get("mid_channels").filter(|m| !m.is_null()) {
             Some(_) => Some(usize_field(conv, "mid_channels", &cpath)?),
-            None if expand > 1.0 => {
-                Some(dynofa_supernet::arch::make_divisible((in_channels as f64 * expand).round(), 8))
-            }
+            None if expand > 1.0 => Some(dynofa_supernet::arch::make_divisible((in_channels as f64 * expand).round(), 8)),
             None => None,
         };
         let residual = match block.get("shortcut") {

@@ -9,35 +9,33 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use burn::prelude::*;
-use dynofa_supernet::checkpoint::Checkpoint;
-use dynofa_supernet::pth::{write_entries, Entry, Values};
-use dynofa_supernet::state_dict::Precision;
 use dynofa_supernet::arch::{MAX_RESOLUTION, MIN_RESOLUTION};
+use dynofa_supernet::checkpoint::Checkpoint;
+use dynofa_supernet::pth::{Entry, Values, write_entries};
+use dynofa_supernet::state_dict::Precision;
 use dynofa_supernet::{Error, Result};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::arch::NetArch;
 use crate::net_config;
-use crate::static_net::{build_static, tensor_names, StaticNet};
+use crate::static_net::{StaticNet, build_static, tensor_names};
 
 fn read_json(path: &Path) -> Result<Value> {
     let text = dynofa_supernet::files::read_text(path)?;
-    serde_json::from_str(&text)
-        .map_err(|e| Error::Parse { what: "JSON".into(), detail: e.to_string() }.in_file(path))
+    serde_json::from_str(&text).map_err(|e| Error::Parse { what: "JSON".into(), detail: e.to_string() }.in_file(path))
 }
 
 /// Reads the architecture of a specialised-network folder.
 pub fn load_arch(dir: &Path) -> Result<NetArch> {
     let run = read_json(&dir.join("run.config"))?;
-    let resolution = run
-        .get("image_size")
-        .and_then(Value::as_u64)
-        .filter(|r| (MIN_RESOLUTION as u64..=MAX_RESOLUTION as u64).contains(r))
-        .ok_or_else(|| Error::InvalidValue {
+    let resolution = run.get("image_size").and_then(Value::as_u64).filter(|r| (MIN_RESOLUTION as u64..=MAX_RESOLUTION as u64).contains(r)).ok_or_else(|| {
+        Error::InvalidValue {
             field: "run.config image_size".into(),
             value: run.get("image_size").cloned().unwrap_or(Value::Null).to_string(),
             expected: format!("a whole number from {MIN_RESOLUTION} to {MAX_RESOLUTION}"),
-        }.in_file(&dir.join("run.config")))? as usize;
+        }
+        .in_file(&dir.join("run.config"))
+    })? as usize;
     let config_path = dir.join("net.config");
     net_config::parse(&read_json(&config_path)?, resolution).map_err(|e| e.in_file(&config_path))
 }
@@ -69,10 +67,7 @@ pub fn save(net: &StaticNet, dir: &Path) -> Result<()> {
     write_json("run.config", &json!({ "image_size": net.arch.resolution }))?;
     // torch's strict load_state_dict also wants each BN's `num_batches_tracked`.
     let tensors = net.state_dict();
-    let counters: Vec<String> = tensors
-        .iter()
-        .filter_map(|t| t.name.strip_suffix(".running_var").map(|p| format!("{p}.num_batches_tracked")))
-        .collect();
+    let counters: Vec<String> = tensors.iter().filter_map(|t| t.name.strip_suffix(".running_var").map(|p| format!("{p}.num_batches_tracked"))).collect();
     let zero = [0i64];
     let mut entries = Vec::with_capacity(tensors.len() + counters.len());
     let mut counter = counters.iter();
@@ -87,7 +82,7 @@ pub fn save(net: &StaticNet, dir: &Path) -> Result<()> {
     if dir.exists() {
         std::fs::remove_dir(dir).map_err(|e| Error::io(dir, e))?;
     }
-    dynofa_supernet::tensor_io::publish_permissions(tmp.path(), true).map_err(|e| Error::io(dir, e))?;
+    dynofa_supernet::files::publish_permissions(tmp.path(), true).map_err(|e| Error::io(dir, e))?;
     let tmp_path = tmp.keep();
     std::fs::rename(&tmp_path, dir).map_err(|e| {
         let _ = std::fs::remove_dir_all(&tmp_path);

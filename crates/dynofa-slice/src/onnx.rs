@@ -10,9 +10,10 @@
 use std::io::Write;
 use std::path::Path;
 
-use dynofa_supernet::layers::{Act, BatchNorm, ConvBias};
-use dynofa_supernet::tensor_io::{write_atomically, Array};
 use dynofa_supernet::Result;
+use dynofa_supernet::files::write_atomically;
+use dynofa_supernet::layers::{Act, BatchNorm, ConvBias};
+use dynofa_supernet::tensor_io::Array;
 use prost::Message;
 
 use crate::static_net::StaticNet;
@@ -176,9 +177,7 @@ fn value_info(name: &str, dims: &[Option<usize>]) -> ValueInfoProto {
         .collect();
     ValueInfoProto {
         name: name.into(),
-        r#type: Some(TypeProto {
-            tensor_type: Some(TensorTypeProto { elem_type: FLOAT, shape: Some(TensorShapeProto { dim }) }),
-        }),
+        r#type: Some(TypeProto { tensor_type: Some(TensorTypeProto { elem_type: FLOAT, shape: Some(TensorShapeProto { dim }) }) }),
     }
 }
 
@@ -211,13 +210,7 @@ impl GraphBuilder {
 
     /// A node whose output is named `out`.
     fn node_to(&mut self, op: &str, inputs: Vec<String>, attribute: Vec<AttributeProto>, out: String) -> String {
-        self.graph.node.push(NodeProto {
-            input: inputs,
-            output: vec![out.clone()],
-            name: format!("{op}_{}", self.next),
-            op_type: op.into(),
-            attribute,
-        });
+        self.graph.node.push(NodeProto { input: inputs, output: vec![out.clone()], name: format!("{op}_{}", self.next), op_type: op.into(), attribute });
         out
     }
 

@@ -13,8 +13,11 @@ use crate::gpu_family::GpuFamily;
 /// The processor a family is loaded on.
 #[derive(Debug, Clone)]
 pub enum Placement {
-    /// dynofa's CPU kernels on up to `threads` threads.
-    Cpu { threads: usize },
+    /// dynofa's CPU kernels.
+    Cpu {
+        /// The most threads a forward uses.
+        threads: usize,
+    },
     /// A GPU, as a Burn device.
     Gpu(burn::prelude::Device),
 }

@@ -6,10 +6,10 @@
 //! `depth_conv.se.fc.{reduce,expand}`), so the weights can be read and written by name.
 
 use burn::prelude::*;
-use dynofa_supernet::layers::{conv, global_mean, param, Act, BatchNorm, Conv, ConvBn, Linear, SqueezeExcite};
-use dynofa_supernet::pth::NamedTensor;
-use dynofa_supernet::state_dict::{list_names, named_tensors, Precision, TensorSource, Walk};
 use dynofa_supernet::Result;
+use dynofa_supernet::layers::{Act, BatchNorm, Conv, ConvBn, Linear, SqueezeExcite, conv, global_mean, param};
+use dynofa_supernet::pth::NamedTensor;
+use dynofa_supernet::state_dict::{Precision, TensorSource, Walk, list_names, named_tensors};
 
 use crate::arch::{BlockArch, NetArch};
 
@@ -114,52 +114,31 @@ impl StaticNet {
 
     /// The BatchNorm layers, in [`bn_layers`] order.
     pub fn batch_norms(&self) -> Vec<&BatchNorm> {
-        let blocks = self.blocks.iter().flat_map(|b| {
-            b.inverted_bottleneck.iter().map(|ib| &ib.bn).chain([&b.depth_conv.bn, &b.point_linear.bn])
-        });
+        let blocks = self.blocks.iter().flat_map(|b| b.inverted_bottleneck.iter().map(|ib| &ib.bn).chain([&b.depth_conv.bn, &b.point_linear.bn]));
         std::iter::once(&self.first_conv.bn).chain(blocks).chain([&self.final_expand_layer.bn]).collect()
     }
 
     /// [`StaticNet::batch_norms`], mutable.
     pub fn batch_norms_mut(&mut self) -> Vec<&mut BatchNorm> {
-        let blocks = self.blocks.iter_mut().flat_map(|b| {
-            b.inverted_bottleneck.iter_mut().map(|ib| &mut ib.bn).chain([&mut b.depth_conv.bn, &mut b.point_linear.bn])
-        });
+        let blocks =
+            self.blocks.iter_mut().flat_map(|b| b.inverted_bottleneck.iter_mut().map(|ib| &mut ib.bn).chain([&mut b.depth_conv.bn, &mut b.point_linear.bn]));
         std::iter::once(&mut self.first_conv.bn).chain(blocks).chain([&mut self.final_expand_layer.bn]).collect()
     }
 
     /// Parameter count (weights, BN γ and β, biases; not running statistics).
     pub fn num_params(&self) -> usize {
-        self.state_dict()
-            .iter()
-            .filter(|t| !t.name.ends_with("running_mean") && !t.name.ends_with("running_var"))
-            .map(|t| t.data.len())
-            .sum()
+        self.state_dict().iter().filter(|t| !t.name.ends_with("running_mean") && !t.name.ends_with("running_var")).map(|t| t.data.len()).sum()
     }
 }
 
 /// Builds a static network of architecture `arch`, asking `source` for each tensor by its
 /// OFA state-dict name.
-pub fn build_static(
-    arch: &NetArch,
-    source: &mut dyn TensorSource,
-    device: &Device,
-    precision: Precision,
-) -> Result<StaticNet> {
+pub fn build_static(arch: &NetArch, source: &mut dyn TensorSource, device: &Device, precision: Precision) -> Result<StaticNet> {
     let mut walk = Walk::new(source, device, precision);
     let first_conv = walk.conv_bn("first_conv.conv.weight", "first_conv.bn", [arch.stem, 3, 3, 3])?;
-    let blocks = arch
-        .blocks
-        .iter()
-        .enumerate()
-        .map(|(i, b)| build_block(&mut walk, &format!("blocks.{i}.conv"), b))
-        .collect::<Result<Vec<_>>>()?;
+    let blocks = arch.blocks.iter().enumerate().map(|(i, b)| build_block(&mut walk, &format!("blocks.{i}.conv"), b)).collect::<Result<Vec<_>>>()?;
     let fe = arch.final_expand;
-    let final_expand_layer = walk.conv_bn(
-        "final_expand_layer.conv.weight",
-        "final_expand_layer.bn",
-        [fe, arch.last_channels(), 1, 1],
-    )?;
+    let final_expand_layer = walk.conv_bn("final_expand_layer.conv.weight", "final_expand_layer.bn", [fe, arch.last_channels(), 1, 1])?;
     let feature_mix_layer = Conv { weight: param(walk.tensor("feature_mix_layer.conv.weight", [arch.feature_mix, fe, 1, 1])?) };
     let classifier = Linear {
         weight: param(walk.tensor("classifier.linear.weight", [arch.num_classes, arch.feature_mix])?),
@@ -171,24 +150,12 @@ pub fn build_static(
 fn build_block(walk: &mut Walk, p: &str, b: &BlockArch) -> Result<StaticBlock> {
     let mid = b.depthwise_channels();
     let inverted_bottleneck = match b.mid {
-        Some(mid) => Some(walk.conv_bn(
-            &format!("{p}.inverted_bottleneck.conv.weight"),
-            &format!("{p}.inverted_bottleneck.bn"),
-            [mid, b.in_channels, 1, 1],
-        )?),
+        Some(mid) => Some(walk.conv_bn(&format!("{p}.inverted_bottleneck.conv.weight"), &format!("{p}.inverted_bottleneck.bn"), [mid, b.in_channels, 1, 1])?),
         None => None,
     };
-    let depth_conv = walk.conv_bn(
-        &format!("{p}.depth_conv.conv.weight"),
-        &format!("{p}.depth_conv.bn"),
-        [mid, 1, b.kernel, b.kernel],
-    )?;
+    let depth_conv = walk.conv_bn(&format!("{p}.depth_conv.conv.weight"), &format!("{p}.depth_conv.bn"), [mid, 1, b.kernel, b.kernel])?;
     let se = if b.se { Some(walk.squeeze_excite(&format!("{p}.depth_conv.se"), mid)?) } else { None };
-    let point_linear = walk.conv_bn(
-        &format!("{p}.point_linear.conv.weight"),
-        &format!("{p}.point_linear.bn"),
-        [b.out_channels, mid, 1, 1],
-    )?;
+    let point_linear = walk.conv_bn(&format!("{p}.point_linear.conv.weight"), &format!("{p}.point_linear.bn"), [b.out_channels, mid, 1, 1])?;
     Ok(StaticBlock { inverted_bottleneck, depth_conv, se, point_linear, arch: *b })
 }
 
@@ -200,8 +167,5 @@ pub fn tensor_names(arch: &NetArch) -> Vec<(String, Vec<usize>)> {
 /// The BatchNorm layers of a static network — state-dict prefix and channels — in the
 /// order the forward applies them.
 pub fn bn_layers(arch: &NetArch) -> Vec<(String, usize)> {
-    tensor_names(arch)
-        .into_iter()
-        .filter_map(|(name, shape)| name.strip_suffix(".running_mean").map(|p| (p.to_string(), shape[0])))
-        .collect()
+    tensor_names(arch).into_iter().filter_map(|(name, shape)| name.strip_suffix(".running_mean").map(|p| (p.to_string(), shape[0]))).collect()
 }

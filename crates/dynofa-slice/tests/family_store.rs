@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 
 use burn::prelude::*;
 use dynofa_golden::check_parity;
-use dynofa_supernet::tensor_io::Array;
-use dynofa_supernet::{load_checkpoint_in, Precision, SubnetConfig, Supernet};
 use dynofa_slice::calibrate::recalibrate;
-use dynofa_slice::{extract, FamilyStore, Placement};
+use dynofa_slice::{FamilyStore, Placement, extract};
+use dynofa_supernet::tensor_io::Array;
+use dynofa_supernet::{Precision, SubnetConfig, Supernet, load_checkpoint_in};
 
 fn paper_family() -> Vec<SubnetConfig> {
     let text = std::fs::read_to_string(dynofa_golden::path("paper/dynamic_ofa_gpu_family.json")).unwrap();
@@ -40,7 +40,12 @@ fn every_golden_case_runs_through_the_store_on_every_instruction_set() {
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success() && text.contains("1 passed"), "golden cases through the store on {}:\n{text}\n{}", isa.name(), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success() && text.contains("1 passed"),
+            "golden cases through the store on {}:\n{text}\n{}",
+            isa.name(),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -98,7 +103,8 @@ fn each_level_equals_its_static_extraction_and_switching_is_stateless() {
         store.switch_to(i).unwrap();
         assert_eq!(store.forward(&first_pass[i].0).unwrap(), first_pass[i].1, "level {i} after switching");
     }
-    assert!(store.switch_to(6).is_err());
+    let err = store.switch_to(6).unwrap_err();
+    assert!(matches!(&err, dynofa_supernet::Error::InvalidValue { field, value, expected } if field == "level" && value == "6" && expected == "0..6"), "{err}");
     // The wrong resolution for the active level is an error, not a panic.
     store.switch_to(0).unwrap();
     assert!(store.forward(&first_pass[5].0).unwrap_err().to_string().contains("[B, 3, 176, 176]"));
@@ -134,10 +140,7 @@ fn memory_is_about_the_largest_member() {
     let net = w12(Precision::F32);
     let family = paper_family();
     let store = FamilyStore::new(&net, &family, 1).unwrap();
-    let member_bytes: Vec<usize> = family
-        .iter()
-        .map(|l| extract(&net, l).unwrap().state_dict().iter().map(|t| 4 * t.data.len()).sum())
-        .collect();
+    let member_bytes: Vec<usize> = family.iter().map(|l| extract(&net, l).unwrap().state_dict().iter().map(|t| 4 * t.data.len()).sum()).collect();
     let largest = *member_bytes.iter().max().unwrap();
     let total: usize = member_bytes.iter().sum();
     let ratio = store.memory_bytes() as f64 / largest as f64;
@@ -153,7 +156,7 @@ fn memory_is_about_the_largest_member() {
 
 #[test]
 fn family_files_round_trip_and_refuse_other_weights() {
-    use dynofa_slice::family_file::{load_family, save_family, FamilyFile};
+    use dynofa_slice::family_file::{FamilyFile, load_family, save_family};
     let device = Device::flex();
     let net = w12(Precision::F32);
     let family = paper_family();

@@ -5,14 +5,14 @@
 use std::collections::{BTreeMap, HashSet};
 
 use burn::prelude::*;
-use dynofa_golden::{check_parity, compare, Parity};
-use dynofa_supernet::checkpoint::Checkpoint;
-use dynofa_supernet::state_dict::TensorSource;
-use dynofa_supernet::tensor_io::{read_npy, read_npz, Array};
-use dynofa_supernet::{load_checkpoint_in, Precision, SubnetConfig, Supernet};
+use dynofa_golden::{Parity, check_parity, compare};
 use dynofa_slice::calibrate::recalibrate;
 use dynofa_slice::static_net::tensor_names;
 use dynofa_slice::{extract, ofa_dir};
+use dynofa_supernet::checkpoint::Checkpoint;
+use dynofa_supernet::state_dict::TensorSource;
+use dynofa_supernet::tensor_io::{Array, read_npy, read_npz};
+use dynofa_supernet::{Precision, SubnetConfig, Supernet, load_checkpoint_in};
 
 fn load(path: &std::path::Path, precision: Precision) -> Supernet {
     load_checkpoint_in(path, &Device::flex(), precision).unwrap()
@@ -26,9 +26,7 @@ fn extraction_matches_the_reference_on_every_case() {
     let mut failures = Vec::new();
     for case in &cases {
         let mut run = |precision: Precision| {
-            let net = nets
-                .entry((case.checkpoint.clone(), precision == Precision::F64))
-                .or_insert_with(|| load(&case.checkpoint_path(), precision));
+            let net = nets.entry((case.checkpoint.clone(), precision == Precision::F64)).or_insert_with(|| load(&case.checkpoint_path(), precision));
             let sub = extract(net, &case.cfg).unwrap();
             assert_eq!(sub.num_params() as u64, case.params, "{}: params of the extracted network", case.id);
             let x = case.input().to_tensor_in::<4>(&device, precision).unwrap();
@@ -108,18 +106,13 @@ fn bn_recalibration_matches_the_reference() {
         let cfg: SubnetConfig = serde_json::from_value(spec["cfg"].clone()).unwrap();
         let supernet = load(&dynofa_golden::path(spec["checkpoint"].as_str().unwrap()), Precision::F32);
         let mut net = extract(&supernet, &cfg).unwrap();
-        let batches: Vec<Array> = spec["calibration_batches"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| read_npy(&dynofa_golden::path(p.as_str().unwrap())).unwrap())
-            .collect();
+        let batches: Vec<Array> =
+            spec["calibration_batches"].as_array().unwrap().iter().map(|p| read_npy(&dynofa_golden::path(p.as_str().unwrap())).unwrap()).collect();
         let mut done = 0;
         recalibrate(&mut net, batches.iter().map(|b| b.to_tensor(&device).unwrap()), |n| done = n);
         assert_eq!(done, batches.len());
         let stats = read_npz(&dynofa_golden::path(spec["stats"].as_str().unwrap())).unwrap();
-        let ours: BTreeMap<String, Array> =
-            net.state_dict().into_iter().map(|t| (t.name, Array { shape: t.shape, data: t.data })).collect();
+        let ours: BTreeMap<String, Array> = net.state_dict().into_iter().map(|t| (t.name, Array { shape: t.shape, data: t.data })).collect();
         assert!(!stats.is_empty());
         for (name, want) in &stats {
             let got = ours.get(name).unwrap_or_else(|| panic!("no tensor {name}"));

@@ -6,12 +6,12 @@
 use std::collections::BTreeMap;
 
 use burn::prelude::*;
-use dynofa_golden::{check_ill_conditioned, check_parity, Parity};
+use dynofa_golden::{Parity, check_ill_conditioned, check_parity};
 use dynofa_slice::calibrate::recalibrate;
 use dynofa_slice::family::Affine;
-use dynofa_slice::{extract, FamilyStore, GpuFamily, LoadedFamily};
-use dynofa_supernet::tensor_io::{read_npz, Array};
-use dynofa_supernet::{load_checkpoint_in, Precision, SubnetConfig};
+use dynofa_slice::{FamilyStore, GpuFamily, LoadedFamily, extract};
+use dynofa_supernet::tensor_io::{Array, read_npz};
+use dynofa_supernet::{Precision, SubnetConfig, load_checkpoint_in};
 
 /// Every golden case through a GPU family on `device` (one family per checkpoint, a level
 /// per case), batch 2, and layer by layer for the three cases with intermediates: within
@@ -159,4 +159,3 @@ fn levels_match_the_cpu_store_on_the_gpu() {
         levels_match_the_cpu_store_on(&gpu);
     }
 }
-

@@ -4,10 +4,10 @@
 //! beyond the limit, every refusal naming the file.
 
 use burn::prelude::Device;
-use dynofa_golden::mutation::{check_reader, BoundedAllocator};
+use dynofa_golden::mutation::{BoundedAllocator, check_reader};
 use dynofa_slice::family::check_levels;
-use dynofa_slice::family_file::{level_weights_path, load_family, save_family, FamilyFile};
-use dynofa_slice::{extract, ofa_dir, FamilyStore, Placement};
+use dynofa_slice::family_file::{FamilyFile, level_weights_path, load_family, save_family};
+use dynofa_slice::{FamilyStore, Placement, extract, ofa_dir};
 use dynofa_supernet::{SupernetConfig, Width};
 
 /// No single allocation above 1 GiB.
@@ -54,17 +54,14 @@ fn ofa_folders_survive_mutation() {
         std::fs::copy(golden.join(name), folder.join(name)).unwrap();
     }
     // net.config: the architecture (cheap to read: many cases).
-    let report = check_reader(&golden.join("net.config"), "net.config", &folder, 2000, 13, |_| {
-        ofa_dir::load_arch(&folder).map(drop).map_err(|e| format!("{e:#}"))
-    });
+    let report =
+        check_reader(&golden.join("net.config"), "net.config", &folder, 2000, 13, |_| ofa_dir::load_arch(&folder).map(drop).map_err(|e| format!("{e:#}")));
     assert!(report.refused > 200, "{report:?}");
     // init: the weights (~25 MB, read whole each time: fewer cases; the checkpoint reader
     // itself is mutated in dynofa-supernet's tests).
     std::fs::copy(golden.join("net.config"), folder.join("net.config")).unwrap();
     let device = Device::flex();
-    let report = check_reader(&golden.join("init"), "init", &folder, 60, 14, |_| {
-        ofa_dir::load(&folder, &device).map(drop).map_err(|e| format!("{e:#}"))
-    });
+    let report = check_reader(&golden.join("init"), "init", &folder, 60, 14, |_| ofa_dir::load(&folder, &device).map(drop).map_err(|e| format!("{e:#}")));
     assert!(report.refused > 5, "{report:?}");
 }
 

@@ -7,10 +7,10 @@ use std::process::Command;
 
 use burn::prelude::*;
 use dynofa_golden::check_parity;
-use dynofa_supernet::tensor_io::{read_npy, Array};
-use dynofa_supernet::{load_checkpoint_in, Precision};
 use dynofa_slice::extract;
 use dynofa_slice::onnx::save_onnx;
+use dynofa_supernet::tensor_io::{Array, read_npy};
+use dynofa_supernet::{Precision, load_checkpoint_in};
 
 #[test]
 fn onnx_runtime_reproduces_every_case() {

@@ -15,7 +15,7 @@ use pytorch_reader::{DType, PytorchError, PytorchReader};
 
 use crate::arch::{SupernetConfig, Width};
 use crate::error::{Error, Result};
-use crate::state_dict::{build_supernet_in, tensor_names, Precision, TensorSource};
+use crate::state_dict::{Precision, TensorSource, build_supernet_in, tensor_names};
 use crate::supernet::Supernet;
 
 /// The stem weight's name, whose shape tells the width.
@@ -61,52 +61,28 @@ impl Checkpoint {
 
     /// The width the stem's output channels imply.
     pub fn width(&self) -> Result<Width> {
-        let stem = self.tensors.get(STEM_KEY).ok_or_else(|| Error::MissingKey {
-            key: STEM_KEY.into(),
-            found: self.found,
-        })?;
+        let stem = self.tensors.get(STEM_KEY).ok_or_else(|| Error::MissingKey { key: STEM_KEY.into(), found: self.found })?;
         let channels = stem.shape().first().copied().unwrap_or(0);
-        Width::from_stem_channels(channels).ok_or_else(|| Error::Shape {
-            key: STEM_KEY.into(),
-            expected: vec![16, 3, 3, 3],
-            found: stem.shape().to_vec(),
-        })
+        Width::from_stem_channels(channels).ok_or_else(|| Error::Shape { key: STEM_KEY.into(), expected: vec![16, 3, 3, 3], found: stem.shape().to_vec() })
     }
 }
 
 impl TensorSource for Checkpoint {
     fn tensor(&mut self, key: &str, shape: &[usize]) -> Result<Vec<f32>> {
-        let tensor = self
-            .tensors
-            .get(key)
-            .ok_or_else(|| Error::MissingKey { key: key.into(), found: self.found })?;
+        let tensor = self.tensors.get(key).ok_or_else(|| Error::MissingKey { key: key.into(), found: self.found })?;
         if tensor.shape() != shape {
-            return Err(Error::Shape {
-                key: key.into(),
-                expected: shape.to_vec(),
-                found: tensor.shape().to_vec(),
-            });
+            return Err(Error::Shape { key: key.into(), expected: shape.to_vec(), found: tensor.shape().to_vec() });
         }
-        let bytes = tensor
-            .read()
-            .map_err(|e| Error::Checkpoint { detail: format!("tensor `{key}`: {e}") })?;
+        let bytes = tensor.read().map_err(|e| Error::Checkpoint { detail: format!("tensor `{key}`: {e}") })?;
         to_f32(key, tensor.dtype(), &bytes)
     }
 }
 
 fn to_f32(key: &str, dtype: DType, bytes: &[u8]) -> Result<Vec<f32>> {
     match dtype {
-        DType::F32 => Ok(bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect()),
-        DType::F64 => Ok(bytes
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)
-            .collect()),
-        other => Err(Error::Checkpoint {
-            detail: format!("tensor `{key}` has dtype {other:?}; expected float32 or float64"),
-        }),
+        DType::F32 => Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()),
+        DType::F64 => Ok(bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32).collect()),
+        other => Err(Error::Checkpoint { detail: format!("tensor `{key}` has dtype {other:?}; expected float32 or float64") }),
     }
 }
 
@@ -120,10 +96,7 @@ fn canonical_names<T>(raw: HashMap<String, T>, known: &HashSet<String>) -> Resul
             continue;
         }
         let key = key.strip_prefix("module.").unwrap_or(&key).replace(".mobile_inverted_conv.", ".conv.");
-        let canonical = spellings(&key)
-            .into_iter()
-            .find(|candidate| known.contains(candidate))
-            .ok_or(Error::UnexpectedKey { key })?;
+        let canonical = spellings(&key).into_iter().find(|candidate| known.contains(candidate)).ok_or(Error::UnexpectedKey { key })?;
         out.insert(canonical, value);
     }
     Ok(out)
@@ -144,9 +117,7 @@ fn spellings(key: &str) -> Vec<String> {
         ("bn.", "bn.bn."),
         ("conv.weight", "conv.conv.weight"),
     ];
-    std::iter::once(key.to_string())
-        .chain(rewrites.iter().filter(|(from, _)| key.contains(from)).map(|(from, to)| key.replacen(from, to, 1)))
-        .collect()
+    std::iter::once(key.to_string()).chain(rewrites.iter().filter(|(from, _)| key.contains(from)).map(|(from, to)| key.replacen(from, to, 1))).collect()
 }
 
 #[cfg(test)]

@@ -1,10 +1,12 @@
-//! Reading files a user was handed: the limits on what a file may be, stated once.
+//! Files in and out: the limits on what a file a user was handed may be, stated once,
+//! and the one way every command writes a file (a temporary file in the same folder,
+//! renamed into place: nothing half-written, nothing left behind on failure).
 //!
 //! Text files (configs, family files, latency tables, sub-network specs) are read only up
 //! to [`MAX_TEXT_BYTES`]; sizes claimed inside binary files are checked against the file's
 //! real size before anything is allocated (see [`claimed_bytes`]).
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -49,5 +51,84 @@ pub fn claimed_bytes(what: &str, dims: &[u64], element_bytes: u64, available: u6
                 claimed.map_or("more than 2^64 bytes".into(), |b| format!("{b} bytes"))
             ),
         }),
+    }
+}
+
+/// Writes a file through `write` into a temporary file in the same folder, then renames
+/// it to `path`; on any error nothing is left behind.
+pub fn write_atomically(path: &Path, write: impl FnOnce(&mut std::io::BufWriter<&mut std::fs::File>) -> std::io::Result<()>) -> Result<()> {
+    let mut tmp = temporary_beside(path)?;
+    {
+        let mut buffered = std::io::BufWriter::new(tmp.as_file_mut());
+        write(&mut buffered).and_then(|_| buffered.flush()).map_err(|e| Error::io(path, e))?;
+    }
+    publish_permissions(tmp.path(), false).map_err(|e| Error::io(path, e))?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
+}
+
+/// Gives a finished temporary file (or folder) the usual permissions, `rw-r--r--`
+/// (`rwxr-xr-x` for a folder), before it is renamed into place: temporary files are
+/// created private to the user.
+pub fn publish_permissions(path: &Path, folder: bool) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = if folder { 0o755 } else { 0o644 };
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    #[cfg(not(unix))]
+    let _ = (path, folder);
+    Ok(())
+}
+
+/// Writes `path` through `write`, which writes a whole file at the path it is given (a
+/// temporary file in the same folder: for writers that open the path themselves, such as
+/// plotters' SVG backend or Burn's record store), then renames it into place. On any
+/// error, `write`'s or the rename's, nothing is left behind.
+pub fn write_through<E: From<Error>>(path: &Path, write: impl FnOnce(&Path) -> std::result::Result<(), E>) -> std::result::Result<(), E> {
+    let tmp = temporary_beside(path)?;
+    write(tmp.path())?;
+    publish_permissions(tmp.path(), false).map_err(|e| Error::io(path, e))?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
+}
+
+/// An empty temporary file in `path`'s folder (removed when dropped).
+fn temporary_beside(path: &Path) -> Result<tempfile::NamedTempFile> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    tempfile::Builder::new().prefix(".dynofa").suffix(".tmp").tempfile_in(dir).map_err(|e| Error::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The files in `dir`, sorted.
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_file_written_through_a_path_is_published_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let done = dir.path().join("done.txt");
+        write_through(&done, |tmp| std::fs::write(tmp, "all of it").map_err(|e| Error::io(tmp, e))).unwrap();
+        assert_eq!(std::fs::read_to_string(&done).unwrap(), "all of it");
+        // The writer fails half-way: its error comes back, nothing is left.
+        let failed = write_through(&dir.path().join("failed.txt"), |tmp| {
+            std::fs::write(tmp, "half").map_err(|e| Error::io(tmp, e))?;
+            Err(Error::InvalidValue { field: "plot".into(), value: "half".into(), expected: "whole".into() })
+        });
+        assert!(matches!(failed, Err(Error::InvalidValue { ref field, .. }) if field == "plot"), "{failed:?}");
+        // The rename fails (a folder is in the way): nothing is left either.
+        let taken = dir.path().join("taken");
+        std::fs::create_dir(&taken).unwrap();
+        std::fs::write(taken.join("inside"), "").unwrap();
+        assert!(write_through(&taken, |tmp| std::fs::write(tmp, "x").map_err(|e| Error::io(tmp, e))).is_err());
+        assert!(write_atomically(&taken, |f| f.write_all(b"x")).is_err());
+        assert_eq!(listing(dir.path()), ["done.txt", "taken"]);
     }
 }

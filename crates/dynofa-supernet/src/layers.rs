@@ -78,12 +78,7 @@ impl BatchNorm {
     /// The first `channels` channels, as a BatchNorm of its own.
     pub fn narrow(&self, channels: usize) -> BatchNorm {
         let first = |p: &Param<Tensor<1>>| param(p.val().slice(0..channels));
-        BatchNorm {
-            weight: first(&self.weight),
-            bias: first(&self.bias),
-            running_mean: first(&self.running_mean),
-            running_var: first(&self.running_var),
-        }
+        BatchNorm { weight: first(&self.weight), bias: first(&self.bias), running_mean: first(&self.running_mean), running_var: first(&self.running_var) }
     }
 
     /// Per-channel `(scale, shift)` of the first `channels` entries, so that the layer is
@@ -137,13 +132,7 @@ impl Conv {
 }
 
 /// 2-D convolution with "same" padding `k / 2` and the given groups.
-pub fn conv(
-    x: Tensor<4>,
-    weight: Tensor<4>,
-    bias: Option<Tensor<1>>,
-    stride: usize,
-    groups: usize,
-) -> Tensor<4> {
+pub fn conv(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, stride: usize, groups: usize) -> Tensor<4> {
     let pad = weight.dims()[2] / 2;
     let options = ConvOptions::new([stride, stride], [pad, pad], [1, 1], groups);
     conv2d(x, weight, bias, options) // [B, C_out, H / stride, W / stride]
@@ -178,10 +167,7 @@ pub struct ConvBias {
 impl ConvBias {
     /// The first `out` × `inp` block, as a layer of its own.
     pub fn narrow(&self, out: usize, inp: usize) -> ConvBias {
-        ConvBias {
-            weight: param(self.weight.val().slice([0..out, 0..inp, 0..1, 0..1])),
-            bias: param(self.bias.val().slice(0..out)),
-        }
+        ConvBias { weight: param(self.weight.val().slice([0..out, 0..inp, 0..1, 0..1])), bias: param(self.bias.val().slice(0..out)) }
     }
 
     /// The first `out` × `in` block of the weight with its bias.

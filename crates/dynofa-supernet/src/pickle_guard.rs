@@ -13,7 +13,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::pickle_machine::{self, Value};
-pub use crate::pickle_machine::{Allowed, ALLOWED_GLOBALS};
+pub use crate::pickle_machine::{ALLOWED_GLOBALS, Allowed};
 
 /// Largest pickle (`data.pkl`) read out of a zip checkpoint: OFA's largest is ~60 KB.
 pub const MAX_PICKLE_BYTES: u64 = 256 << 20;
@@ -40,8 +40,7 @@ pub fn check_pickle(data: &[u8], bytes_per_storage: u64) -> Result<usize> {
 /// The zip format (`torch.save` since 1.6): `<name>/data.pkl`, storages in `<name>/data/<key>`.
 fn check_zip(bytes: &[u8]) -> Result<()> {
     let file_len = bytes.len() as u64;
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
-        .map_err(|e| Error::Checkpoint { detail: format!("unreadable zip container: {e}") })?;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| Error::Checkpoint { detail: format!("unreadable zip container: {e}") })?;
     let name = archive
         .file_names()
         .filter_map(|name| name.ok())
@@ -62,9 +61,9 @@ fn check_zip(bytes: &[u8]) -> Result<()> {
         let file = archive_entry_size(bytes, &entry)?;
         match file {
             Some((size, stored)) if stored && size <= file_len => Ok(size),
-            Some((size, _)) => Err(Error::Checkpoint {
-                detail: format!("storage entry {entry} claims {size} bytes compressed or beyond the file's {file_len}"),
-            }),
+            Some((size, _)) => {
+                Err(Error::Checkpoint { detail: format!("storage entry {entry} claims {size} bytes compressed or beyond the file's {file_len}") })
+            }
             None => Err(Error::Checkpoint { detail: format!("storage `{key}` has no entry {entry}") }),
         }
     };
@@ -73,12 +72,9 @@ fn check_zip(bytes: &[u8]) -> Result<()> {
 
 /// The size and whether it is stored uncompressed, of the zip entry `name`.
 fn archive_entry_size(bytes: &[u8], name: &str) -> Result<Option<(u64, bool)>> {
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
-        .map_err(|e| Error::Checkpoint { detail: format!("unreadable zip container: {e}") })?;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| Error::Checkpoint { detail: format!("unreadable zip container: {e}") })?;
     let Some(index) = archive.index_for_name(name) else { return Ok(None) };
-    let entry = archive
-        .by_index_raw(index)
-        .map_err(|e| Error::Checkpoint { detail: format!("cannot read {name}: {e}") })?;
+    let entry = archive.by_index_raw(index).map_err(|e| Error::Checkpoint { detail: format!("cannot read {name}: {e}") })?;
     Ok(Some((entry.size(), entry.compression() == zip::CompressionMethod::Stored)))
 }
 
@@ -107,26 +103,17 @@ fn check_legacy(bytes: &[u8]) -> Result<()> {
         }
     }
     for key in keys {
-        let claim = storages
-            .get(&key)
-            .ok_or_else(|| Error::Checkpoint { detail: format!("storage key `{key}` listed but never described") })?;
-        let header: [u8; 8] = rest.get(..8).and_then(|h| h.try_into().ok()).ok_or_else(|| Error::Checkpoint {
-            detail: format!("storage `{key}`: the file ends before its record"),
-        })?;
+        let claim = storages.get(&key).ok_or_else(|| Error::Checkpoint { detail: format!("storage key `{key}` listed but never described") })?;
+        let header: [u8; 8] = rest
+            .get(..8)
+            .and_then(|h| h.try_into().ok())
+            .ok_or_else(|| Error::Checkpoint { detail: format!("storage `{key}`: the file ends before its record") })?;
         let numel = u64::from_le_bytes(header);
         if numel != claim.numel {
-            return Err(Error::Checkpoint {
-                detail: format!("storage `{key}` records {numel} elements, its persistent id claims {}", claim.numel),
-            });
+            return Err(Error::Checkpoint { detail: format!("storage `{key}` records {numel} elements, its persistent id claims {}", claim.numel) });
         }
-        let size = numel.checked_mul(claim.element_bytes).filter(|&n| n <= (rest.len() - 8) as u64).ok_or_else(|| {
-            Error::Checkpoint {
-                detail: format!(
-                    "storage `{key}` claims {numel} elements of {} bytes; {} bytes are left in the file",
-                    claim.element_bytes,
-                    rest.len() - 8
-                ),
-            }
+        let size = numel.checked_mul(claim.element_bytes).filter(|&n| n <= (rest.len() - 8) as u64).ok_or_else(|| Error::Checkpoint {
+            detail: format!("storage `{key}` claims {numel} elements of {} bytes; {} bytes are left in the file", claim.element_bytes, rest.len() - 8),
         })?;
         rest = &rest[8 + size as usize..];
     }

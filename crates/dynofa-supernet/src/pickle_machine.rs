@@ -190,10 +190,7 @@ impl Machine<'_> {
 
     /// Pops the last mark and the items above it.
     fn pop_mark(&mut self, op: &str) -> Result<Vec<Rc<Value>>> {
-        let mark = self
-            .marks
-            .pop()
-            .ok_or_else(|| refuse(format!("malformed pickle: {op} at byte {} without a MARK", self.input.op_pos)))?;
+        let mark = self.marks.pop().ok_or_else(|| refuse(format!("malformed pickle: {op} at byte {} without a MARK", self.input.op_pos)))?;
         Ok(self.stack.split_off(mark))
     }
 
@@ -206,9 +203,11 @@ impl Machine<'_> {
     }
 
     fn memo_get(&mut self, index: u64) -> Result<()> {
-        let value = self.memo.get(&index).cloned().ok_or_else(|| {
-            refuse(format!("malformed pickle: memo entry {index} fetched at byte {} was never stored", self.input.op_pos))
-        })?;
+        let value = self
+            .memo
+            .get(&index)
+            .cloned()
+            .ok_or_else(|| refuse(format!("malformed pickle: memo entry {index} fetched at byte {} was never stored", self.input.op_pos)))?;
         self.stack.push(value);
         Ok(())
     }
@@ -311,9 +310,7 @@ impl Machine<'_> {
                 // Strings (Python 2 `str` becomes `str`, decoded as UTF-8, as torch.load does).
                 b'S' => {
                     let line = self.input.line_bytes()?;
-                    let quoted = line.len() >= 2
-                        && line[0] == line[line.len() - 1]
-                        && (line[0] == b'\'' || line[0] == b'"');
+                    let quoted = line.len() >= 2 && line[0] == line[line.len() - 1] && (line[0] == b'\'' || line[0] == b'"');
                     if !quoted {
                         return Err(refuse("malformed pickle: STRING argument not quoted"));
                     }
@@ -558,9 +555,7 @@ impl Machine<'_> {
     }
 
     fn pop_mark_position(&mut self, op: &str) -> Result<usize> {
-        self.marks
-            .pop()
-            .ok_or_else(|| refuse(format!("malformed pickle: {op} at byte {} without a MARK", self.input.op_pos)))
+        self.marks.pop().ok_or_else(|| refuse(format!("malformed pickle: {op} at byte {} without a MARK", self.input.op_pos)))
     }
 
     /// APPEND / APPENDS: the items from `start` go into the list below them.
@@ -648,10 +643,7 @@ impl Machine<'_> {
                 Ok(Value::Tensor)
             }
             Allowed::RebuildParameter
-                if args.len() == 3
-                    && matches!(*args[0], Value::Tensor)
-                    && matches!(*args[1], Value::Bool(_))
-                    && matches!(*args[2], Value::OrderedDict) =>
+                if args.len() == 3 && matches!(*args[0], Value::Tensor) && matches!(*args[1], Value::Bool(_)) && matches!(*args[2], Value::OrderedDict) =>
             {
                 Ok(Value::Tensor)
             }
@@ -660,15 +652,7 @@ impl Machine<'_> {
     }
 
     /// A tensor's view must lie inside its storage: offset + Σ (size − 1)·stride < numel.
-    fn check_view(
-        &self,
-        name: &str,
-        storage: &StorageClaim,
-        offset: i64,
-        size: &[Rc<Value>],
-        stride: &[Rc<Value>],
-        element_bytes: u64,
-    ) -> Result<()> {
+    fn check_view(&self, name: &str, storage: &StorageClaim, offset: i64, size: &[Rc<Value>], stride: &[Rc<Value>], element_bytes: u64) -> Result<()> {
         let ints = |values: &[Rc<Value>]| -> Option<Vec<u64>> {
             values
                 .iter()
@@ -705,8 +689,19 @@ impl Machine<'_> {
             return Err(unproven(format!("a persistent id that is {}", describe(pid))));
         };
         let shape_ok = matches!(items.len(), 5 | 6) && items.get(5).is_none_or(|v| matches!(**v, Value::None));
-        let fields = (items.first().map(|v| &**v), items.get(1).map(|v| &**v), items.get(2).map(|v| &**v), items.get(3).map(|v| &**v), items.get(4).map(|v| &**v));
-        let (true, (Some(Value::Str(tag)), Some(Value::Global(_, Allowed::Storage(element_bytes))), Some(Value::Str(key)), Some(Value::Str(_)), Some(Value::Int(numel)))) = (shape_ok, fields) else {
+        let fields =
+            (items.first().map(|v| &**v), items.get(1).map(|v| &**v), items.get(2).map(|v| &**v), items.get(3).map(|v| &**v), items.get(4).map(|v| &**v));
+        let (
+            true,
+            (
+                Some(Value::Str(tag)),
+                Some(Value::Global(_, Allowed::Storage(element_bytes))),
+                Some(Value::Str(key)),
+                Some(Value::Str(_)),
+                Some(Value::Int(numel)),
+            ),
+        ) = (shape_ok, fields)
+        else {
             return Err(unproven(format!(
                 "a persistent id ({}) that is not ('storage', StorageType, key, location, numel)",
                 items.iter().map(|a| describe(a)).collect::<Vec<_>>().join(", ")
@@ -729,9 +724,7 @@ impl Machine<'_> {
         let available = (self.storage_bytes)(key)?;
         let claimed = numel.checked_mul(*element_bytes);
         if claimed.is_none_or(|bytes| bytes > available) {
-            return Err(refuse(format!(
-                "storage `{key}` claims {numel} elements of {element_bytes} bytes, but only {available} bytes back it"
-            )));
+            return Err(refuse(format!("storage `{key}` claims {numel} elements of {element_bytes} bytes, but only {available} bytes back it")));
         }
         let claim = Rc::new(claim);
         self.storages.insert(key.clone(), claim.clone());

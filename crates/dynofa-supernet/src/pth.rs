@@ -10,7 +10,7 @@ use std::path::Path;
 use zip::write::SimpleFileOptions;
 
 use crate::error::{Error, Result};
-use crate::tensor_io::write_atomically;
+use crate::files::write_atomically;
 
 /// A named f32 tensor, as in a PyTorch state dict.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,9 +90,7 @@ pub fn write_zip_checkpoint(path: &Path, pickle: &[u8], storages: &[Vec<u8>]) ->
     let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("archive").to_string();
     write_atomically(path, |file| {
         let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-        let stored = SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Stored)
-            .with_alignment(64);
+        let stored = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored).with_alignment(64);
         let entry = |zip: &mut zip::ZipWriter<_>, entry: &str, bytes: &[u8]| {
             zip.start_file(format!("{name}/{entry}"), stored)?;
             zip.write_all(bytes).map_err(zip::result::ZipError::from)

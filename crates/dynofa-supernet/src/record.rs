@@ -11,7 +11,7 @@ use burn::store::{BurnpackStore, ModuleSnapshot, ModuleStore};
 
 use crate::arch::{SupernetConfig, Width};
 use crate::error::{Error, Result};
-use crate::state_dict::{build_supernet, TensorSource};
+use crate::state_dict::{TensorSource, build_supernet};
 use crate::supernet::Supernet;
 
 /// Burn's path of the stem weight inside a record.
@@ -19,21 +19,10 @@ const STEM_PATH: &str = "first_conv.conv.weight";
 
 /// Writes `net` to `path` as a burnpack record (atomically).
 pub fn save_record(net: &Supernet, path: &Path) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp = tempfile::Builder::new()
-        .prefix(".dynofa-record")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(path, e))?;
-    let mut store = BurnpackStore::from_file(tmp.path())
-        .auto_extension(false)
-        .overwrite(true)
-        .metadata("dynofa.width", net.config.width.to_string());
-    net.save_into(&mut store)
-        .map_err(|e| Error::Checkpoint { detail: format!("cannot write record: {e}") }.in_file(path))?;
-    crate::tensor_io::publish_permissions(tmp.path(), false).map_err(|e| Error::io(path, e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
+    crate::files::write_through(path, |tmp| {
+        let mut store = BurnpackStore::from_file(tmp).auto_extension(false).overwrite(true).metadata("dynofa.width", net.config.width.to_string());
+        net.save_into(&mut store).map_err(|e| Error::Checkpoint { detail: format!("cannot write record: {e}") }.in_file(path))
+    })
 }
 
 /// Reads a supernet written by [`save_record`].
@@ -44,17 +33,12 @@ pub fn load_record(path: &Path, device: &Device) -> Result<Supernet> {
     }
     let bad = |detail: String| Error::Checkpoint { detail }.in_file(path);
     let mut store = BurnpackStore::from_file(path).auto_extension(false);
-    let stem = store
-        .get_tensor(STEM_PATH)
-        .map_err(|e| bad(format!("unreadable burnpack record: {e}")))?
-        .ok_or_else(|| bad(format!("record has no `{STEM_PATH}`")))?;
+    let stem =
+        store.get_tensor(STEM_PATH).map_err(|e| bad(format!("unreadable burnpack record: {e}")))?.ok_or_else(|| bad(format!("record has no `{STEM_PATH}`")))?;
     let channels = stem.shape.first().copied().unwrap_or(0);
-    let width = Width::from_stem_channels(channels)
-        .ok_or_else(|| bad(format!("`{STEM_PATH}` has {channels} output channels; expected 16 or 24")))?;
+    let width = Width::from_stem_channels(channels).ok_or_else(|| bad(format!("`{STEM_PATH}` has {channels} output channels; expected 16 or 24")))?;
     let mut net = build_supernet(&SupernetConfig::ofa_mbv3(width), &mut Zeros, device)?;
-    let result = net
-        .load_from(&mut store)
-        .map_err(|e| bad(format!("cannot load record: {e}")))?;
+    let result = net.load_from(&mut store).map_err(|e| bad(format!("cannot load record: {e}")))?;
     if let Some((missing, _)) = result.missing.first() {
         return Err(bad(format!("record lacks tensor `{missing}`")));
     }

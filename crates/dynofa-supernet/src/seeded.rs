@@ -11,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::arch::SupernetConfig;
 use crate::error::Result;
-use crate::state_dict::{build_supernet, TensorSource};
+use crate::state_dict::{TensorSource, build_supernet};
 use crate::supernet::Supernet;
 
 /// Seed of the embedded default supernet.
@@ -30,9 +30,7 @@ impl SeededInit {
 
     fn rng(&self, key: &str) -> ChaCha8Rng {
         // FNV-1a of the name, mixed with the seed.
-        let hash = key
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+        let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
         ChaCha8Rng::seed_from_u64(hash ^ self.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15))
     }
 }
@@ -41,9 +39,7 @@ impl TensorSource for SeededInit {
     fn tensor(&mut self, key: &str, shape: &[usize]) -> Result<Vec<f32>> {
         let mut rng = self.rng(key);
         let n: usize = shape.iter().product();
-        let mut uniform = |lo: f32, hi: f32| -> Vec<f32> {
-            (0..n).map(|_| rng.random_range(lo..hi)).collect()
-        };
+        let mut uniform = |lo: f32, hi: f32| -> Vec<f32> { (0..n).map(|_| rng.random_range(lo..hi)).collect() };
         let values = if key.ends_with("_matrix") {
             // Identity plus a little noise: a centre crop that the transform perturbs.
             let side = shape[0];
@@ -74,7 +70,6 @@ impl SupernetConfig {
 
     /// The supernet with seeded, untrained weights.
     pub fn init_seeded(&self, seed: u64, device: &Device) -> Supernet {
-        build_supernet(self, &mut SeededInit::new(seed), device)
-            .expect("a seeded initialisation provides every tensor")
+        build_supernet(self, &mut SeededInit::new(seed), device).expect("a seeded initialisation provides every tensor")
     }
 }

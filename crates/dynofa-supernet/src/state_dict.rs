@@ -10,12 +10,12 @@ use burn::prelude::*;
 use burn::tensor::{DType, TensorData};
 
 use crate::arch::SupernetConfig;
+use crate::elastic_kernel::KernelTransforms;
 use crate::error::Result;
+use crate::layers::{BatchNorm, Conv, ConvBias, ConvBn, Linear, SeFc, SqueezeExcite, param};
 use crate::pth::NamedTensor;
-use crate::tensor_io::Array;
-use crate::kernel::KernelTransforms;
-use crate::layers::{param, BatchNorm, Conv, ConvBias, ConvBn, Linear, SeFc, SqueezeExcite};
 use crate::supernet::{BlockSpec, ElasticBlock, ElasticDepthConv, FirstBlock, Supernet};
+use crate::tensor_io::Array;
 
 /// BatchNorm entries of OFA's state dict (`num_batches_tracked` is read and ignored).
 pub const BN_FIELDS: [&str; 4] = ["weight", "bias", "running_mean", "running_var"];
@@ -54,69 +54,29 @@ pub trait TensorSource {
 }
 
 /// Builds a supernet of architecture `config`, asking `source` for every tensor.
-pub fn build_supernet(
-    config: &SupernetConfig,
-    source: &mut dyn TensorSource,
-    device: &Device,
-) -> Result<Supernet> {
+pub fn build_supernet(config: &SupernetConfig, source: &mut dyn TensorSource, device: &Device) -> Result<Supernet> {
     build_supernet_in(config, source, device, Precision::F32)
 }
 
 /// [`build_supernet`] in the given precision.
-pub fn build_supernet_in(
-    config: &SupernetConfig,
-    source: &mut dyn TensorSource,
-    device: &Device,
-    precision: Precision,
-) -> Result<Supernet> {
+pub fn build_supernet_in(config: &SupernetConfig, source: &mut dyn TensorSource, device: &Device, precision: Precision) -> Result<Supernet> {
     let widths = config.widths();
     let stem = widths.stem;
     let mut walk = Walk::new(source, device, precision);
     let first_conv = walk.conv_bn("first_conv.conv.weight", "first_conv.bn", [stem, 3, 3, 3])?;
     let first_block = FirstBlock {
-        depth_conv: walk.conv_bn(
-            "blocks.0.conv.depth_conv.conv.weight",
-            "blocks.0.conv.depth_conv.bn",
-            [stem, 1, 3, 3],
-        )?,
-        point_linear: walk.conv_bn(
-            "blocks.0.conv.point_linear.conv.weight",
-            "blocks.0.conv.point_linear.bn",
-            [stem, stem, 1, 1],
-        )?,
+        depth_conv: walk.conv_bn("blocks.0.conv.depth_conv.conv.weight", "blocks.0.conv.depth_conv.bn", [stem, 1, 3, 3])?,
+        point_linear: walk.conv_bn("blocks.0.conv.point_linear.conv.weight", "blocks.0.conv.point_linear.bn", [stem, stem, 1, 1])?,
     };
-    let blocks = BlockSpec::all(config)
-        .iter()
-        .map(|spec| walk.elastic_block(spec, config))
-        .collect::<Result<Vec<_>>>()?;
+    let blocks = BlockSpec::all(config).iter().map(|spec| walk.elastic_block(spec, config)).collect::<Result<Vec<_>>>()?;
     let last = widths.stages[widths.stages.len() - 1];
-    let final_expand_layer = walk.conv_bn(
-        "final_expand_layer.conv.weight",
-        "final_expand_layer.bn",
-        [widths.final_expand, last, 1, 1],
-    )?;
-    let feature_mix_layer = Conv {
-        weight: param(walk.tensor(
-            "feature_mix_layer.conv.weight",
-            [widths.feature_mix, widths.final_expand, 1, 1],
-        )?),
-    };
+    let final_expand_layer = walk.conv_bn("final_expand_layer.conv.weight", "final_expand_layer.bn", [widths.final_expand, last, 1, 1])?;
+    let feature_mix_layer = Conv { weight: param(walk.tensor("feature_mix_layer.conv.weight", [widths.feature_mix, widths.final_expand, 1, 1])?) };
     let classifier = Linear {
-        weight: param(walk.tensor(
-            "classifier.linear.weight",
-            [config.num_classes, widths.feature_mix],
-        )?),
+        weight: param(walk.tensor("classifier.linear.weight", [config.num_classes, widths.feature_mix])?),
         bias: param(walk.tensor("classifier.linear.bias", [config.num_classes])?),
     };
-    Ok(Supernet {
-        first_conv,
-        first_block,
-        blocks,
-        final_expand_layer,
-        feature_mix_layer,
-        classifier,
-        config: config.clone(),
-    })
+    Ok(Supernet { first_conv, first_block, blocks, final_expand_layer, feature_mix_layer, classifier, config: config.clone() })
 }
 
 /// Every tensor name of the supernet with its shape, in build order.
@@ -190,14 +150,8 @@ impl<'a> Walk<'a> {
 
     /// BatchNorm `{prefix}.{weight,bias,running_mean,running_var}`.
     pub fn bn(&mut self, prefix: &str, channels: usize) -> Result<BatchNorm> {
-        let [weight, bias, running_mean, running_var] = BN_FIELDS
-            .map(|field| self.tensor(&format!("{prefix}.{field}"), [channels]));
-        Ok(BatchNorm {
-            weight: param(weight?),
-            bias: param(bias?),
-            running_mean: param(running_mean?),
-            running_var: param(running_var?),
-        })
+        let [weight, bias, running_mean, running_var] = BN_FIELDS.map(|field| self.tensor(&format!("{prefix}.{field}"), [channels]));
+        Ok(BatchNorm { weight: param(weight?), bias: param(bias?), running_mean: param(running_mean?), running_var: param(running_var?) })
     }
 
     /// A conv weight and its BatchNorm.
@@ -208,10 +162,7 @@ impl<'a> Walk<'a> {
 
     /// A 1×1 conv with bias, `{prefix}.{weight,bias}`.
     pub fn conv_bias(&mut self, prefix: &str, out: usize, inp: usize) -> Result<ConvBias> {
-        Ok(ConvBias {
-            weight: param(self.tensor(&format!("{prefix}.weight"), [out, inp, 1, 1])?),
-            bias: param(self.tensor(&format!("{prefix}.bias"), [out])?),
-        })
+        Ok(ConvBias { weight: param(self.tensor(&format!("{prefix}.weight"), [out, inp, 1, 1])?), bias: param(self.tensor(&format!("{prefix}.bias"), [out])?) })
     }
 
     /// Squeeze-and-excitation over `channels` channels, `{prefix}.fc.{reduce,expand}`.
@@ -229,29 +180,16 @@ impl<'a> Walk<'a> {
         let p = format!("blocks.{}.conv", spec.slot + 1);
         let mid = spec.mid_channels(config.max_expand());
         let k = config.max_kernel();
-        let inverted_bottleneck = self.conv_bn(
-            &format!("{p}.inverted_bottleneck.conv.conv.weight"),
-            &format!("{p}.inverted_bottleneck.bn.bn"),
-            [mid, spec.in_channels, 1, 1],
-        )?;
-        let conv = Conv {
-            weight: param(self.tensor(&format!("{p}.depth_conv.conv.conv.weight"), [mid, 1, k, k])?),
-        };
+        let inverted_bottleneck =
+            self.conv_bn(&format!("{p}.inverted_bottleneck.conv.conv.weight"), &format!("{p}.inverted_bottleneck.bn.bn"), [mid, spec.in_channels, 1, 1])?;
+        let conv = Conv { weight: param(self.tensor(&format!("{p}.depth_conv.conv.conv.weight"), [mid, 1, k, k])?) };
         let kernel = KernelTransforms {
             m7to5: param(self.tensor(&format!("{p}.depth_conv.conv.7to5_matrix"), [25, 25])?),
             m5to3: param(self.tensor(&format!("{p}.depth_conv.conv.5to3_matrix"), [9, 9])?),
         };
         let bn = self.bn(&format!("{p}.depth_conv.bn.bn"), mid)?;
         let se = if spec.se { Some(self.squeeze_excite(&format!("{p}.depth_conv.se"), mid)?) } else { None };
-        let point_linear = self.conv_bn(
-            &format!("{p}.point_linear.conv.conv.weight"),
-            &format!("{p}.point_linear.bn.bn"),
-            [spec.out_channels, mid, 1, 1],
-        )?;
-        Ok(ElasticBlock {
-            inverted_bottleneck,
-            depth_conv: ElasticDepthConv { conv, kernel, bn, se },
-            point_linear,
-        })
+        let point_linear = self.conv_bn(&format!("{p}.point_linear.conv.conv.weight"), &format!("{p}.point_linear.bn.bn"), [spec.out_channels, mid, 1, 1])?;
+        Ok(ElasticBlock { inverted_bottleneck, depth_conv: ElasticDepthConv { conv, kernel, bn, se }, point_linear })
     }
 }

@@ -7,13 +7,10 @@
 
 use burn::prelude::*;
 
-use crate::arch::{
-    make_divisible, SubnetConfig, SupernetConfig, BLOCKS_PER_STAGE, SLOTS, STAGES,
-    STAGE_HSWISH, STAGE_SE, STAGE_STRIDES,
-};
+use crate::arch::{BLOCKS_PER_STAGE, SLOTS, STAGE_HSWISH, STAGE_SE, STAGE_STRIDES, STAGES, SubnetConfig, SupernetConfig, make_divisible};
+use crate::elastic_kernel::KernelTransforms;
 use crate::error::Result;
-use crate::kernel::KernelTransforms;
-use crate::layers::{global_mean, Act, BatchNorm, Conv, ConvBn, Linear, SqueezeExcite};
+use crate::layers::{Act, BatchNorm, Conv, ConvBn, Linear, SqueezeExcite, global_mean};
 
 /// The fixed (non-elastic) facts of one elastic block slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,12 +169,7 @@ impl Supernet {
     }
 
     /// [`Supernet::forward`], handing each layer's output to `tap` on the way.
-    pub fn forward_traced(
-        &self,
-        x: Tensor<4>,
-        subnet: &SubnetConfig,
-        tap: Tap<'_>,
-    ) -> Result<Tensor<2>> {
+    pub fn forward_traced(&self, x: Tensor<4>, subnet: &SubnetConfig, tap: Tap<'_>) -> Result<Tensor<2>> {
         self.config.validate(subnet)?;
         let [_, channels, _, _] = x.dims();
         if channels != 3 {

@@ -3,13 +3,14 @@
 //! Writes go to a temporary file beside the target, renamed into place when complete.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::Read;
 use std::path::Path;
 
 use burn::prelude::*;
 use npyz::WriterBuilder;
 
 use crate::error::{Error, Result};
+use crate::files::write_atomically;
 use crate::state_dict::Precision;
 
 /// A dense f32 array in row-major (C) order.
@@ -22,6 +23,13 @@ pub struct Array {
 }
 
 impl Array {
+    /// The input every benchmark and profile times: a deterministic batch `[batch, 3, r,
+    /// r]` of values in about ±2 (as normalised pixels are; timings do not depend on the
+    /// values, and one pattern everywhere keeps measurements comparable).
+    pub fn benchmark_input(batch: usize, r: usize) -> Array {
+        Array { shape: vec![batch, 3, r, r], data: (0..batch * 3 * r * r).map(|i| ((i % 251) as f32 - 125.0) / 60.0).collect() }
+    }
+
     /// The array as a Burn tensor of rank `D`, or an error naming the shape.
     pub fn to_tensor<const D: usize>(&self, device: &Device) -> Result<Tensor<D>> {
         self.to_tensor_in(device, Precision::F32)
@@ -30,9 +38,7 @@ impl Array {
     /// [`Array::to_tensor`] in the given precision.
     pub fn to_tensor_in<const D: usize>(&self, device: &Device, precision: Precision) -> Result<Tensor<D>> {
         if self.shape.len() != D {
-            return Err(Error::TensorFile {
-                detail: format!("array has shape {:?}; expected {D} dimensions", self.shape),
-            });
+            return Err(Error::TensorFile { detail: format!("array has shape {:?}; expected {D} dimensions", self.shape) });
         }
         Ok(precision.tensor(self.data.clone(), self.shape.clone(), device))
     }
@@ -69,15 +75,10 @@ fn read_array<R: std::io::Read>(file: npyz::NpyFile<R>, what: &str, available: u
     crate::files::claimed_bytes(what, file.shape(), element_bytes, available)?;
     let shape: Vec<usize> = file.shape().iter().map(|&d| d as usize).collect();
     let data: Vec<f32> = match file.dtype() {
-        npyz::DType::Plain(ts) if ts.to_string().ends_with("f4") => {
-            file.into_vec::<f32>().map_err(|e| bad(e.to_string()))?
+        npyz::DType::Plain(ts) if ts.to_string().ends_with("f4") => file.into_vec::<f32>().map_err(|e| bad(e.to_string()))?,
+        npyz::DType::Plain(ts) if ts.to_string().ends_with("f8") => {
+            file.into_vec::<f64>().map_err(|e| bad(e.to_string()))?.into_iter().map(|v| v as f32).collect()
         }
-        npyz::DType::Plain(ts) if ts.to_string().ends_with("f8") => file
-            .into_vec::<f64>()
-            .map_err(|e| bad(e.to_string()))?
-            .into_iter()
-            .map(|v| v as f32)
-            .collect(),
         other => return Err(bad(format!("dtype {other:?}; expected float32 or float64"))),
     };
     Ok(Array { shape, data })
@@ -86,74 +87,46 @@ fn read_array<R: std::io::Read>(file: npyz::NpyFile<R>, what: &str, available: u
 /// Reads an `.npy` file of f32 (or f64) values.
 pub fn read_npy(path: &Path) -> Result<Array> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let file = npyz::NpyFile::new(&bytes[..])
-        .map_err(|e| Error::TensorFile { detail: format!("not an .npy file: {e}") }.in_file(path))?;
+    let file = npyz::NpyFile::new(&bytes[..]).map_err(|e| Error::TensorFile { detail: format!("not an .npy file: {e}") }.in_file(path))?;
     read_array(file, "array", bytes.len() as u64).map_err(|e| e.in_file(path))
 }
 
-/// Reads every array of an `.npz` archive, by name.
+/// Reads every array of an `.npz` archive (a zip of `.npy` files, stored or deflated as
+/// NumPy's `savez` and `savez_compressed` write them), by name.
 pub fn read_npz(path: &Path) -> Result<BTreeMap<String, Array>> {
     let bad = |detail: String| Error::TensorFile { detail }.in_file(path);
-    let mut archive = npyz::npz::NpzArchive::open(path).map_err(|e| Error::io(path, e))?;
-    let names: Vec<String> = archive.array_names().map(str::to_string).collect();
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let archive_bytes = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut archive = zip::ZipArchive::new(file).map_err(|e| bad(format!("not an .npz archive: {e}")))?;
     let mut arrays = BTreeMap::new();
-    for name in names {
-        let file = archive
-            .by_name(&name)
-            .map_err(|e| bad(format!("array `{name}`: {e}")))?
-            .ok_or_else(|| bad(format!("array `{name}` vanished")))?;
-        let available = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
-        arrays.insert(name.clone(), read_array(file, &name, available).map_err(|e| e.in_file(path))?);
+    for index in 0..archive.len() {
+        let mut entry = archive.by_index(index).map_err(|e| bad(format!("entry {index}: {e}")))?;
+        let full = entry.name().map_err(|e| bad(format!("entry {index}: {e}")))?.into_owned();
+        let name = full.strip_suffix(".npy").unwrap_or(&full).to_string();
+        // A size the archive claims, checked before reading: no more than NumPy's deflate
+        // could have made of the whole archive.
+        let claimed = entry.size();
+        if claimed > archive_bytes.saturating_mul(MAX_NPZ_EXPANSION) {
+            return Err(bad(format!("array `{name}`: {claimed} bytes claimed in a {archive_bytes}-byte archive")));
+        }
+        let mut bytes = Vec::new();
+        (&mut entry).take(claimed).read_to_end(&mut bytes).map_err(|e| bad(format!("array `{name}`: {e}")))?;
+        let npy = npyz::NpyFile::new(&bytes[..]).map_err(|e| bad(format!("array `{name}`: not an .npy file: {e}")))?;
+        let array = read_array(npy, &name, bytes.len() as u64).map_err(|e| e.in_file(path))?;
+        arrays.insert(name, array);
     }
     Ok(arrays)
 }
+
+/// The most an `.npz` entry may expand by (deflate's limit is about 1032:1).
+const MAX_NPZ_EXPANSION: u64 = 1100;
 
 /// Writes `array` to `path` as `.npy` (f32), atomically.
 pub fn write_npy(path: &Path, array: &Array) -> Result<()> {
     write_atomically(path, |file| {
         let shape: Vec<u64> = array.shape.iter().map(|&d| d as u64).collect();
-        let mut writer = npyz::WriteOptions::<f32>::new()
-            .default_dtype()
-            .shape(&shape)
-            .writer(file)
-            .begin_nd()?;
+        let mut writer = npyz::WriteOptions::<f32>::new().default_dtype().shape(&shape).writer(file).begin_nd()?;
         writer.extend(array.data.iter().copied())?;
         writer.finish()
     })
-}
-
-/// Writes a file through `write` into a temporary file in the same folder, then renames
-/// it to `path`; on any error nothing is left behind.
-pub fn write_atomically(
-    path: &Path,
-    write: impl FnOnce(&mut std::io::BufWriter<&mut std::fs::File>) -> std::io::Result<()>,
-) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".dynofa")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(path, e))?;
-    {
-        let mut buffered = std::io::BufWriter::new(tmp.as_file_mut());
-        write(&mut buffered).and_then(|_| buffered.flush()).map_err(|e| Error::io(path, e))?;
-    }
-    publish_permissions(tmp.path(), false).map_err(|e| Error::io(path, e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
-}
-
-/// Gives a finished temporary file (or folder) the usual permissions, `rw-r--r--`
-/// (`rwxr-xr-x` for a folder), before it is renamed into place: temporary files are
-/// created private to the user.
-pub fn publish_permissions(path: &Path, folder: bool) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = if folder { 0o755 } else { 0o644 };
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-    }
-    #[cfg(not(unix))]
-    let _ = (path, folder);
-    Ok(())
 }

@@ -8,9 +8,9 @@
 use std::collections::BTreeMap;
 
 use burn::prelude::*;
-use dynofa_golden::{check_parity, Case, Parity};
-use dynofa_supernet::tensor_io::{read_npz, Array};
-use dynofa_supernet::{load_checkpoint_in, Precision, Supernet, SupernetConfig, Width};
+use dynofa_golden::{Case, Parity, check_parity};
+use dynofa_supernet::tensor_io::{Array, read_npz};
+use dynofa_supernet::{Precision, Supernet, SupernetConfig, Width, load_checkpoint_in};
 
 fn width_of(case: &Case) -> Width {
     match case.net.as_str() {
@@ -34,9 +34,7 @@ impl Nets {
     fn get(&mut self, case: &Case, precision: Precision) -> &Supernet {
         let key = (case.checkpoint.clone(), precision == Precision::F64);
         let device = self.device.clone();
-        self.loaded
-            .entry(key)
-            .or_insert_with(|| load_checkpoint_in(&case.checkpoint_path(), &device, precision).unwrap())
+        self.loaded.entry(key).or_insert_with(|| load_checkpoint_in(&case.checkpoint_path(), &device, precision).unwrap())
     }
 
     /// Runs the case's sub-network, handing every tapped layer to `tap`.
@@ -44,9 +42,7 @@ impl Nets {
         let device = self.device.clone();
         let x = input.to_tensor_in::<4>(&device, precision).unwrap();
         let net = self.get(case, precision);
-        let logits = net
-            .forward_traced(x, &case.cfg, &mut |name, t| tap(name, Array::from_tensor(t)))
-            .unwrap();
+        let logits = net.forward_traced(x, &case.cfg, &mut |name, t| tap(name, Array::from_tensor(t))).unwrap();
         Array::from_tensor(&logits)
     }
 }
@@ -107,12 +103,7 @@ fn intermediates_match_layer_by_layer() {
         nets.run(case, &first, Precision::F64, &mut |name, a| {
             exact.insert(name.to_string(), a);
         });
-        assert_eq!(
-            ours.keys().collect::<Vec<_>>(),
-            expected.keys().collect::<Vec<_>>(),
-            "{}: the same layers are tapped",
-            case.id
-        );
+        assert_eq!(ours.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>(), "{}: the same layers are tapped", case.id);
         for (name, reference) in &expected {
             let what = format!("{} {name}", case.id);
             report(&what, check_parity(&ours[name], reference, &exact[name], tol), &mut failures);

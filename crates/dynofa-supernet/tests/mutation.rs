@@ -6,12 +6,12 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use burn::prelude::Device;
-use dynofa_golden::mutation::{check_reader, BoundedAllocator};
+use dynofa_golden::mutation::{BoundedAllocator, check_reader};
 use dynofa_supernet::checkpoint::Checkpoint;
-use dynofa_supernet::pth::{write_entries, Entry, Values};
+use dynofa_supernet::pth::{Entry, Values, write_entries};
 use dynofa_supernet::state_dict::TensorSource;
 use dynofa_supernet::tensor_io::{read_npy, read_npz};
-use dynofa_supernet::{load_record, save_record, SupernetConfig, Width};
+use dynofa_supernet::{SupernetConfig, Width, load_record, save_record};
 
 /// No single allocation above 1 GiB: the memory limit every case runs under.
 #[global_allocator]

@@ -6,9 +6,9 @@
 use std::path::Path;
 use std::process::Command;
 
+use dynofa_supernet::Error;
 use dynofa_supernet::pickle_guard::{check_checkpoint, check_pickle};
 use dynofa_supernet::pth::write_zip_checkpoint;
-use dynofa_supernet::Error;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -206,11 +206,12 @@ fn random_stream(rng: &mut ChaCha8Rng) -> Vec<u8> {
 
 /// A well-formed state dict with a decoy spliced in somewhere.
 fn state_dict_with_decoy(rng: &mut ChaCha8Rng) -> Vec<u8> {
-    let mut entries: Vec<Vec<u8>> = (0..rng.random_range(1..4))
-        .map(|i| [short_str(&format!("w{i}")), tensor(&i.to_string(), 12, &[3, 4], &[4, 1])].concat())
-        .collect();
+    let mut entries: Vec<Vec<u8>> =
+        (0..rng.random_range(1..4)).map(|i| [short_str(&format!("w{i}")), tensor(&i.to_string(), 12, &[3, 4], &[4, 1])].concat()).collect();
     if rng.random_bool(0.7) {
-        let decoy = [short_str(pick_pair(rng).0), short_str(pick_pair(rng).1), short_str("collections"), short_str("OrderedDict"), b"00".to_vec(), vec![0x93, b'0']].concat();
+        let decoy =
+            [short_str(pick_pair(rng).0), short_str(pick_pair(rng).1), short_str("collections"), short_str("OrderedDict"), b"00".to_vec(), vec![0x93, b'0']]
+                .concat();
         let at = rng.random_range(0..=entries.len());
         entries.insert(at, decoy);
     }

@@ -19,11 +19,10 @@ use dynofa_device::{Adapter, Processor};
 use dynofa_profiler::machine::utc_now;
 use dynofa_search::cost::{Cost, MeasuredLatency};
 use dynofa_search::family::evenly_spaced;
-use dynofa_search::nsga2::{pareto_front, Evaluated, Objectives};
-use dynofa_slice::family_file::{FamilyFile, LevelInfo};
+use dynofa_search::nsga2::{Evaluated, Objectives, pareto_front};
 use dynofa_slice::Placement;
+use dynofa_slice::family_file::{FamilyFile, LevelInfo};
 use dynofa_supernet::{Supernet, Width};
-use indicatif::{ProgressBar, ProgressStyle};
 
 /// Candidate sub-networks of the w1.2 supernet (a family file), embedded.
 pub const CANDIDATES: &str = include_str!("../../../assets/families/candidates_w12.ron");
@@ -57,7 +56,12 @@ pub fn load_or_make(supernet: &Supernet, adapter: &Adapter, device: &Device, qui
     if path.is_file() {
         match FamilyFile::read(&path) {
             Ok(file) if file.device == Processor::Gpu => {
-                eprintln!("no GPU family given: using the one made for {} on {} (cached: {}; delete it to measure again)", adapter.id, file.metadata.get("made").map_or("?", String::as_str), path.display());
+                eprintln!(
+                    "no GPU family given: using the one made for {} on {} (cached: {}; delete it to measure again)",
+                    adapter.id,
+                    file.metadata.get("made").map_or("?", String::as_str),
+                    path.display()
+                );
                 return Ok((file, path));
             }
             _ => eprintln!("{}: not a usable GPU family; making it again", path.display()),
@@ -79,8 +83,7 @@ pub fn load_or_make(supernet: &Supernet, adapter: &Adapter, device: &Device, qui
 fn make(supernet: &Supernet, adapter: &Adapter, device: &Device, quiet: bool) -> Result<FamilyFile> {
     let candidates = FamilyFile::parse(CANDIDATES, Path::new(CANDIDATES_NAME))?;
     let timing = MeasuredLatency::new(supernet.clone(), Placement::Gpu(device.clone()), ITERS);
-    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(candidates.levels.len() as u64) };
-    bar.set_style(ProgressStyle::with_template("GPU profile [{bar:30}] {pos}/{len} candidates, ETA {eta}").expect("template").progress_chars("=> "));
+    let bar = crate::progress::bar(candidates.levels.len() as u64, "GPU profile [{bar:30}] {pos}/{len} candidates, ETA {eta}", quiet);
     let mut measured = Vec::with_capacity(candidates.levels.len());
     for (i, level) in candidates.levels.iter().enumerate() {
         let ms = timing.cost(&level.config).with_context(|| format!("timing candidate {i} on {}", adapter.id))?;
@@ -96,7 +99,13 @@ fn make(supernet: &Supernet, adapter: &Adapter, device: &Device, quiet: bool) ->
     let metadata = BTreeMap::from([
         ("adapter".to_string(), adapter.describe()),
         ("made".to_string(), utc_now()),
-        ("search".to_string(), format!("{} candidates ({CANDIDATES_NAME}) timed end to end ({ITERS} forwards each, median); the accuracy–latency front, {LEVELS} levels evenly spaced", candidates.levels.len())),
+        (
+            "search".to_string(),
+            format!(
+                "{} candidates ({CANDIDATES_NAME}) timed end to end ({ITERS} forwards each, median); the accuracy–latency front, {LEVELS} levels evenly spaced",
+                candidates.levels.len()
+            ),
+        ),
         ("predictor".to_string(), candidates.metadata.get("predictor").cloned().unwrap_or_default()),
     ]);
     Ok(FamilyFile { device: Processor::Gpu, metadata, levels, ..candidates })

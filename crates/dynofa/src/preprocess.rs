@@ -10,8 +10,8 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
-use dynofa_runtime::frame::{resized_size, MEAN, STD};
+use anyhow::{Context, Result, bail};
+use dynofa_runtime::frame::{MEAN, STD, resized_size};
 use image::imageops::FilterType;
 use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
 
@@ -43,7 +43,9 @@ pub fn read_image(path: &Path) -> Result<DynamicImage> {
     if bytes > MAX_IMAGE_BYTES {
         bail!(
             "image {} ({width}×{height} pixels) needs {} MiB to decode: more than the {} MiB this tool allows",
-            path.display(), bytes.div_ceil(1 << 20), MAX_IMAGE_BYTES >> 20
+            path.display(),
+            bytes.div_ceil(1 << 20),
+            MAX_IMAGE_BYTES >> 20
         );
     }
     let mut limits = Limits::default();
@@ -99,7 +101,7 @@ pub fn softmax(logits: &[f32]) -> Vec<f32> {
 
 #[cfg(test)]
 mod tests {
-    use dynofa_golden::mutation::{check_reader, BoundedAllocator};
+    use dynofa_golden::mutation::{BoundedAllocator, check_reader};
 
     /// No single allocation above 1 GiB in this test binary.
     #[global_allocator]

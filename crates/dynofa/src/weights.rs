@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use burn::prelude::*;
-use dynofa_supernet::{load_weights, SubnetConfig, Supernet, SupernetConfig, Width};
+use dynofa_supernet::{SubnetConfig, Supernet, SupernetConfig, Width, load_weights};
 
 /// Text printed whenever the embedded default weights are used.
 pub const UNTRAINED_NOTICE: &str = "note: no --weights given: using the embedded default supernet \

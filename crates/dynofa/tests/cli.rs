@@ -5,9 +5,9 @@ use std::path::Path;
 
 use burn::prelude::*;
 use dynofa_golden::check_parity;
-use dynofa_supernet::tensor_io::{read_npy, Array};
 use dynofa_slice::FamilyStore;
-use dynofa_supernet::{load_checkpoint, load_checkpoint_in, Precision};
+use dynofa_supernet::tensor_io::{Array, read_npy};
+use dynofa_supernet::{Precision, load_checkpoint, load_checkpoint_in};
 
 mod common;
 
@@ -22,10 +22,8 @@ fn infer_reproduces_every_golden_case_from_the_command_line() {
     for case in &cases {
         let out = dir.path().join(format!("{}.npy", case.id));
         let cfg = case.cfg.to_json();
-        let run = dynofa(&[
-            "infer", "--weights", s(&case.checkpoint_path()), "--subnet", &cfg,
-            "--input", s(&dynofa_golden::path(&case.input)), "--output", s(&out),
-        ]);
+        let run =
+            dynofa(&["infer", "--weights", s(&case.checkpoint_path()), "--subnet", &cfg, "--input", s(&dynofa_golden::path(&case.input)), "--output", s(&out)]);
         assert!(run.status.success(), "{}: {}", case.id, stderr(&run));
         let got = read_npy(&out).unwrap();
         // The command computes exactly what the library's fast path does on one thread…
@@ -73,10 +71,8 @@ fn convert_then_infer_from_the_record() {
     assert!(json["record_load_ms"].as_f64().unwrap() > 0.0);
     let (a, b) = (dir.path().join("a.npy"), dir.path().join("b.npy"));
     for (weights, out) in [(case.checkpoint_path(), &a), (record.clone(), &b)] {
-        let run = dynofa(&[
-            "infer", "--weights", s(&weights), "--subnet", &case.cfg.to_json(),
-            "--input", s(&dynofa_golden::path(&case.input)), "--output", s(out),
-        ]);
+        let run =
+            dynofa(&["infer", "--weights", s(&weights), "--subnet", &case.cfg.to_json(), "--input", s(&dynofa_golden::path(&case.input)), "--output", s(out)]);
         assert!(run.status.success(), "{}", stderr(&run));
     }
     assert_eq!(read_npy(&a).unwrap(), read_npy(&b).unwrap());
@@ -85,7 +81,13 @@ fn convert_then_infer_from_the_record() {
 #[test]
 fn images_get_top5_classes_and_the_default_weights_say_untrained() {
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/sample.png");
-    let run = dynofa(&["infer", "--subnet", r#"{"ks":[3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3],"e":[3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3],"d":[2,2,2,2,2],"r":[128]}"#, "--image", s(&sample)]);
+    let run = dynofa(&[
+        "infer",
+        "--subnet",
+        r#"{"ks":[3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3],"e":[3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3],"d":[2,2,2,2,2],"r":[128]}"#,
+        "--image",
+        s(&sample),
+    ]);
     assert!(run.status.success(), "{}", stderr(&run));
     assert!(stderr(&run).contains("UNTRAINED"));
     let stdout = String::from_utf8_lossy(&run.stdout);
@@ -112,21 +114,12 @@ fn bad_input_is_a_clear_error() {
     fails_with(&["describe", "--subnet", &bad.to_json()], "ks[2]");
     fails_with(&["describe", "--subnet", "missing_file.json"], "missing_file.json");
     fails_with(&["describe", "--subnet", "{not json"], "sub-network config");
-    fails_with(
-        &["infer", "--weights", "nope.pth", "--subnet", &case.cfg.to_json(), "--input", s(&input), "--output", s(&out)],
-        "nope.pth",
-    );
+    fails_with(&["infer", "--weights", "nope.pth", "--subnet", &case.cfg.to_json(), "--input", s(&input), "--output", s(&out)], "nope.pth");
     let mut other_r = case.cfg.clone();
     other_r.r = vec![224];
-    fails_with(
-        &["infer", "--weights", s(&checkpoint), "--subnet", &other_r.to_json(), "--input", s(&input), "--output", s(&out)],
-        "needs [B, 3, 224, 224]",
-    );
+    fails_with(&["infer", "--weights", s(&checkpoint), "--subnet", &other_r.to_json(), "--input", s(&input), "--output", s(&out)], "needs [B, 3, 224, 224]");
     let unwritable = dir.path().join("no/such/dir/y.npy");
-    fails_with(
-        &["infer", "--weights", s(&checkpoint), "--subnet", &case.cfg.to_json(), "--input", s(&input), "--output", s(&unwritable)],
-        "no/such/dir",
-    );
+    fails_with(&["infer", "--weights", s(&checkpoint), "--subnet", &case.cfg.to_json(), "--input", s(&input), "--output", s(&unwritable)], "no/such/dir");
     assert!(!out.exists(), "nothing is written on failure");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no partial files");
     fails_with(&["infer", "--subnet", &case.cfg.to_json(), "--image", "absent.jpg"], "absent.jpg");
@@ -173,8 +166,7 @@ fn calibrate_from_npy_batches_and_from_an_image_folder() {
     let out = dir.path().join("calibrated");
     let cfg = spec["cfg"].to_string();
     let ckpt = dynofa_golden::path(spec["checkpoint"].as_str().unwrap());
-    let batches: Vec<std::path::PathBuf> =
-        spec["calibration_batches"].as_array().unwrap().iter().map(|p| dynofa_golden::path(p.as_str().unwrap())).collect();
+    let batches: Vec<std::path::PathBuf> = spec["calibration_batches"].as_array().unwrap().iter().map(|p| dynofa_golden::path(p.as_str().unwrap())).collect();
     let mut args = vec!["calibrate", "--weights", s(&ckpt), "--subnet", &cfg, "--out", s(&out), "--data"];
     args.extend(batches.iter().map(|p| s(p)));
     let run = dynofa(&args);
@@ -198,9 +190,7 @@ fn calibrate_from_npy_batches_and_from_an_image_folder() {
         }
     }
     let out2 = dir.path().join("from_images");
-    let run = dynofa(&[
-        "calibrate", "--subnet", &cfg, "--data", s(&images), "--batch-size", "4", "--out", s(&out2),
-    ]);
+    let run = dynofa(&["calibrate", "--subnet", &cfg, "--data", s(&images), "--batch-size", "4", "--out", s(&out2)]);
     assert!(run.status.success(), "{}", stderr(&run));
     assert!(stderr(&run).contains("6 images"), "{}", stderr(&run));
 
@@ -222,7 +212,17 @@ fn calibrate_from_npy_batches_and_from_an_image_folder() {
 
 #[test]
 fn bench_prints_timings_as_json() {
-    let run = dynofa(&["bench", "--subnet", r#"{"ks":[3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3],"e":[3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3],"d":[2,2,2,2,2],"r":[128]}"#, "--iters", "3", "--threads", "1", "--batch", "2"]);
+    let run = dynofa(&[
+        "bench",
+        "--subnet",
+        r#"{"ks":[3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3],"e":[3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3],"d":[2,2,2,2,2],"r":[128]}"#,
+        "--iters",
+        "3",
+        "--threads",
+        "1",
+        "--batch",
+        "2",
+    ]);
     assert!(run.status.success(), "{}", stderr(&run));
     let json: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     let median = json["median_ms"].as_f64().unwrap();
@@ -231,7 +231,17 @@ fn bench_prints_timings_as_json() {
     assert!(json.get("per_layer_ms").is_none() && json.get("per_op_ms").is_none());
     // Per layer: the latency tables' layers of this sub-network, in forward order (stem,
     // first block, 2 blocks × 5 stages, final expansion, pooling, feature mix, classifier).
-    let run = dynofa(&["bench", "--subnet", r#"{"ks":[3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3],"e":[3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3],"d":[2,2,2,2,2],"r":[128]}"#, "--iters", "3", "--threads", "1", "--per-layer", "--per-op"]);
+    let run = dynofa(&[
+        "bench",
+        "--subnet",
+        r#"{"ks":[3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3],"e":[3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3],"d":[2,2,2,2,2],"r":[128]}"#,
+        "--iters",
+        "3",
+        "--threads",
+        "1",
+        "--per-layer",
+        "--per-op",
+    ]);
     assert!(run.status.success(), "{}", stderr(&run));
     let json: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     let layers = json["per_layer_ms"].as_array().unwrap();
@@ -333,8 +343,23 @@ fn search_writes_a_family_the_store_can_load_and_a_plot_and_reports_clear_errors
     let family = dir.path().join("nested/nx_gpu.ron");
     let reference = golden.join("paper/dynamic_ofa_gpu_family.json");
     let run = dynofa(&[
-        "search", "--predictor", s(&predictor), "--lut", &lut, "--levels", "4", "--out", s(&family),
-        "--population", "20", "--generations", "5", "--polish", "1", "--reference", s(&reference),
+        "search",
+        "--predictor",
+        s(&predictor),
+        "--lut",
+        &lut,
+        "--levels",
+        "4",
+        "--out",
+        s(&family),
+        "--population",
+        "20",
+        "--generations",
+        "5",
+        "--polish",
+        "1",
+        "--reference",
+        s(&reference),
     ]);
     assert!(run.status.success(), "{}", stderr(&run));
     let file = dynofa_slice::family_file::FamilyFile::read(&family).unwrap();
@@ -346,8 +371,21 @@ fn search_writes_a_family_the_store_can_load_and_a_plot_and_reports_clear_errors
 
     // Levels at latency targets: each within its budget.
     let run = dynofa(&[
-        "search", "--predictor", s(&predictor), "--lut", &lut, "--targets", "20,25,30", "--out", s(&family),
-        "--population", "20", "--generations", "5", "--polish", "1",
+        "search",
+        "--predictor",
+        s(&predictor),
+        "--lut",
+        &lut,
+        "--targets",
+        "20,25,30",
+        "--out",
+        s(&family),
+        "--population",
+        "20",
+        "--generations",
+        "5",
+        "--polish",
+        "1",
     ]);
     assert!(run.status.success(), "{}", stderr(&run));
     let file = dynofa_slice::family_file::FamilyFile::read(&family).unwrap();

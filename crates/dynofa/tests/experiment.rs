@@ -24,8 +24,20 @@ fn a_small_sweep_writes_its_runs_table_plot_and_traces() {
     let family = small_family(dir.path());
     let out = dir.path().join("exp");
     let run = dynofa(&[
-        "experiment", "--quick", "--family", s(&family), "--threads", "1", "--targets", "2", "--loads", "none,memory",
-        "--policies", "static,predictive", "--out", s(&out),
+        "experiment",
+        "--quick",
+        "--family",
+        s(&family),
+        "--threads",
+        "1",
+        "--targets",
+        "2",
+        "--loads",
+        "none,memory",
+        "--policies",
+        "static,predictive",
+        "--out",
+        s(&out),
     ]);
     let err = stderr(&run);
     assert!(run.status.success(), "{err}");
@@ -74,8 +86,16 @@ fn a_small_sweep_writes_its_runs_table_plot_and_traces() {
     let table = std::fs::read_to_string(out.join("experiment.md")).unwrap();
     assert!(table.contains("| target | load | policy |") && table.contains("the oracle's own over %") && table.contains("predictive"), "{table}");
     let svg = std::fs::read_to_string(out.join("experiment.svg")).unwrap();
+    // The PNG beside it: the SVG rasterised at twice its size.
+    let png = image::open(out.join("experiment.png")).unwrap();
+    let (width, height) = (svg.split("width=\"").nth(1).unwrap(), svg.split("height=\"").nth(1).unwrap());
+    let number = |s: &str| s.split('"').next().unwrap().parse::<u32>().unwrap();
+    assert_eq!((png.width(), png.height()), (2 * number(width), 2 * number(height)));
     assert!(svg.contains("<svg") && svg.contains("predictive") && svg.contains("memory"));
-    assert!(!out.join("experiment.svg.tmp").exists());
+    // Nothing but the outputs (no temporary file left behind).
+    let mut written: Vec<String> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    written.sort();
+    assert_eq!(written, ["experiment.json", "experiment.md", "experiment.png", "experiment.svg", "traces"]);
 
     let bad = dynofa(&["experiment", "--loads", "none,quake", "--out", s(&out)]);
     assert!(!bad.status.success() && stderr(&bad).contains("quake"), "{}", stderr(&bad));
@@ -87,8 +107,22 @@ fn run_with_an_auto_target_says_what_it_chose_and_why() {
     let family = small_family(dir.path());
     let trace = dir.path().join("trace.csv");
     let run = dynofa(&[
-        "run", "--family", s(&family), "--threads", "1", "--target-ms", "auto", "--duration", "1", "--calibrate-iters", "2", "--quiet",
-        "--trace", s(&trace), "--plot", s(&dir.path().join("trace.svg")),
+        "run",
+        "--family",
+        s(&family),
+        "--threads",
+        "1",
+        "--target-ms",
+        "auto",
+        "--duration",
+        "1",
+        "--calibrate-iters",
+        "2",
+        "--quiet",
+        "--trace",
+        s(&trace),
+        "--plot",
+        s(&dir.path().join("trace.svg")),
     ]);
     let err = stderr(&run);
     assert!(run.status.success(), "{err}");

@@ -10,8 +10,8 @@ use burn::prelude::*;
 use dynofa_device::Processor;
 use dynofa_golden::check_parity;
 use dynofa_slice::family_file::FamilyFile;
-use dynofa_supernet::tensor_io::{read_npy, Array};
-use dynofa_supernet::{load_checkpoint_in, Precision};
+use dynofa_supernet::tensor_io::{Array, read_npy};
+use dynofa_supernet::{Precision, load_checkpoint_in};
 
 mod common;
 
@@ -99,8 +99,17 @@ fn infer_bench_profile_and_search_on_the_gpu() {
         let case = cases.iter().find(|c| c.id == id).unwrap();
         let out = dir.path().join(format!("{id}.npy"));
         let run = dynofa(&[
-            "infer", "--device", "gpu", "--weights", s(&case.checkpoint_path()), "--subnet", &case.cfg.to_json(),
-            "--input", s(&dynofa_golden::path(&case.input)), "--output", s(&out),
+            "infer",
+            "--device",
+            "gpu",
+            "--weights",
+            s(&case.checkpoint_path()),
+            "--subnet",
+            &case.cfg.to_json(),
+            "--input",
+            s(&dynofa_golden::path(&case.input)),
+            "--output",
+            s(&out),
         ]);
         assert!(run.status.success(), "{id}: {}", stderr(&run));
         let exact_net = load_checkpoint_in(&case.checkpoint_path(), &host, Precision::F64).unwrap();
@@ -113,7 +122,10 @@ fn infer_bench_profile_and_search_on_the_gpu() {
     let json = last_json(&bench);
     assert_eq!((json["device"].as_str(), json["threads"].as_u64(), json["batch"].as_u64()), (Some("gpu"), Some(1), Some(2)));
     assert_eq!(json["adapter"]["id"], "gpu:0");
-    assert!(json["median_ms"].as_f64().unwrap() > 0.0 && json["weights_mb"].as_f64().unwrap() > 1.0 && json["first_forward_s"].as_f64().unwrap() > 0.0, "{json}");
+    assert!(
+        json["median_ms"].as_f64().unwrap() > 0.0 && json["weights_mb"].as_f64().unwrap() > 1.0 && json["first_forward_s"].as_f64().unwrap() > 0.0,
+        "{json}"
+    );
 
     // GPU tables, their metadata naming the adapter, and a GPU family searched with them.
     let lut = dir.path().join("lut");
@@ -128,8 +140,23 @@ fn infer_bench_profile_and_search_on_the_gpu() {
     assert_eq!(last_json(&profile)["validation"]["networks"], 4);
     let family = dir.path().join("gpu_family.ron");
     let search = dynofa(&[
-        "search", "--device", "gpu", "--predictor", s(&dynofa_golden::dir().join("acc_predictor.pth")), "--lut", &format!("gpu={}", s(&tables)),
-        "--levels", "3", "--population", "20", "--generations", "5", "--polish", "1", "--out", s(&family),
+        "search",
+        "--device",
+        "gpu",
+        "--predictor",
+        s(&dynofa_golden::dir().join("acc_predictor.pth")),
+        "--lut",
+        &format!("gpu={}", s(&tables)),
+        "--levels",
+        "3",
+        "--population",
+        "20",
+        "--generations",
+        "5",
+        "--polish",
+        "1",
+        "--out",
+        s(&family),
     ]);
     assert!(search.status.success(), "{}", stderr(&search));
     let file = FamilyFile::read(&family).unwrap();

@@ -57,7 +57,11 @@ fn run_on_the_cpu_and_the_gpu() {
     assert!(on("gpu:0") >= 1 && on("cpu") >= 1, "frames on both processors: {} on the GPU, {} on the CPU", on("gpu:0"), on("cpu"));
     assert_eq!(rows[0].device, "gpu:0", "idle, the GPU's top level is the most accurate that fits");
     for pair in rows.windows(2) {
-        assert_eq!((&pair[1].device, pair[1].level, pair[1].threads), (&pair[0].next_device, pair[0].next_level, pair[0].next_threads), "the decision is what ran next");
+        assert_eq!(
+            (&pair[1].device, pair[1].level, pair[1].threads),
+            (&pair[0].next_device, pair[0].next_level, pair[0].next_threads),
+            "the decision is what ran next"
+        );
     }
     let report = last_json(&run);
     let processors = report["processors"].as_array().unwrap();

@@ -57,10 +57,7 @@ impl Running {
             .spawn()
             .expect("dynofa starts");
         let (stdout, stderr) = (Arc::new(Mutex::new(String::new())), Arc::new(Mutex::new(String::new())));
-        let readers = vec![
-            collect(child.stdout.take().unwrap(), stdout.clone()),
-            collect(child.stderr.take().unwrap(), stderr.clone()),
-        ];
+        let readers = vec![collect(child.stdout.take().unwrap(), stdout.clone()), collect(child.stderr.take().unwrap(), stderr.clone())];
         Running { child, stdout, stderr, readers }
     }
 
@@ -300,8 +297,19 @@ fn run_interrupted_stops_its_load_and_writes_trace_plot_and_summary() {
     let (trace, plot) = (dir.path().join("out/trace.csv"), dir.path().join("out/trace.svg"));
     let summary = trace.with_extension("summary.json");
     let mut run = Running::start(&[
-        "run", "--target-ms", "40", "--duration", "60", "--load", "0s-60s:1", "--calibrate-iters", "1",
-        "--trace", s(&trace), "--plot", s(&plot),
+        "run",
+        "--target-ms",
+        "40",
+        "--duration",
+        "60",
+        "--load",
+        "0s-60s:1",
+        "--calibrate-iters",
+        "1",
+        "--trace",
+        s(&trace),
+        "--plot",
+        s(&plot),
     ]);
     // The frames start after the idle calibration, and the load with them.
     let start = Instant::now();

@@ -10,8 +10,21 @@ fn a_short_run_under_load_writes_a_complete_consistent_trace() {
     let dir = tempfile::tempdir().unwrap();
     let (trace, plot) = (dir.path().join("out/trace.csv"), dir.path().join("out/trace.svg"));
     let run = dynofa(&[
-        "run", "--target-ms", "40", "--duration", "3", "--load", "1s-2s:1", "--policy", "predictive",
-        "--calibrate-iters", "1", "--trace", s(&trace), "--plot", s(&plot),
+        "run",
+        "--target-ms",
+        "40",
+        "--duration",
+        "3",
+        "--load",
+        "1s-2s:1",
+        "--policy",
+        "predictive",
+        "--calibrate-iters",
+        "1",
+        "--trace",
+        s(&trace),
+        "--plot",
+        s(&plot),
     ]);
     let err = stderr(&run);
     assert!(run.status.success(), "{err}");
@@ -61,7 +74,7 @@ fn run_refuses_bad_input_with_clear_errors() {
         (&["--target-ms", "10", "--min-accuracy", "1.5"], "accuracy floor"),
         (&["--target-ms", "10", "--policy", "static:99"], "policy"),
         (&["--target-ms", "10", "--policy", "fastest"], "policy"),
-        (&["--target-ms", "10", "--plot", "trace.png"], ".svg"),
+        (&["--target-ms", "10", "--plot", "trace.pdf"], ".svg or .png"),
         (&["--target-ms", "10", "--input", "/nonexistent/frames"], "/nonexistent/frames"),
         // The embedded family is for the w1.2 supernet.
         (&["--target-ms", "10", "--width", "1.0"], "width"),
@@ -100,8 +113,19 @@ fn an_unreadable_input_image_is_skipped_warned_about_once_and_counted() {
     let (frames, bad) = frames_with_a_corrupt_image(dir.path());
     let trace = dir.path().join("trace.csv");
     let run = dynofa(&[
-        "run", "--target-ms", "40", "--duration", "2", "--calibrate-iters", "1", "--input", s(&frames),
-        "--trace", s(&trace), "--plot", s(&dir.path().join("trace.svg")),
+        "run",
+        "--target-ms",
+        "40",
+        "--duration",
+        "2",
+        "--calibrate-iters",
+        "1",
+        "--input",
+        s(&frames),
+        "--trace",
+        s(&trace),
+        "--plot",
+        s(&dir.path().join("trace.svg")),
     ]);
     let err = stderr(&run);
     assert!(run.status.success(), "a corrupt frame does not stop the run: {err}");

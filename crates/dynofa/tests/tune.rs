@@ -80,7 +80,8 @@ fn run_uses_the_family_tuned_for_this_machine_and_names_a_broken_one() {
     check_family(&path, &[1]);
 
     let (trace, plot) = (dir.path().join("trace.csv"), dir.path().join("trace.svg"));
-    let run = dynofa_with(&["run", "--target-ms", "1000", "--duration", "1", "--quiet", "--calibrate-iters", "1", "--trace", s(&trace), "--plot", s(&plot)], &env);
+    let run =
+        dynofa_with(&["run", "--target-ms", "1000", "--duration", "1", "--quiet", "--calibrate-iters", "1", "--trace", s(&trace), "--plot", s(&plot)], &env);
     assert!(run.status.success(), "{}", stderr(&run));
     assert!(stderr(&run).contains(&format!("family: tuned for this machine ({}", path.display())), "{}", stderr(&run));
     assert_eq!(last_json(&run)["processors"][0]["family"].as_str(), Some(s(&path)));

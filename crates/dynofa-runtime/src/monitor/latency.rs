@@ -66,10 +66,7 @@ impl LatencyWindow {
         if self.recent.is_empty() {
             return None;
         }
-        let mut sorted: Vec<f64> = self.recent.iter().copied().collect();
-        sorted.sort_by(f64::total_cmp);
-        let rank = ((0.95 * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-        Some(sorted[rank - 1])
+        Some(crate::stats::nearest_rank(&crate::stats::sorted(self.recent.iter().copied()), 0.95))
     }
 
     /// The exponentially smoothed latency.

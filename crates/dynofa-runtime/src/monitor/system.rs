@@ -130,12 +130,12 @@ fn sample_between(before: Option<&CpuCounters>, after: Option<&CpuCounters>) -> 
 
 /// Cores this process may use (affinity mask, cgroup quota).
 pub fn allowed_cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    dynofa_device::host::cores()
 }
 
+/// The first CPU's clock frequency, MHz.
 fn cpu_mhz() -> Option<f64> {
-    let khz: f64 = std::fs::read_to_string("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq").ok()?.trim().parse().ok()?;
-    Some(khz / 1e3)
+    dynofa_device::host::cpu_mhz().first().copied()
 }
 
 fn available_mib() -> Option<f64> {
@@ -175,7 +175,11 @@ mod tests {
         let stop = Arc::new(AtomicBool::new(false));
         let spinner = {
             let stop = stop.clone();
-            std::thread::spawn(move || while !stop.load(Ordering::Relaxed) { std::hint::spin_loop() })
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::hint::spin_loop()
+                }
+            })
         };
         std::thread::sleep(Duration::from_millis(600));
         let s = monitor.latest();

@@ -9,8 +9,8 @@
 //! latency alone, and always runs on every thread — of the first processor given: the
 //! reference manages one processor's family.
 
-use super::{thread_counts, Configuration, Decision, Observation, Policy, Reason};
-use crate::model::FamilyModel;
+use super::{Configuration, Decision, Observation, Policy, Reason, thread_counts};
+use crate::level_table::LevelTable;
 use crate::monitor::LatencyWindow;
 use crate::requirements::Requirements;
 
@@ -64,7 +64,7 @@ impl Policy for Dofa {
         "dofa".into()
     }
 
-    fn start(&mut self, models: &[FamilyModel], _: &Requirements, max_threads: usize) -> Decision {
+    fn start(&mut self, models: &[LevelTable], _: &Requirements, max_threads: usize) -> Decision {
         self.frames_at_level = 0;
         self.window.clear();
         let model = &models[0];

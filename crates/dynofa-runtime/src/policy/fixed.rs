@@ -1,8 +1,8 @@
 //! `static:LEVEL[@T]` / `static:DEVICE:LEVEL`: one level of one processor, on every
 //! thread (or `T`), never switches (the comparison baseline).
 
-use super::{thread_counts, Configuration, Decision, Observation, Policy, Reason};
-use crate::model::FamilyModel;
+use super::{Configuration, Decision, Observation, Policy, Reason, thread_counts};
+use crate::level_table::LevelTable;
 use crate::requirements::Requirements;
 
 /// Runs one level of one processor (on all threads of the CPU).
@@ -18,7 +18,7 @@ pub struct Fixed {
 
 impl Fixed {
     /// Always `level` of `model`, the runtime's family number `device`.
-    pub fn new(device: usize, model: &FamilyModel, level: usize) -> Self {
+    pub fn new(device: usize, model: &LevelTable, level: usize) -> Self {
         let name = match model.device.as_str() {
             "cpu" => format!("static:{level}"),
             other => format!("static:{other}:{level}"),
@@ -41,11 +41,15 @@ impl Policy for Fixed {
         self.name.clone()
     }
 
-    fn start(&mut self, models: &[FamilyModel], _: &Requirements, max_threads: usize) -> Decision {
+    fn start(&mut self, models: &[LevelTable], _: &Requirements, max_threads: usize) -> Decision {
         let config = match models.get(self.device) {
             Some(model) => {
                 let all = thread_counts(model, max_threads);
-                Configuration { device: self.device, level: self.level.min(model.levels().saturating_sub(1)), threads: self.threads.map_or(all, |t| t.clamp(1, all)) }
+                Configuration {
+                    device: self.device,
+                    level: self.level.min(model.levels().saturating_sub(1)),
+                    threads: self.threads.map_or(all, |t| t.clamp(1, all)),
+                }
             }
             // Made for other families: the runtime refuses a processor it does not have.
             None => Configuration { device: self.device, level: self.level, threads: 1 },

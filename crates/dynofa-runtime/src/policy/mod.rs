@@ -6,7 +6,7 @@
 //! - [`Predictive`]: ours — estimates each processor's slowdown from observed vs predicted
 //!   latency and jumps to the best (processor, level, threads) predicted to meet the target.
 //! - [`Fixed`]: one level of one processor, never switches (`static:LEVEL`,
-//!   `static:DEVICE:LEVEL`).
+//!   `static:DEVICE:LEVEL`, `@T` for a fixed thread count too).
 
 mod dofa;
 mod fixed;
@@ -21,7 +21,7 @@ pub use predictive::{Knobs, Predictive, PredictiveOptions};
 use dynofa_device::Processor;
 
 use crate::error::{Error, Result};
-use crate::model::FamilyModel;
+use crate::level_table::LevelTable;
 use crate::monitor::SystemSample;
 use crate::requirements::Requirements;
 
@@ -38,7 +38,7 @@ pub struct Configuration {
 }
 
 /// The thread counts `model` can run on when the CPU allows `cpu_threads`: 1 on a GPU.
-pub fn thread_counts(model: &FamilyModel, cpu_threads: usize) -> usize {
+pub fn thread_counts(model: &LevelTable, cpu_threads: usize) -> usize {
     match model.processor {
         Processor::Cpu => cpu_threads.max(1),
         Processor::Gpu => 1,
@@ -61,14 +61,14 @@ pub struct Observation<'a> {
     /// The application's requirements now.
     pub requirements: &'a Requirements,
     /// Each processor's family, in the runtime's order.
-    pub models: &'a [FamilyModel],
+    pub models: &'a [LevelTable],
     /// The most threads the runtime may use on the CPU.
     pub max_threads: usize,
 }
 
 impl Observation<'_> {
     /// The family of the processor that ran the frame.
-    pub fn model(&self) -> &FamilyModel {
+    pub fn model(&self) -> &LevelTable {
         &self.models[self.config.device]
     }
 
@@ -131,7 +131,7 @@ pub trait Policy: Send {
 
     /// The configuration of the first frame, for the families `models` (one per
     /// processor) and up to `max_threads` threads on the CPU.
-    fn start(&mut self, models: &[FamilyModel], requirements: &Requirements, max_threads: usize) -> Decision;
+    fn start(&mut self, models: &[LevelTable], requirements: &Requirements, max_threads: usize) -> Decision;
 
     /// The configuration of the next frame after `observation`.
     fn decide(&mut self, observation: &Observation) -> Decision;
@@ -144,7 +144,7 @@ pub trait Policy: Send {
 /// `smallest` / `largest`; append `@T` for T threads instead of all) or
 /// `static:DEVICE:LEVEL` (`DEVICE`: `cpu`, `gpu` — the first GPU family — or a family's
 /// device as `gpu:N`).
-pub fn by_name(name: &str, models: &[FamilyModel]) -> Result<Box<dyn Policy>> {
+pub fn by_name(name: &str, models: &[LevelTable]) -> Result<Box<dyn Policy>> {
     let expected = "dofa, predictive, predictive:levels, predictive:threads:LEVEL, static:LEVEL[@T] or static:DEVICE:LEVEL (LEVEL an index, smallest or largest; DEVICE cpu, gpu or gpu:N)";
     let level_of = |text: &str, levels: usize, device: &str| -> Result<usize> {
         let level = match text {
@@ -169,7 +169,10 @@ pub fn by_name(name: &str, models: &[FamilyModel]) -> Result<Box<dyn Policy>> {
         _ => {
             let pinned = name.strip_prefix("static:").ok_or_else(|| Error::invalid("policy", name, expected))?;
             let (pinned, threads) = match pinned.split_once('@') {
-                Some((pinned, t)) => (pinned, Some(t.parse::<usize>().ok().filter(|&t| t > 0).ok_or_else(|| Error::invalid("policy", name, "@T with T a positive thread count"))?)),
+                Some((pinned, t)) => (
+                    pinned,
+                    Some(t.parse::<usize>().ok().filter(|&t| t > 0).ok_or_else(|| Error::invalid("policy", name, "@T with T a positive thread count"))?),
+                ),
                 None => (pinned, None),
             };
             let only = match models {

@@ -35,8 +35,8 @@ use std::cmp::Ordering;
 
 use dynofa_device::Processor;
 
-use super::{thread_counts, Configuration, Decision, Observation, Policy, Reason};
-use crate::model::FamilyModel;
+use super::{Configuration, Decision, Observation, Policy, Reason, thread_counts};
+use crate::level_table::LevelTable;
 use crate::monitor::SystemSample;
 use crate::requirements::{Priority, Requirements};
 use crate::stats;
@@ -49,8 +49,11 @@ pub enum Knobs {
     All,
     /// Processor and level; the CPU on every thread allowed.
     LevelsOnly,
-    /// Threads only, at this level of the first processor.
-    ThreadsOnly { level: usize },
+    /// Threads only, at a fixed level of the first processor.
+    ThreadsOnly {
+        /// The level.
+        level: usize,
+    },
 }
 
 /// Tuning of [`Predictive`].
@@ -79,7 +82,17 @@ pub struct PredictiveOptions {
 
 impl Default for PredictiveOptions {
     fn default() -> Self {
-        PredictiveOptions { knobs: Knobs::All, margin: 0.05, up_margin: 0.15, dwell_frames: 10, max_dwell_frames: 320, decay: 0.3, load_change_cores: 0.5, memory_frames: 30, error_frames: 300 }
+        PredictiveOptions {
+            knobs: Knobs::All,
+            margin: 0.05,
+            up_margin: 0.15,
+            dwell_frames: 10,
+            max_dwell_frames: 320,
+            decay: 0.3,
+            load_change_cores: 0.5,
+            memory_frames: 30,
+            error_frames: 300,
+        }
     }
 }
 
@@ -121,11 +134,21 @@ pub struct Predictive {
 /// Ratios whose median is the reference of the spread.
 pub const RECENT_FRAMES: usize = 15;
 
-
 impl Predictive {
     /// A predictive policy with `options`.
     pub fn new(options: PredictiveOptions) -> Self {
-        Predictive { options, slowdown: Vec::new(), frames_since_switch: 0, dwell: options.dwell_frames, last_up: None, demand: 0.0, others_at_backoff: 0.0, last_others: 0.0, errors: std::collections::VecDeque::new(), recent: std::collections::VecDeque::new() }
+        Predictive {
+            options,
+            slowdown: Vec::new(),
+            frames_since_switch: 0,
+            dwell: options.dwell_frames,
+            last_up: None,
+            demand: 0.0,
+            others_at_backoff: 0.0,
+            last_others: 0.0,
+            errors: std::collections::VecDeque::new(),
+            recent: std::collections::VecDeque::new(),
+        }
     }
 
     /// The margin learned from the spread: its 95th percentile over 1 (at
@@ -237,11 +260,7 @@ impl Predictive {
         let feasible: Vec<_> = self.candidates(o).into_iter().filter(|c| c.1 <= budget).collect();
         let floor_ok = |c: &&(Configuration, f64)| requirements.accepts_accuracy(o.accuracy(c.0));
         let accuracy_wins = requirements.priority == Priority::Accuracy;
-        let pool: Vec<_> = if accuracy_wins || feasible.iter().any(|c| floor_ok(&c)) {
-            feasible.iter().filter(floor_ok).copied().collect()
-        } else {
-            feasible
-        };
+        let pool: Vec<_> = if accuracy_wins || feasible.iter().any(|c| floor_ok(&c)) { feasible.iter().filter(floor_ok).copied().collect() } else { feasible };
         pool.into_iter().max_by(|a, b| more_accurate(o, a.0, b.0).then(b.1.total_cmp(&a.1)))
     }
 
@@ -322,7 +341,7 @@ impl Policy for Predictive {
         }
     }
 
-    fn start(&mut self, models: &[FamilyModel], requirements: &Requirements, max_threads: usize) -> Decision {
+    fn start(&mut self, models: &[LevelTable], requirements: &Requirements, max_threads: usize) -> Decision {
         // Idle, as if a frame of the first processor's fastest level had run exactly as predicted.
         let idle = SystemSample { allowed_cores: max_threads, ..SystemSample::default() };
         let config = Configuration { device: 0, level: 0, threads: thread_counts(&models[0], max_threads) };

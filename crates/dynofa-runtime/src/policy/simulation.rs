@@ -5,9 +5,9 @@ use super::*;
 use crate::requirements::Priority;
 
 /// Two cores; five levels whose idle latency on one thread is below, and 0.6 of it on two.
-fn model() -> FamilyModel {
+fn model() -> LevelTable {
     let one = [4.0, 6.0, 9.0, 13.0, 20.0];
-    FamilyModel {
+    LevelTable {
         device: "cpu".into(),
         processor: Processor::Cpu,
         accuracy: vec![0.74, 0.76, 0.78, 0.79, 0.80],
@@ -16,8 +16,8 @@ fn model() -> FamilyModel {
 }
 
 /// A GPU family: five levels with these accuracies and idle latencies.
-fn gpu_model(accuracy: [f64; 5], ms: [f64; 5]) -> FamilyModel {
-    FamilyModel { device: "gpu:0".into(), processor: Processor::Gpu, accuracy: accuracy.to_vec(), latency_ms: ms.iter().map(|&ms| vec![Some(ms)]).collect() }
+fn gpu_model(accuracy: [f64; 5], ms: [f64; 5]) -> LevelTable {
+    LevelTable { device: "gpu:0".into(), processor: Processor::Gpu, accuracy: accuracy.to_vec(), latency_ms: ms.iter().map(|&ms| vec![Some(ms)]).collect() }
 }
 
 const CORES: usize = 2;
@@ -26,7 +26,7 @@ const CORES: usize = 2;
 /// another process takes `gpu_load(t)` of the GPU's time (the GPU's frames run
 /// `1 / (1 − share)` slower), with a ±`noise` deterministic jitter.
 struct Machine {
-    models: Vec<FamilyModel>,
+    models: Vec<LevelTable>,
     load: Box<dyn Fn(f64) -> f64>,
     gpu_load: Box<dyn Fn(f64) -> f64>,
     noise: f64,
@@ -291,4 +291,3 @@ fn dofa_manages_the_first_processor_only() {
     assert!(frames.iter().all(|f| f.device == 0), "dofa stays on the GPU given first");
     assert!(frames.last().unwrap().level < 4, "and steps down there under its load");
 }
-

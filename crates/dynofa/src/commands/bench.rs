@@ -47,12 +47,11 @@ pub fn run(args: Args) -> Result<()> {
     anyhow::ensure!(!(gpu && args.threads.is_some()), "--threads: thread counts are for the CPU (--device {} has none)", args.device);
     anyhow::ensure!(!(gpu && args.per_op), "--per-op times the CPU's kernels; on a GPU use --per-layer");
     let supernet = args.net.weights.load(&Device::flex())?;
-    let threads = if gpu { 1 } else { args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())) };
+    let threads = if gpu { 1 } else { args.threads.unwrap_or_else(dynofa_device::host::cores) };
     let (placement, adapter) = crate::device::open(args.device, threads)?;
     let mut store: Box<dyn LoadedFamily> = placement.load(&supernet, std::slice::from_ref(&subnet), &[])?;
     let r = subnet.resolution();
-    let n = args.batch * 3 * r * r;
-    let input = Array { shape: vec![args.batch, 3, r, r], data: (0..n).map(|i| ((i % 251) as f32 - 125.0) / 60.0).collect() };
+    let input = Array::benchmark_input(args.batch, r);
     // The first forward compiles the GPU's kernels (and tunes them where the backend autotunes).
     let start = Instant::now();
     store.forward(&input)?;
@@ -60,13 +59,14 @@ pub fn run(args: Args) -> Result<()> {
     for _ in 0..4 {
         store.forward(&input)?;
     }
-    let mut times: Vec<f64> = (0..args.iters)
+    let times: Vec<f64> = (0..args.iters)
         .map(|_| {
             let start = Instant::now();
             store.forward(&input).map(|_| start.elapsed().as_secs_f64() * 1e3)
         })
         .collect::<Result<_, _>>()?;
-    let median_ms = median(&mut times);
+    let times = dynofa_runtime::stats::sorted(times);
+    let median_ms = dynofa_runtime::stats::median(&times);
     let mflops = supernet.config.counts(&subnet)?.mflops * args.batch as f64;
     let image = Array { shape: vec![1, 3, r, r], data: input.data[..3 * r * r].to_vec() };
     let per_op = if args.per_op {
@@ -81,8 +81,8 @@ pub fn run(args: Args) -> Result<()> {
         let keys = dynofa_profiler::layer_keys(&supernet.config, &subnet);
         anyhow::ensure!(runs.iter().all(|run| run.len() == keys.len()), "{} layer times for {} layers", runs[0].len(), keys.len());
         let layers = keys.iter().enumerate().map(|(i, key)| {
-            let mut ms: Vec<f64> = runs.iter().map(|run| run[i]).collect();
-            json!({ "layer": key.to_string(), "ms": median(&mut ms) })
+            let ms: Vec<f64> = runs.iter().map(|run| run[i]).collect();
+            json!({ "layer": key.to_string(), "ms": dynofa_runtime::stats::median(&ms) })
         });
         Some(layers.collect::<Vec<_>>())
     } else {
@@ -96,7 +96,7 @@ pub fn run(args: Args) -> Result<()> {
         "first_forward_s": first_s,
         "median_ms": median_ms,
         "mean_ms": times.iter().sum::<f64>() / times.len() as f64,
-        "p95_ms": times[(times.len() * 95 / 100).min(times.len() - 1)],
+        "p95_ms": dynofa_runtime::stats::nearest_rank(&times, 0.95),
         "min_ms": times[0],
         "mflops": mflops,
         "gflops": mflops / median_ms,
@@ -109,10 +109,4 @@ pub fn run(args: Args) -> Result<()> {
     }
     println!("{out}");
     Ok(())
-}
-
-/// The median of `values` (sorts them, so that the caller can read other ranks after).
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }

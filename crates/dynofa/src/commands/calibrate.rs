@@ -3,12 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use dynofa_slice::calibrate::recalibrate;
 use dynofa_slice::{extract, ofa_dir};
-use dynofa_supernet::tensor_io::{read_npy, Array};
-use indicatif::{ProgressBar, ProgressStyle};
+use dynofa_supernet::tensor_io::{Array, read_npy};
 use rayon::prelude::*;
 
 use crate::preprocess::load_image;
@@ -115,21 +114,17 @@ pub fn run(args: Args) -> Result<()> {
     let mut net = extract(&supernet, &subnet)?;
     let source = Source::new(&args)?;
     let r = subnet.resolution();
-    let bar = ProgressBar::new(source.batches() as u64).with_style(
-        ProgressStyle::with_template("calibrating {bar:30} {pos}/{len} batches, ETA {eta}").expect("valid template"),
-    );
+    let bar = crate::progress::bar(source.batches() as u64, "calibrating {bar:30} {pos}/{len} batches, ETA {eta}", false);
     // A batch that cannot be read stops the run before anything is written.
     let (mut failure, mut images) = (None, 0);
-    let tensors = (0..source.batches()).map_while(|i| {
-        match source.batch(i, r).and_then(|b| Ok(b.to_tensor::<4>(&device)?)) {
-            Ok(t) => {
-                images += t.dims()[0];
-                Some(t)
-            }
-            Err(e) => {
-                failure = Some(e);
-                None
-            }
+    let tensors = (0..source.batches()).map_while(|i| match source.batch(i, r).and_then(|b| Ok(b.to_tensor::<4>(&device)?)) {
+        Ok(t) => {
+            images += t.dims()[0];
+            Some(t)
+        }
+        Err(e) => {
+            failure = Some(e);
+            None
         }
     });
     recalibrate(&mut net, tensors, |done| bar.set_position(done as u64));

@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use dynofa_profiler::machine::Metadata;
-use dynofa_profiler::LatencyTables;
-use dynofa_search::AccuracyPredictor;
 use burn::prelude::*;
+use dynofa_profiler::LatencyTables;
+use dynofa_profiler::machine::Metadata;
+use dynofa_search::AccuracyPredictor;
 use dynofa_supernet::SupernetConfig;
 use serde_json::json;
 

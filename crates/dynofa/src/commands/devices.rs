@@ -31,7 +31,13 @@ pub fn run(_: Args) -> Result<()> {
     };
     let adapters = dynofa_device::adapters();
     let mut all = vec![cpu];
-    all.extend(adapters.iter().map(|a| Entry { id: a.id.clone(), name: a.name.clone(), kind: a.kind.to_string(), backend: a.backend.clone(), driver: a.driver.clone() }));
+    all.extend(adapters.iter().map(|a| Entry {
+        id: a.id.clone(),
+        name: a.name.clone(),
+        kind: a.kind.to_string(),
+        backend: a.backend.clone(),
+        driver: a.driver.clone(),
+    }));
     println!("{}", serde_json::to_string_pretty(&all)?);
     if !dynofa_device::GPU_SUPPORT {
         eprintln!("note: this dynofa was built without GPU support (build it with `--features wgpu` to list GPU adapters)");

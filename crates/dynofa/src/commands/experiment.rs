@@ -21,7 +21,7 @@
 //!   fixed at the oracle's idle choice).
 //!
 //! Writes `experiment.json` (one object per run), `experiment.md` (the table and the
-//! verdicts) and `experiment.svg` (one panel per policy: over-target share and accuracy
+//! verdicts) and `experiment.svg` / `.png` (one panel per policy: over-target share and accuracy
 //! gap per cell) under `--out`, and each run's trace as CSV under `traces/`.
 
 use std::io::{BufRead, BufReader};
@@ -29,19 +29,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use burn::prelude::*;
-use dynofa_runtime::load::LoadSpec;
+use dynofa_runtime::contention::LoadSpec;
 use dynofa_runtime::oracle::{self, ConditionTable, Measured, RunMetrics};
 use dynofa_runtime::trace::{self, TraceRow};
-use dynofa_runtime::{policy, stats, Configuration, ProcessorFamily, Requirements, Runtime};
+use dynofa_runtime::{Configuration, ProcessorFamily, Requirements, Runtime, policy, stats};
 use dynofa_slice::Placement;
-use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use rand::seq::SliceRandom;
 use serde::Serialize;
 use serde_json::json;
 
-use super::run::{progress_bar, Frames};
+use super::run::Frames;
 use crate::weights::WeightsArgs;
 
 /// Arguments of `dynofa experiment`.
@@ -262,7 +262,11 @@ pub fn run(args: Args) -> Result<()> {
     for (i, p) in args.policies.iter().enumerate() {
         anyhow::ensure!(!args.policies[..i].contains(p), "--policies: {p} is given twice");
     }
-    let phases = if args.quick { Phases { idle_before_s: 0.75, load_s: 1.5, idle_after_s: 0.75 } } else { Phases { idle_before_s: 2.0, load_s: 8.0, idle_after_s: 2.0 } };
+    let phases = if args.quick {
+        Phases { idle_before_s: 0.75, load_s: 1.5, idle_after_s: 0.75 }
+    } else {
+        Phases { idle_before_s: 2.0, load_s: 8.0, idle_after_s: 2.0 }
+    };
     let cores = dynofa_runtime::monitor::system::allowed_cores();
     let max_threads = args.threads.unwrap_or(cores).max(1);
     std::fs::create_dir_all(args.out.join("traces")).with_context(|| format!("creating {}", args.out.display()))?;
@@ -281,7 +285,8 @@ pub fn run(args: Args) -> Result<()> {
     let calibration = runtime.calibrate(if args.quick { 5 } else { 9 })?;
     let model = runtime.model().clone();
     let top = model.levels() - 1;
-    let (top_threads, top_idle_ms) = (1..=max_threads).filter_map(|t| Some((t, model.predict(top, t)?))).min_by(|a, b| a.1.total_cmp(&b.1)).context("no idle latency for the top level")?;
+    let (top_threads, top_idle_ms) =
+        (1..=max_threads).filter_map(|t| Some((t, model.predict(top, t)?))).min_by(|a, b| a.1.total_cmp(&b.1)).context("no idle latency for the top level")?;
     eprintln!(
         "idle calibration: {} rounds{}; most accurate level ({top}) {top_idle_ms:.2} ms on {top_threads} thread(s)",
         calibration.rounds,
@@ -302,7 +307,8 @@ pub fn run(args: Args) -> Result<()> {
     let worker = |load: Load| workers.iter().find(|(l, _)| *l == load.condition()).map(|(_, w)| w);
 
     // The oracle's tables: every configuration under each condition.
-    let configs: Vec<Configuration> = (0..model.levels()).flat_map(|level| (1..=max_threads).map(move |threads| Configuration { device: 0, level, threads })).collect();
+    let configs: Vec<Configuration> =
+        (0..model.levels()).flat_map(|level| (1..=max_threads).map(move |threads| Configuration { device: 0, level, threads })).collect();
     let mut conditions: Vec<Load> = vec![Load::None];
     for load in &loads {
         if !conditions.contains(&load.condition()) {
@@ -310,7 +316,7 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     let (rounds, slice_s) = if args.quick { (2, 0.12) } else { (3, 0.3) };
-    let bar = progress_bar(false, &format!("oracle: {} configurations × {} conditions {{bar:30}} {{pos}}/{{len}}", configs.len(), conditions.len()));
+    let bar = crate::progress::bar(1, &format!("oracle: {} configurations × {} conditions {{bar:30}} {{pos}}/{{len}}", configs.len(), conditions.len()), false);
     bar.set_length((conditions.len() * rounds * configs.len()) as u64);
     let mut tables: Vec<(Load, ConditionTable)> = Vec::new();
     for &condition in &conditions {
@@ -325,14 +331,18 @@ pub fn run(args: Args) -> Result<()> {
         }
         let table = ConditionTable {
             condition: condition.name().into(),
-            configs: configs.iter().zip(measured?).map(|(c, samples_ms)| Measured {
-                level: c.level,
-                threads: c.threads,
-                accuracy: model.accuracy[c.level],
-                median_ms: stats::nearest_rank(&samples_ms, 0.5),
-                p95_ms: stats::nearest_rank(&samples_ms, 0.95),
-                samples_ms,
-            }).collect(),
+            configs: configs
+                .iter()
+                .zip(measured?)
+                .map(|(c, samples_ms)| Measured {
+                    level: c.level,
+                    threads: c.threads,
+                    accuracy: model.accuracy[c.level],
+                    median_ms: stats::nearest_rank(&samples_ms, 0.5),
+                    p95_ms: stats::nearest_rank(&samples_ms, 0.95),
+                    samples_ms,
+                })
+                .collect(),
         };
         tables.push((condition, table));
     }
@@ -343,7 +353,7 @@ pub fn run(args: Args) -> Result<()> {
     // The sweep.
     let frames = Frames::open("synthetic")?;
     let cells = args.targets.len() * loads.len() * args.policies.len();
-    let bar = progress_bar(false, "{bar:30} {pos}/{len} runs  {msg}");
+    let bar = crate::progress::bar(1, "{bar:30} {pos}/{len} runs  {msg}", false);
     bar.set_length(cells as u64);
     let mut records: Vec<RunRecord> = Vec::new();
     for &target_x in &args.targets {
@@ -361,15 +371,26 @@ pub fn run(args: Args) -> Result<()> {
                     other => other.to_string(),
                 };
                 bar.set_message(format!("target {target_x}× ({target_ms:.1} ms), load {}, {policy_run}", load.name()));
-                runtime.restart(policy::by_name(&policy_run, runtime.models())?, Requirements::latency(target_ms)?)?;
+                runtime.restart(policy::by_name(&policy_run, runtime.level_tables())?, Requirements::latency(target_ms)?)?;
                 let rows = run_once(&mut runtime, &frames, &schedule, phases.total_s(), worker(load))?;
                 let trace_path = args.out.join("traces").join(format!("{target_x}x_{}_{}.csv", load.name(), name.replace(':', "-")));
                 trace::write_csv(&trace_path, &rows)?;
-                let run_frames: Vec<oracle::Frame> =
-                    rows.iter().map(|r| oracle::Frame { t_s: r.t_s, level: r.level, threads: r.threads, accuracy: r.acc_pred, latency_ms: r.latency_ms }).collect();
+                let run_frames: Vec<oracle::Frame> = rows
+                    .iter()
+                    .map(|r| oracle::Frame { t_s: r.t_s, level: r.level, threads: r.threads, accuracy: r.acc_pred, latency_ms: r.latency_ms })
+                    .collect();
                 let metrics = oracle::evaluate(&run_frames, &schedule, idle, loaded, target_ms);
                 let meets_goal = metrics.oracle_feasible.then_some(metrics.over_pct <= GOAL_OVER_PCT && metrics.acc_gap_pp <= GOAL_GAP_PP);
-                records.push(RunRecord { target_x, target_ms, load: load.name().into(), policy: name.clone(), policy_run, metrics, meets_goal, trace: trace_path });
+                records.push(RunRecord {
+                    target_x,
+                    target_ms,
+                    load: load.name().into(),
+                    policy: name.clone(),
+                    policy_run,
+                    metrics,
+                    meets_goal,
+                    trace: trace_path,
+                });
                 bar.inc(1);
             }
         }
@@ -392,14 +413,21 @@ pub fn run(args: Args) -> Result<()> {
         "seconds": started.elapsed().as_secs_f64(),
     });
     let json_path = args.out.join("experiment.json");
-    dynofa_supernet::tensor_io::write_atomically(&json_path, |f| serde_json::to_writer_pretty(&mut *f, &report).map_err(std::io::Error::other))?;
+    dynofa_supernet::files::write_atomically(&json_path, |f| serde_json::to_writer_pretty(&mut *f, &report).map_err(std::io::Error::other))?;
     let table = markdown(&records, &args.policies, &format!("{} ({} cores, {isa})", machine.cpu_model.as_deref().unwrap_or("unknown CPU"), cores), top_idle_ms);
     let md_path = args.out.join("experiment.md");
-    dynofa_supernet::tensor_io::write_atomically(&md_path, |f| std::io::Write::write_all(f, table.as_bytes()))?;
+    dynofa_supernet::files::write_atomically(&md_path, |f| std::io::Write::write_all(f, table.as_bytes()))?;
     let svg_path = args.out.join("experiment.svg");
     plot_sweep(&svg_path, &records, &args.targets, &loads, &args.policies)?;
     print!("{table}");
-    eprintln!("{} runs in {:.0} s\nresults: {}\ntable:   {}\nplot:    {}", records.len(), started.elapsed().as_secs_f64(), json_path.display(), md_path.display(), svg_path.display());
+    eprintln!(
+        "{} runs in {:.0} s\nresults: {}\ntable:   {}\nplot:    {}",
+        records.len(),
+        started.elapsed().as_secs_f64(),
+        json_path.display(),
+        md_path.display(),
+        svg_path.display()
+    );
     Ok(())
 }
 
@@ -408,7 +436,14 @@ pub fn run(args: Args) -> Result<()> {
 /// frame for `slice_s` seconds (at least 4 frames; the first, cache-cold, is not counted).
 /// Sustained, because that is how a policy runs them: on a 2-vCPU VM one thread ran level
 /// 4 in 20 ms between forwards of other configurations, and in 30–35 ms frame after frame.
-fn measure_configurations(runtime: &mut Runtime, configs: &[Configuration], rounds: usize, slice_s: f64, seed: u64, mut tick: impl FnMut()) -> Result<Vec<Vec<f64>>> {
+fn measure_configurations(
+    runtime: &mut Runtime,
+    configs: &[Configuration],
+    rounds: usize,
+    slice_s: f64,
+    seed: u64,
+    mut tick: impl FnMut(),
+) -> Result<Vec<Vec<f64>>> {
     let mut samples = vec![Vec::new(); configs.len()];
     // Seeded shuffles, as the profiler's rounds do.
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
@@ -463,7 +498,10 @@ fn markdown(records: &[RunRecord], policies: &[String], machine: &str, top_idle_
     use std::fmt::Write;
     let mut out = String::new();
     let _ = writeln!(out, "Machine: {machine}; the most accurate level's idle latency: {top_idle_ms:.2} ms.\n");
-    let _ = writeln!(out, "| target | load | policy | frames | over % | over during load % | acc gap (pp) | the oracle's own over % | gap to the p95 oracle (pp) | reaction (frames / ms) | recovery (s) | switches | goal |");
+    let _ = writeln!(
+        out,
+        "| target | load | policy | frames | over % | over during load % | acc gap (pp) | the oracle's own over % | gap to the p95 oracle (pp) | reaction (frames / ms) | recovery (s) | switches | goal |"
+    );
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let opt = |v: Option<f64>, digits: usize| v.map_or("never".to_string(), |x| format!("{x:.digits$}"));
     for r in records {
@@ -476,19 +514,41 @@ fn markdown(records: &[RunRecord], policies: &[String], machine: &str, top_idle_
         let _ = writeln!(
             out,
             "| {}× ({:.1} ms) | {} | {} | {} | {:.1} | {:.1} | {:.2} | {} | {:.2} | {} / {} | {} | {} | {goal} |",
-            r.target_x, r.target_ms, r.load, r.policy_run, m.frames, m.over_pct, m.over_during_load_pct, m.acc_gap_pp, m.oracle_over_pct.map_or("n/a".into(), |x| format!("{x:.1}")), m.acc_gap_tail_pp,
-            opt(m.reaction_frames.map(|f| f as f64), 0), opt(m.reaction_ms, 0), opt(m.recovery_s, 2), m.switches
+            r.target_x,
+            r.target_ms,
+            r.load,
+            r.policy_run,
+            m.frames,
+            m.over_pct,
+            m.over_during_load_pct,
+            m.acc_gap_pp,
+            m.oracle_over_pct.map_or("n/a".into(), |x| format!("{x:.1}")),
+            m.acc_gap_tail_pp,
+            opt(m.reaction_frames.map(|f| f as f64), 0),
+            opt(m.reaction_ms, 0),
+            opt(m.recovery_s, 2),
+            m.switches
         );
     }
     let _ = writeln!(out, "\nPer policy, over the cells where the oracle meets the target:\n");
-    let _ = writeln!(out, "| policy | cells | meets the goal | mean over % | worst over % | mean acc gap (pp) | worst acc gap (pp) | mean gap to the p95 oracle (pp) |");
+    let _ = writeln!(
+        out,
+        "| policy | cells | meets the goal | mean over % | worst over % | mean acc gap (pp) | worst acc gap (pp) | mean gap to the p95 oracle (pp) |"
+    );
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
     let summary = |policy: &str| {
         let runs: Vec<&RunRecord> = records.iter().filter(|r| r.policy == policy && r.meets_goal.is_some()).collect();
         let n = runs.len().max(1) as f64;
         let mean = |f: &dyn Fn(&RunRecord) -> f64| runs.iter().map(|r| f(r)).sum::<f64>() / n;
         let worst = |f: &dyn Fn(&RunRecord) -> f64| runs.iter().map(|r| f(r)).fold(f64::NEG_INFINITY, f64::max);
-        (runs.len(), runs.iter().filter(|r| r.meets_goal == Some(true)).count(), mean(&|r| r.metrics.over_pct), worst(&|r| r.metrics.over_pct), mean(&|r| r.metrics.acc_gap_pp), worst(&|r| r.metrics.acc_gap_pp))
+        (
+            runs.len(),
+            runs.iter().filter(|r| r.meets_goal == Some(true)).count(),
+            mean(&|r| r.metrics.over_pct),
+            worst(&|r| r.metrics.over_pct),
+            mean(&|r| r.metrics.acc_gap_pp),
+            worst(&|r| r.metrics.acc_gap_pp),
+        )
     };
     let tail_gap = |policy: &str| {
         let runs: Vec<&RunRecord> = records.iter().filter(|r| r.policy == policy && r.meets_goal.is_some()).collect();
@@ -505,12 +565,28 @@ fn markdown(records: &[RunRecord], policies: &[String], machine: &str, top_idle_
     if policies.iter().any(|p| p == "predictive") && summary("predictive").0 > 0 {
         let (_, _, over, _, gap, _) = summary("predictive");
         let others: Vec<&String> = policies.iter().filter(|p| *p != "predictive" && summary(p).0 > 0).collect();
-        let beaten: Vec<&String> = others.iter().copied().filter(|p| {
-            let (_, _, o, _, g, _) = summary(p);
-            over <= o && gap <= g
-        }).collect();
+        let beaten: Vec<&String> = others
+            .iter()
+            .copied()
+            .filter(|p| {
+                let (_, _, o, _, g, _) = summary(p);
+                over <= o && gap <= g
+            })
+            .collect();
         let others = others.len();
-        let _ = writeln!(out, "\n`predictive` is at least as good on both (mean over-target share and mean accuracy gap) as {} of the {others} others{}.", beaten.len(), if beaten.len() < others { format!(" (beaten on one: {})", policies.iter().filter(|p| *p != "predictive" && summary(p).0 > 0 && !beaten.contains(p)).cloned().collect::<Vec<_>>().join(", ")) } else { String::new() });
+        let _ = writeln!(
+            out,
+            "\n`predictive` is at least as good on both (mean over-target share and mean accuracy gap) as {} of the {others} others{}.",
+            beaten.len(),
+            if beaten.len() < others {
+                format!(
+                    " (beaten on one: {})",
+                    policies.iter().filter(|p| *p != "predictive" && summary(p).0 > 0 && !beaten.contains(p)).cloned().collect::<Vec<_>>().join(", ")
+                )
+            } else {
+                String::new()
+            }
+        );
     }
     let misses: Vec<&RunRecord> = records.iter().filter(|r| r.policy == "predictive" && r.meets_goal == Some(false)).collect();
     if !misses.is_empty() {
@@ -549,12 +625,12 @@ fn miss_reason(m: &RunMetrics) -> String {
 fn plot_sweep(path: &Path, records: &[RunRecord], targets: &[f64], loads: &[Load], policies: &[String]) -> Result<()> {
     use plotters::prelude::*;
     let fail = |e: &dyn std::fmt::Display| anyhow::anyhow!("drawing {}: {e}", path.display());
-    let tmp = path.with_extension("svg.tmp");
-    let drawn = (|| -> Result<()> {
+    let mut svg = String::new();
+    (|| -> Result<()> {
         let (cell_w, cell_h, label_w, head_h) = (120i32, 46i32, 90i32, 40i32);
         let panel_w = label_w + cell_w * loads.len() as i32;
         let panel_h = head_h + cell_h * targets.len() as i32 + 20;
-        let root = SVGBackend::new(&tmp, ((panel_w + 20) as u32, (panel_h * policies.len() as i32 + 50) as u32)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, ((panel_w + 20) as u32, (panel_h * policies.len() as i32 + 50) as u32)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| fail(&e))?;
         let text = |size: i32| ("sans-serif", size).into_font();
         root.draw(&Text::new("dynofa experiment: % of frames over target / accuracy gap to the oracle (pp)", (10, 10), text(16))).map_err(|e| fail(&e))?;
@@ -576,18 +652,15 @@ fn plot_sweep(path: &Path, records: &[RunRecord], targets: &[f64], loads: &[Load
                     };
                     let x0 = 10 + label_w + j as i32 * cell_w;
                     root.draw(&Rectangle::new([(x0, y), (x0 + cell_w - 4, y + cell_h - 4)], fill.filled())).map_err(|e| fail(&e))?;
-                    root.draw(&Text::new(format!("{:.1}% / {:+.2}", r.metrics.over_pct, r.metrics.acc_gap_pp), (x0 + 6, y + 14), text(13))).map_err(|e| fail(&e))?;
+                    root.draw(&Text::new(format!("{:.1}% / {:+.2}", r.metrics.over_pct, r.metrics.acc_gap_pp), (x0 + 6, y + 14), text(13)))
+                        .map_err(|e| fail(&e))?;
                 }
             }
         }
         root.present().map_err(|e| fail(&e))?;
         Ok(())
-    })();
-    match drawn {
-        Ok(()) => std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display())),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
-        }
-    }
+    })()?;
+    dynofa_runtime::plot::write(path, &svg)?;
+    // The same as PNG beside it, to paste into a report.
+    Ok(dynofa_runtime::plot::write(&path.with_extension("png"), &svg)?)
 }

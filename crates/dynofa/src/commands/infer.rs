@@ -2,12 +2,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use dynofa_device::DeviceId;
-use dynofa_slice::{ofa_dir, LoadedFamily, Placement, StaticNet};
-use dynofa_supernet::tensor_io::{read_npy, write_npy, Array};
+use dynofa_slice::{LoadedFamily, Placement, StaticNet, ofa_dir};
 use dynofa_supernet::SubnetConfig;
+use dynofa_supernet::tensor_io::{Array, read_npy, write_npy};
 
 use crate::preprocess::{class_names, load_image, softmax, top_k};
 use crate::weights::WeightsArgs;
@@ -97,10 +97,7 @@ pub fn run(args: Args) -> Result<()> {
         _ => bail!("give either --input X.npy --output Y.npy, or --image FILE…"),
     };
     if batch.shape.len() != 4 || batch.shape[1] != 3 || batch.shape[2] != r || batch.shape[3] != r {
-        bail!(
-            "input has shape {:?}; the sub-network (r = {r}) needs [B, 3, {r}, {r}]",
-            batch.shape
-        );
+        bail!("input has shape {:?}; the sub-network (r = {r}) needs [B, 3, {r}, {r}]", batch.shape);
     }
     let logits = network.forward(&batch, &device)?; // [B, classes]
     if let Some(out) = &args.output {

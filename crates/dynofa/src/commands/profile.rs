@@ -10,14 +10,13 @@ use anyhow::{Context, Result};
 use burn::prelude::*;
 use dynofa_device::DeviceId;
 use dynofa_profiler::compare::agreement;
-use dynofa_profiler::machine::{utc_now, Machine, Metadata, BURN_VERSION};
+use dynofa_profiler::machine::{BURN_VERSION, Machine, Metadata, utc_now};
 use dynofa_profiler::measure::{complete, write_table};
 use dynofa_profiler::rounds::RoundOptions;
-use dynofa_profiler::validate::{random_subnets, ErrorStats};
-use dynofa_profiler::{measure, validate, LatencyTables, Profile, ProfileOptions, Validation};
+use dynofa_profiler::validate::{ErrorStats, random_subnets};
+use dynofa_profiler::{LatencyTables, Profile, ProfileOptions, Validation, measure, validate};
 use dynofa_slice::Placement;
 use dynofa_supernet::SubnetConfig;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use crate::weights::WeightsArgs;
@@ -90,8 +89,15 @@ pub fn run(args: Args) -> Result<()> {
     }
     let gpu = args.device != DeviceId::Cpu;
     anyhow::ensure!(!(gpu && args.threads.is_some()), "--threads: thread counts are for the CPU (--device {} has none)", args.device);
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut rounds = RoundOptions { min_rounds: args.min_rounds, max_rounds: args.max_rounds, budget_s: args.budget, target_ci: args.target_ci / 100.0, seed: args.seed, ..RoundOptions::default() };
+    let cores = dynofa_device::host::cores();
+    let mut rounds = RoundOptions {
+        min_rounds: args.min_rounds,
+        max_rounds: args.max_rounds,
+        budget_s: args.budget,
+        target_ci: args.target_ci / 100.0,
+        seed: args.seed,
+        ..RoundOptions::default()
+    };
     let (resolutions, threads, validate_n, warm, additivity) = if args.quick {
         rounds.min_rounds = 3;
         rounds.max_rounds = 3;
@@ -110,7 +116,10 @@ pub fn run(args: Args) -> Result<()> {
         return measure_family(&supernet, family, &threads, &args, rounds);
     }
     let out = args.out.clone().expect("clap requires --out without --compare or --family");
-    anyhow::ensure!(validate_n == 0 || validate_n >= 4, "--validate {validate_n}: 0 (skip) or at least 4 (each is judged by a correction fitted on the others)");
+    anyhow::ensure!(
+        validate_n == 0 || validate_n >= 4,
+        "--validate {validate_n}: 0 (skip) or at least 4 (each is judged by a correction fitted on the others)"
+    );
     anyhow::ensure!(threads.iter().all(|&t| t > 0), "--threads must be positive");
     for &r in &resolutions {
         anyhow::ensure!(r % 4 == 0 && (32..=1024).contains(&r), "--resolutions: {r} is not a multiple of 4 in 32..=1024");
@@ -122,7 +131,15 @@ pub fn run(args: Args) -> Result<()> {
     };
     let what_of = |t: usize| if gpu { args.device.to_string() } else { format!("{t} thread(s)") };
 
-    let options = ProfileOptions { resolutions: resolutions.clone(), threads: threads.clone(), placement: placement.clone(), whole: random_subnets(&supernet.config, &resolutions, validate_n, args.seed), additivity, warm_forwards: warm, rounds };
+    let options = ProfileOptions {
+        resolutions: resolutions.clone(),
+        threads: threads.clone(),
+        placement: placement.clone(),
+        whole: random_subnets(&supernet.config, &resolutions, validate_n, args.seed),
+        additivity,
+        warm_forwards: warm,
+        rounds,
+    };
     let skip = |t: usize, r: usize| complete(&supernet.config, &dir_of(t), r);
     let profile = measure_with_progress(&supernet, &options, &skip, "profile").context("profiling")?;
     let noise = &profile.noise;
@@ -234,7 +251,12 @@ fn measure_family(supernet: &dynofa_supernet::Supernet, family: &Path, threads: 
         let listed: Vec<String> = ms.iter().map(|m| format!("{m:.2}")).collect();
         eprintln!("{} thread(s): levels {} ms: {}", measured.threads, listed.join(", "), if ordered { "strictly ordered" } else { "NOT strictly ordered" });
         if !ordered {
-            let out_of_order: Vec<String> = ms.windows(2).enumerate().filter(|(_, w)| w[0] >= w[1]).map(|(i, w)| format!("level {} ({:.2} ms) is not faster than level {} ({:.2} ms)", i, w[0], i + 1, w[1])).collect();
+            let out_of_order: Vec<String> = ms
+                .windows(2)
+                .enumerate()
+                .filter(|(_, w)| w[0] >= w[1])
+                .map(|(i, w)| format!("level {} ({:.2} ms) is not faster than level {} ({:.2} ms)", i, w[0], i + 1, w[1]))
+                .collect();
             eprintln!("  not strictly ordered: {}", out_of_order.join("; "));
         }
         println!(
@@ -252,10 +274,14 @@ fn measure_family(supernet: &dynofa_supernet::Supernet, family: &Path, threads: 
 /// The profiler's measurement of `options` (interleaved shuffled rounds beside a canary;
 /// see [`dynofa_profiler::measure`]) with a progress bar on stderr named `label` (drawn
 /// only when stderr is a terminal).
-pub fn measure_with_progress(supernet: &dynofa_supernet::Supernet, options: &ProfileOptions, skip: &dyn Fn(usize, usize) -> bool, label: &str) -> Result<Profile> {
-    let bar = ProgressBar::new(options.rounds.max_rounds as u64).with_style(
-        ProgressStyle::with_template(&format!("{label} [{{bar:30}}] round {{pos}}/{{len}} at most, {{elapsed}} {{msg}}")).expect("template").progress_chars("=> "),
-    );
+pub fn measure_with_progress(
+    supernet: &dynofa_supernet::Supernet,
+    options: &ProfileOptions,
+    skip: &dyn Fn(usize, usize) -> bool,
+    label: &str,
+) -> Result<Profile> {
+    let bar =
+        crate::progress::bar(options.rounds.max_rounds as u64, &format!("{label} [{{bar:30}}] round {{pos}}/{{len}} at most, {{elapsed}} {{msg}}"), false);
     let profile = measure(supernet, options, skip, &mut |round, max, what| {
         bar.set_length(max as u64);
         bar.set_position(round as u64);
@@ -268,8 +294,17 @@ pub fn measure_with_progress(supernet: &dynofa_supernet::Supernet, options: &Pro
 /// `subnets` measured whole on each of `threads` at `placement`, in the profiler's
 /// interleaved canary-relative rounds (what `dynofa profile --family` and `dynofa tune`
 /// measure): `Profile::threads[i].whole` follows `subnets`' order.
-pub fn measure_whole(supernet: &dynofa_supernet::Supernet, subnets: Vec<SubnetConfig>, threads: &[usize], placement: Placement, warm: usize, rounds: RoundOptions, label: &str) -> Result<Profile> {
-    let options = ProfileOptions { resolutions: Vec::new(), threads: threads.to_vec(), placement, whole: subnets, additivity: false, warm_forwards: warm, rounds };
+pub fn measure_whole(
+    supernet: &dynofa_supernet::Supernet,
+    subnets: Vec<SubnetConfig>,
+    threads: &[usize],
+    placement: Placement,
+    warm: usize,
+    rounds: RoundOptions,
+    label: &str,
+) -> Result<Profile> {
+    let options =
+        ProfileOptions { resolutions: Vec::new(), threads: threads.to_vec(), placement, whole: subnets, additivity: false, warm_forwards: warm, rounds };
     measure_with_progress(supernet, &options, &|_, _| true, label)
 }
 
@@ -309,8 +344,14 @@ fn comparable_sets(dirs: &[PathBuf]) -> Result<Vec<(String, Vec<PathBuf>)>> {
     };
     let common: Vec<String> = names(&dirs[0]).into_iter().filter(|n| dirs.iter().all(|d| has_tables(&d.join(n)))).collect();
     if common.is_empty() {
-        let listed: Vec<String> = dirs.iter().map(|d| format!("{} ({})", d.display(), if has_tables(d) { "tables".to_string() } else { format!("table directories {:?}", names(d)) })).collect();
-        anyhow::bail!("--compare: these hold no look-up tables in common (neither tables themselves nor table directories of the same name): {}", listed.join(", "));
+        let listed: Vec<String> = dirs
+            .iter()
+            .map(|d| format!("{} ({})", d.display(), if has_tables(d) { "tables".to_string() } else { format!("table directories {:?}", names(d)) }))
+            .collect();
+        anyhow::bail!(
+            "--compare: these hold no look-up tables in common (neither tables themselves nor table directories of the same name): {}",
+            listed.join(", ")
+        );
     }
     Ok(common.into_iter().map(|n| (n.clone(), dirs.iter().map(|d| d.join(&n)).collect())).collect())
 }
@@ -326,9 +367,9 @@ fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
 fn plot(v: &Validation, path: &Path, what: &str) -> Result<()> {
     use plotters::prelude::*;
     let max = v.points.iter().flat_map(|p| [p.predicted_ms, p.measured_ms, p.held_out_ms]).fold(0.0, f64::max) * 1.1;
-    let tmp = path.with_extension("svg.tmp");
+    let mut svg = String::new();
     let drawn = (|| -> Result<()> {
-        let root = SVGBackend::new(&tmp, (720, 560)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (720, 560)).into_drawing_area();
         root.fill(&WHITE)?;
         let mut chart = ChartBuilder::on(&root)
             .caption(format!("LUT prediction vs measured ({what}, {} networks)", v.points.len()), ("sans-serif", 20))
@@ -355,10 +396,6 @@ fn plot(v: &Validation, path: &Path, what: &str) -> Result<()> {
         root.present()?;
         Ok(())
     })();
-    if let Err(e) = drawn {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e.context(format!("drawing {}", path.display())));
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    drawn.with_context(|| format!("drawing {}", path.display()))?;
+    Ok(dynofa_runtime::plot::write(path, &svg)?)
 }

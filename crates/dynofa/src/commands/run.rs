@@ -15,28 +15,26 @@
 //! file, each time the cycle comes to it, and counted in the summary's `skipped_frames`;
 //! a folder without any readable image is an error before the run.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use dynofa_device::{Adapter, DeviceId, Processor};
-use dynofa_runtime::load::{LoadKind, LoadRunner, LoadSpec};
-use dynofa_runtime::model::FamilyModel;
+use dynofa_runtime::contention::{LoadKind, LoadRunner, LoadSpec};
+use dynofa_runtime::level_table::LevelTable;
 use dynofa_runtime::trace::{self, Summary, TraceRow};
-use dynofa_runtime::{policy, Frame, Priority, ProcessorFamily, Requirements, Runtime};
-use dynofa_slice::family_file::FamilyFile;
+use dynofa_runtime::{Frame, Priority, ProcessorFamily, Requirements, Runtime, policy};
 use dynofa_slice::Placement;
-use indicatif::{ProgressBar, ProgressStyle};
+use dynofa_slice::family_file::FamilyFile;
 use serde_json::json;
 
 use crate::interrupt;
 use crate::weights::WeightsArgs;
 
 /// The default family (w1.2), made on a 2-core x86-64 machine by `dynofa profile` and
-/// `dynofa search` (see `assets/families/README.md`).
+/// `dynofa search` (see `assets/README.md`).
 pub const DEFAULT_FAMILY: &str = include_str!("../../../../assets/families/cpu_w12.ron");
 /// Name shown for it.
 pub const DEFAULT_FAMILY_NAME: &str = "assets/families/cpu_w12.ron (embedded)";
@@ -67,8 +65,10 @@ pub struct Args {
     /// Which requirement wins when no level meets both: latency or accuracy.
     #[arg(long, default_value = "latency", value_parser = parse_priority)]
     priority: Priority,
-    /// Run-time policy: predictive, dofa (the reference, on the first processor) or
-    /// static:LEVEL / static:DEVICE:LEVEL (LEVEL an index, smallest or largest).
+    /// Run-time policy: predictive, dofa (the reference, on the first processor),
+    /// static:LEVEL / static:DEVICE:LEVEL (LEVEL an index, smallest or largest; `@T` fixes
+    /// the thread count too), or predictive's single-knob ablations predictive:levels
+    /// (threads fixed at the most) and predictive:threads:LEVEL (level fixed).
     #[arg(long, default_value = "predictive")]
     policy: String,
     /// How long to run, in seconds.
@@ -91,7 +91,7 @@ pub struct Args {
     /// Per-frame trace (CSV).
     #[arg(long, default_value = "dynofa-run/trace.csv")]
     trace: PathBuf,
-    /// Plot of the trace (SVG).
+    /// Plot of the trace (`.svg`, or `.png` to paste into a report).
     #[arg(long, default_value = "dynofa-run/trace.svg")]
     plot: PathBuf,
     /// No live status line.
@@ -179,7 +179,13 @@ fn families_to_run(args: &Args) -> Result<Vec<(DeviceId, Option<NamedFamily>)>> 
     for NamedFamily { file, path } in &given {
         if !devices.iter().any(|d| d.processor() == file.device) {
             let list = devices.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
-            bail!("--family {} is a {} family (its `device`), and --devices {list} runs no {}: add {} to --devices", path.display(), file.device, file.device, file.device);
+            bail!(
+                "--family {} is a {} family (its `device`), and --devices {list} runs no {}: add {} to --devices",
+                path.display(),
+                file.device,
+                file.device,
+                file.device
+            );
         }
     }
     devices
@@ -237,7 +243,7 @@ pub fn run(args: Args) -> Result<()> {
             dynofa_device::find_gpu(DeviceId::Gpu(adapter)).context("--load: the competing GPU process")?;
         }
     }
-    trace::check_plot_path(&args.plot).context("--plot")?;
+    dynofa_runtime::plot::check_path(&args.plot).context("--plot")?;
     let wanted = families_to_run(&args)?;
     let frames = Frames::open(&args.input)?;
     let cores = dynofa_runtime::monitor::system::allowed_cores();
@@ -251,13 +257,13 @@ pub fn run(args: Args) -> Result<()> {
     }
     // The policy checked before the (slow) loads, against the families as planned (a GPU's
     // default family has `gpu_default::LEVELS` levels).
-    let planned: Vec<FamilyModel> = opened
+    let planned: Vec<LevelTable> = opened
         .iter()
         .map(|p| match &p.family {
-            Some(family) => FamilyModel::from_family(&family.file, &p.name(), max_threads),
+            Some(family) => LevelTable::from_family(&family.file, &p.name(), max_threads),
             None => {
                 let levels = crate::gpu_default::LEVELS;
-                FamilyModel { device: p.name(), processor: Processor::Gpu, accuracy: vec![0.0; levels], latency_ms: vec![vec![None]; levels] }
+                LevelTable { device: p.name(), processor: Processor::Gpu, accuracy: vec![0.0; levels], latency_ms: vec![vec![None]; levels] }
             }
         })
         .collect();
@@ -277,26 +283,26 @@ pub fn run(args: Args) -> Result<()> {
         processors.push(ProcessorFamily::load(&supernet, family.file.clone(), &family.path, &p.placement, &p.name())?);
     }
     drop(supernet);
-    let models: Vec<FamilyModel> = processors.iter().map(|p| p.model.clone()).collect();
+    let models: Vec<LevelTable> = processors.iter().map(|p| p.model.clone()).collect();
     let policy = policy::by_name(&args.policy, &models)?;
     let mut runtime = Runtime::on_processors(processors)?.with_requirements(requirements)?.with_policy(policy);
     let start = Instant::now();
     let warm = runtime.warm_up()?;
-    for (seconds, model) in warm.iter().zip(runtime.models()) {
+    for (seconds, model) in warm.iter().zip(runtime.level_tables()) {
         if model.processor == Processor::Gpu {
             eprintln!("{}: {} levels warmed up (kernels compiled) in {seconds:.1} s", model.device, model.levels());
         }
     }
     tracing::info!(seconds = start.elapsed().as_secs_f64(), "warm-up");
     if args.calibrate_iters > 0 {
-        let bar = progress_bar(args.quiet, "idle calibration {bar:30} {pos}/{len} level × processor × threads");
+        let bar = crate::progress::bar(1, "idle calibration {bar:30} {pos}/{len} level × processor × threads", args.quiet);
         let start = Instant::now();
         let calibration = runtime.calibrate_with(args.calibrate_iters, |done, total| {
             bar.set_length(total as u64);
             bar.set_position(done as u64);
         })?;
         bar.finish_and_clear();
-        let what = runtime.models().iter().map(|m| format!("{} levels on {}", m.levels(), m.device)).collect::<Vec<_>>().join(", ");
+        let what = runtime.level_tables().iter().map(|m| format!("{} levels on {}", m.levels(), m.device)).collect::<Vec<_>>().join(", ");
         eprintln!("idle calibration: {what} (CPU on 1…{max_threads} threads), {} rounds in {:.1} s", calibration.rounds, start.elapsed().as_secs_f64());
         if calibration.extended {
             eprintln!(
@@ -311,7 +317,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     if args.target_ms == Target::Auto {
         let (ms, device, threads, level) = runtime
-            .models()
+            .level_tables()
             .iter()
             .filter_map(|m| {
                 let top = m.levels().checked_sub(1)?;
@@ -332,7 +338,7 @@ pub fn run(args: Args) -> Result<()> {
     // From here on an interrupt ends the frame loop; what ran is written as at the end.
     let _frames_section = interrupt::Section::enter("stopping the run after this frame; writing the trace, plot and summary of the frames so far")?;
     let runner = (!load.windows.is_empty()).then(|| LoadRunner::start(load.clone(), move |kind| load_command(&exe, kind)));
-    let status = progress_bar(args.quiet, "{bar:20} {elapsed_precise} {msg}");
+    let status = crate::progress::bar(1, "{bar:20} {elapsed_precise} {msg}", args.quiet);
     status.set_length((args.duration * 10.0) as u64);
     let start = Instant::now();
     let mut rows: Vec<TraceRow> = Vec::new();
@@ -353,7 +359,12 @@ pub fn run(args: Args) -> Result<()> {
             status.set_position((row.t_s * 10.0) as u64);
             status.set_message(format!(
                 "{} level {} ×{}t  {:6.2} ms (target {})  others {:.1} cores{}",
-                row.device, row.level, row.threads, row.latency_ms, row.target_ms, row.others_cpu,
+                row.device,
+                row.level,
+                row.threads,
+                row.latency_ms,
+                row.target_ms,
+                row.others_cpu,
                 if load.active_at(row.t_s) { "  [load]" } else { "" }
             ));
         }
@@ -371,13 +382,18 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     trace::write_csv(&args.trace, &rows)?;
-    let devices = runtime.models().iter().map(|m| m.device.as_str()).collect::<Vec<_>>().join(" + ");
-    let title = format!("dynofa run on {devices}: {} policy, target {} ms{}", runtime.policy_name(), requirements.target_ms, args.load.as_deref().map(|l| format!(", load {l}")).unwrap_or_default());
-    trace::plot(&args.plot, &rows, &load, &title)?;
+    let devices = runtime.level_tables().iter().map(|m| m.device.as_str()).collect::<Vec<_>>().join(" + ");
+    let title = format!(
+        "dynofa run on {devices}: {} policy, target {} ms{}",
+        runtime.policy_name(),
+        requirements.target_ms,
+        args.load.as_deref().map(|l| format!(", load {l}")).unwrap_or_default()
+    );
+    dynofa_runtime::plot::trace(&args.plot, &rows, &load, &title)?;
     let summary = Summary { skipped_frames, interrupted, ..Summary::of(&rows, &load, 5) };
     let stats = runtime.stats();
     let processors: Vec<serde_json::Value> = runtime
-        .models()
+        .level_tables()
         .iter()
         .zip(&opened)
         .zip(&stats.frames_per_level)
@@ -410,7 +426,7 @@ pub fn run(args: Args) -> Result<()> {
         "plot": args.plot,
     });
     let summary_path = args.trace.with_extension("summary.json");
-    dynofa_supernet::tensor_io::write_atomically(&summary_path, |f| serde_json::to_writer_pretty(&mut *f, &report).map_err(std::io::Error::other))?;
+    dynofa_supernet::files::write_atomically(&summary_path, |f| serde_json::to_writer_pretty(&mut *f, &report).map_err(std::io::Error::other))?;
     println!("{report}");
     if interrupted {
         eprintln!("interrupted after {:.1} s of the {} s asked for", rows.last().map_or(0.0, |r| r.t_s), args.duration);
@@ -420,23 +436,23 @@ pub fn run(args: Args) -> Result<()> {
     }
     eprintln!(
         "{} frames, {:.1}% over {:.2} ms ({:.1}% after 5 reaction frames), mean predicted accuracy {:.2}%, {} switches ({:.1} µs each)",
-        summary.frames, summary.over_pct, requirements.target_ms, summary.over_after_reaction_pct, summary.mean_acc * 100.0, summary.switches, summary.mean_switch_us
+        summary.frames,
+        summary.over_pct,
+        requirements.target_ms,
+        summary.over_after_reaction_pct,
+        summary.mean_acc * 100.0,
+        summary.switches,
+        summary.mean_switch_us
     );
     eprintln!("trace: {}\nplot:  {}\nsummary: {}", args.trace.display(), args.plot.display(), summary_path.display());
     if untrained {
-        eprintln!("note: these weights are NOT trained ImageNet weights: the classes are meaningless; the accuracies shown are the predictor's estimates for trained weights.");
+        eprintln!(
+            "note: these weights are NOT trained ImageNet weights: the classes are meaningless; the accuracies shown are the predictor's estimates for trained weights."
+        );
     }
     load_outcome?;
     // Exits with status 130 if interrupted, the frames or the writes cut short or not.
     interrupt::check()
-}
-
-/// A progress bar on stderr with `template`, hidden when `quiet` or stderr is not a terminal.
-pub(crate) fn progress_bar(quiet: bool, template: &str) -> ProgressBar {
-    if quiet || !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    ProgressBar::new(1).with_style(ProgressStyle::with_template(template).expect("template").progress_chars("=> "))
 }
 
 /// The process of a load window: this executable's hidden `load-worker` command.
@@ -534,7 +550,7 @@ pub struct LoadWorkerArgs {
     /// `busy` (spinning threads), `mem` (threads streaming memory), `dnn` (inference of the
     /// largest default level in a loop) or `gpu` (the same on a GPU).
     kind: String,
-    /// Threads (`busy`, `dnn`), or the GPU (`gpu`: gpu, gpu:N).
+    /// Threads (`busy`, `mem`, `dnn`), or the GPU (`gpu`: gpu, gpu:N).
     detail: String,
 }
 
@@ -551,12 +567,12 @@ pub fn load_worker(args: LoadWorkerArgs) -> Result<()> {
         "busy" => {
             let threads = threads()?;
             ready();
-            dynofa_runtime::load::spin_forever(threads)
+            dynofa_runtime::contention::spin_forever(threads)
         }
         "mem" => {
             let threads = threads()?;
             ready();
-            dynofa_runtime::load::stream_forever(threads)
+            dynofa_runtime::contention::stream_forever(threads)
         }
         "dnn" => Placement::Cpu { threads: threads()?.max(1) },
         "gpu" => {
@@ -565,7 +581,7 @@ pub fn load_worker(args: LoadWorkerArgs) -> Result<()> {
         }
         other => bail!("load-worker kind {other:?}: busy, mem, dnn or gpu"),
     };
-    dynofa_runtime::load::exit_with_parent();
+    dynofa_runtime::contention::exit_with_parent();
     let supernet = dynofa_supernet::SupernetConfig::ofa_mbv3(dynofa_supernet::Width::W12).init(&Device::flex());
     // The embedded family's largest level: the same load whatever family the run uses.
     let embedded = FamilyFile::parse(DEFAULT_FAMILY, Path::new(DEFAULT_FAMILY_NAME))?;

@@ -2,22 +2,20 @@
 //! OFA's accuracy predictor and a latency table, MFLOPs or parameters), a family of levels
 //! along it written as a RON family file, and a plot of the front.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use dynofa_device::Processor;
 use dynofa_profiler::LatencyTables;
-use dynofa_search::cost::{Cost, LutLatency, Mflops, Params};
-use dynofa_search::evolution::{evolve, EvolutionOptions};
-use dynofa_search::family::{at_targets, evenly_spaced};
-use dynofa_search::nsga2::{nsga2, Evaluated, Nsga2Options, Nsga2Result};
-use dynofa_search::space::{AccuracyVsCost, SearchSpace};
 use dynofa_search::AccuracyPredictor;
-use dynofa_slice::family_file::{FamilyFile, LevelInfo, FORMAT_VERSION};
+use dynofa_search::cost::{Cost, LutLatency, Mflops, Params};
+use dynofa_search::evolution::{EvolutionOptions, evolve};
+use dynofa_search::family::{Pick, family_file};
+use dynofa_search::nsga2::{Evaluated, Nsga2Options, Nsga2Result, nsga2};
+use dynofa_search::space::{AccuracyVsCost, SearchSpace};
+use dynofa_slice::family_file::FamilyFile;
 use dynofa_supernet::{SubnetConfig, SupernetConfig, Width};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use crate::commands::describe::parse_named_dir;
@@ -66,7 +64,7 @@ pub struct Args {
     /// Seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Plot of the front (SVG; default: the family file with `.svg`).
+    /// Plot of the front (`.svg` or `.png`; default: the family file with `.svg`).
     #[arg(long)]
     plot: Option<PathBuf>,
     /// Reference sub-networks to overlay and compare with (JSON with `levels[].cfg`, e.g. the paper's family).
@@ -157,15 +155,6 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// Where [`find_family`] puts the levels on the front.
-#[derive(Debug, Clone, Copy)]
-pub enum Pick<'a> {
-    /// This many, evenly spaced in cost.
-    Evenly(usize),
-    /// One per cost target (e.g. latency budgets in ms).
-    Targets(&'a [f64]),
-}
-
 /// What [`find_family`] found.
 pub struct Found {
     /// Every sub-network evaluated, and the front.
@@ -181,44 +170,35 @@ pub struct Found {
 /// NSGA-II over `space` (maximising `predictor`'s accuracy, minimising `cost`; a progress
 /// bar on stderr), then the levels `pick` puts on the front as a family file for
 /// `device`: per level its counts, predicted accuracy and latency per table of `tables`.
-pub fn find_family(space: &SearchSpace, predictor: &AccuracyPredictor, cost: &dyn Cost, tables: &[LutLatency], options: Nsga2Options, pick: Pick, device: Processor) -> Result<Found> {
-    let config = &space.config;
+pub fn find_family(
+    space: &SearchSpace,
+    predictor: &AccuracyPredictor,
+    cost: &dyn Cost,
+    tables: &[LutLatency],
+    options: Nsga2Options,
+    pick: Pick,
+    device: Processor,
+) -> Result<Found> {
     let problem = AccuracyVsCost { space, predictor, cost };
-    let bar = ProgressBar::new(options.generations as u64)
-        .with_style(ProgressStyle::with_template("NSGA-II [{bar:30}] generation {pos}/{len}, ETA {eta}").expect("template").progress_chars("=> "));
+    let bar = crate::progress::bar(options.generations as u64, "NSGA-II [{bar:30}] generation {pos}/{len}, ETA {eta}", false);
     let start = Instant::now();
     let result = nsga2(&problem, options, &mut |g, _| bar.set_position(g as u64)).context("searching")?;
     bar.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
-    let chosen = match pick {
-        Pick::Targets(targets) => at_targets(&result.front, targets),
-        Pick::Evenly(levels) => evenly_spaced(&result.front, levels),
-    };
-
-    // The family file: every level with its counts, predicted accuracy and latency per table.
-    let mut levels = Vec::with_capacity(chosen.len());
-    for e in &chosen {
-        let counts = config.counts(&e.genome)?;
-        let latency_ms = tables.iter().map(|t| Ok((t.name.clone(), t.cost(&e.genome)?))).collect::<Result<BTreeMap<_, _>>>()?;
-        levels.push(LevelInfo { config: e.genome.clone(), params: counts.params, mflops: counts.mflops, acc_pred: Some(e.objectives.acc), latency_ms, calibrated: false });
-    }
-    let mut metadata = BTreeMap::new();
-    metadata.insert("objective".into(), cost.name());
-    metadata.insert("search".into(), format!("NSGA-II population {} generations {} polish {} seed {}; resolutions {:?}", options.population, options.generations, options.polish_rounds, options.seed, space.resolutions));
-    let width = config.width;
-    let family = FamilyFile { format: FORMAT_VERSION, width, device, supernet: Some(format!("ofa_mbv3_d234_e346_k357_w{width}")), metadata, levels };
+    let chosen = pick.on(&result.front);
+    let family = family_file(space, &chosen, cost, tables, &options, device)?;
     Ok(Found { result, chosen, family, seconds })
 }
 
 /// OFA's constrained evolution with its defaults; prints the best sub-network as JSON.
 fn constrained(space: &SearchSpace, predictor: &AccuracyPredictor, cost: &dyn Cost, limit: f64, seed: u64) -> Result<()> {
     let options = EvolutionOptions { seed, ..EvolutionOptions::default() };
-    let bar = ProgressBar::new(options.generations as u64)
-        .with_style(ProgressStyle::with_template("evolution [{bar:30}] generation {pos}/{len}, ETA {eta}").expect("template").progress_chars("=> "));
+    let bar = crate::progress::bar(options.generations as u64, "evolution [{bar:30}] generation {pos}/{len}, ETA {eta}", false);
     let start = Instant::now();
     let best = evolve(space, predictor, cost, limit, options, &mut |g, _| bar.set_position(g as u64))?;
     bar.finish_and_clear();
-    let out = json!({"subnet": best.subnet, "acc": best.acc, "cost": best.cost, "objective": cost.name(), "limit": limit, "seconds": start.elapsed().as_secs_f64()});
+    let out =
+        json!({"subnet": best.subnet, "acc": best.acc, "cost": best.cost, "objective": cost.name(), "limit": limit, "seconds": start.elapsed().as_secs_f64()});
     println!("{out}");
     Ok(())
 }
@@ -239,7 +219,14 @@ fn read_reference(path: &Path, predictor: &AccuracyPredictor, cost: &dyn Cost) -
 }
 
 /// Every evaluated point (grey), the front (blue), the chosen levels (red), references (green).
-fn plot(all: &[Evaluated<SubnetConfig>], front: &[Evaluated<SubnetConfig>], chosen: &[Evaluated<SubnetConfig>], reference: Option<&[(f64, f64)]>, cost: &str, path: &Path) -> Result<()> {
+fn plot(
+    all: &[Evaluated<SubnetConfig>],
+    front: &[Evaluated<SubnetConfig>],
+    chosen: &[Evaluated<SubnetConfig>],
+    reference: Option<&[(f64, f64)]>,
+    cost: &str,
+    path: &Path,
+) -> Result<()> {
     use plotters::prelude::*;
     let points = all.iter().map(|e| (e.objectives.cost, e.objectives.acc)).chain(reference.unwrap_or(&[]).iter().map(|&(a, c)| (c, a)));
     let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
@@ -247,9 +234,9 @@ fn plot(all: &[Evaluated<SubnetConfig>], front: &[Evaluated<SubnetConfig>], chos
         (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
     }
     let (dx, dy) = ((x1 - x0).max(1e-9) * 0.05, (y1 - y0).max(1e-9) * 0.05);
-    let tmp = path.with_extension("svg.tmp");
-    {
-        let root = SVGBackend::new(&tmp, (800, 600)).into_drawing_area();
+    let mut svg = String::new();
+    let drawn = (|| -> Result<()> {
+        let root = SVGBackend::with_string(&mut svg, (800, 600)).into_drawing_area();
         root.fill(&WHITE)?;
         let mut chart = ChartBuilder::on(&root)
             .caption(format!("Predicted accuracy vs {cost}"), ("sans-serif", 20))
@@ -278,7 +265,8 @@ fn plot(all: &[Evaluated<SubnetConfig>], front: &[Evaluated<SubnetConfig>], chos
         }
         chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).position(SeriesLabelPosition::LowerRight).draw()?;
         root.present()?;
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+        Ok(())
+    })();
+    drawn.with_context(|| format!("drawing {}", path.display()))?;
+    Ok(dynofa_runtime::plot::write(path, &svg)?)
 }

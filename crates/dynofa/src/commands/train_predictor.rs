@@ -4,8 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use dynofa_search::train::{read_csv, train, TrainOptions};
-use indicatif::{ProgressBar, ProgressStyle};
+use dynofa_search::train::{TrainOptions, read_csv, train};
 use serde_json::json;
 
 /// Arguments of `dynofa train-predictor`.
@@ -33,8 +32,7 @@ pub fn run(args: Args) -> Result<()> {
     anyhow::ensure!((0.0..1.0).contains(&args.held_out), "--held-out {}: a share in [0, 1)", args.held_out);
     let samples = read_csv(&args.csv)?;
     let options = TrainOptions { epochs: args.epochs, held_out: args.held_out, seed: args.seed, ..TrainOptions::default() };
-    let bar = ProgressBar::new(args.epochs as u64)
-        .with_style(ProgressStyle::with_template("training [{bar:30}] epoch {pos}/{len}, ETA {eta}").expect("template").progress_chars("=> "));
+    let bar = crate::progress::bar(args.epochs as u64, "training [{bar:30}] epoch {pos}/{len}, ETA {eta}", false);
     let (predictor, report) = train(&samples, options, &mut |e, _| bar.set_position(e as u64))?;
     bar.finish_and_clear();
     predictor.save(&args.out).with_context(|| format!("writing {}", args.out.display()))?;

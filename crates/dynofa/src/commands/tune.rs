@@ -22,23 +22,24 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use burn::prelude::*;
 use dynofa_device::Processor;
-use dynofa_profiler::machine::{utc_now, Machine};
+use dynofa_profiler::machine::{Machine, utc_now};
 use dynofa_profiler::rounds::RoundOptions;
 use dynofa_profiler::{LatencyTables, ProfileOptions, Table};
+use dynofa_search::AccuracyPredictor;
 use dynofa_search::cost::LutLatency;
 use dynofa_search::family::evenly_spaced;
-use dynofa_search::nsga2::{pareto_front, Evaluated, Nsga2Options, Objectives};
+use dynofa_search::nsga2::{Evaluated, Nsga2Options, Objectives, pareto_front};
 use dynofa_search::space::SearchSpace;
-use dynofa_search::AccuracyPredictor;
-use dynofa_slice::family_file::{FamilyFile, LevelInfo};
 use dynofa_slice::Placement;
+use dynofa_slice::family_file::{FamilyFile, LevelInfo};
 use dynofa_supernet::{Supernet, SupernetConfig, Width};
 use serde_json::json;
 
 use crate::commands::profile::{measure_whole, measure_with_progress};
 use crate::commands::run::{DEFAULT_FAMILY, DEFAULT_FAMILY_NAME};
-use crate::commands::search::{find_family, Pick};
+use crate::commands::search::find_family;
 use crate::gpu_default::{CANDIDATES, CANDIDATES_NAME};
+use dynofa_search::family::Pick;
 
 /// The file name of a tuned family (in the cache directory of the machine, or `--out`).
 pub const FAMILY_FILE: &str = "cpu_w12.ron";
@@ -209,7 +210,10 @@ pub fn run(args: Args) -> Result<()> {
     let max = threads.last().expect("not empty");
     metadata.insert("made".into(), utc_now());
     metadata.insert("made_by".into(), format!("dynofa tune{} (dynofa {})", if args.quick { " --quick" } else { "" }, env!("CARGO_PKG_VERSION")));
-    metadata.insert("machine".into(), format!("{} ({}, {cores} core(s) this process may use, instruction set {isa})", machine.cpu_model.as_deref().unwrap_or("unknown CPU"), machine.arch));
+    metadata.insert(
+        "machine".into(),
+        format!("{} ({}, {cores} core(s) this process may use, instruction set {isa})", machine.cpu_model.as_deref().unwrap_or("unknown CPU"), machine.arch),
+    );
     metadata.insert(
         "measured".into(),
         format!(
@@ -219,7 +223,16 @@ pub fn run(args: Args) -> Result<()> {
     );
     metadata.insert(
         "rounds".into(),
-        format!("min {} max {} budget {:.0} s target ±{:.0}% seed {}; ran {} round(s), stopped: {:?}", rounds.min_rounds, rounds.max_rounds, rounds.budget_s, 100.0 * rounds.target_ci, rounds.seed, noise.rounds, noise.stop),
+        format!(
+            "min {} max {} budget {:.0} s target ±{:.0}% seed {}; ran {} round(s), stopped: {:?}",
+            rounds.min_rounds,
+            rounds.max_rounds,
+            rounds.budget_s,
+            100.0 * rounds.target_ci,
+            rounds.seed,
+            noise.rounds,
+            noise.stop
+        ),
     );
     metadata.insert(
         "noise".into(),
@@ -325,7 +338,15 @@ fn search(supernet: &Supernet, predictor: &Path, threads: &[usize], placement: &
         RoundOptions { min_rounds: 3, max_rounds: 8, budget_s: args.budget, target_ci: 0.05, seed: args.seed, ..RoundOptions::default() }
     };
     eprintln!("tune: profiling latency tables for resolutions {resolutions:?} on {threads:?} thread(s)");
-    let options = ProfileOptions { resolutions: resolutions.clone(), threads: threads.to_vec(), placement: placement.clone(), whole: Vec::new(), additivity: false, warm_forwards: 0, rounds };
+    let options = ProfileOptions {
+        resolutions: resolutions.clone(),
+        threads: threads.to_vec(),
+        placement: placement.clone(),
+        whole: Vec::new(),
+        additivity: false,
+        warm_forwards: 0,
+        rounds,
+    };
     let profile = measure_with_progress(supernet, &options, &|_, _| false, "tables").context("profiling the latency tables")?;
     let tables: Vec<LutLatency> = profile
         .threads
@@ -338,14 +359,21 @@ fn search(supernet: &Supernet, predictor: &Path, threads: &[usize], placement: &
         .collect();
     let objective = tables.last().context("no table measured")?;
     let space = SearchSpace::new(supernet.config.clone(), resolutions.clone())?;
-    let options = if args.quick { Nsga2Options { population: 30, generations: 20, seed: args.seed, polish_rounds: 5 } } else { Nsga2Options { seed: args.seed, ..Nsga2Options::default() } };
+    let options = if args.quick {
+        Nsga2Options { population: 30, generations: 20, seed: args.seed, polish_rounds: 5 }
+    } else {
+        Nsga2Options { seed: args.seed, ..Nsga2Options::default() }
+    };
     eprintln!("tune: searching (NSGA-II, OFA's accuracy predictor, minimising {})", objective.name);
     let found = find_family(&space, &predictor_model, objective, &tables, options, Pick::Evenly(args.levels), Processor::Cpu)?;
     let mut metadata = found.family.metadata;
     metadata.insert("predictor".into(), predictor.display().to_string());
     metadata.insert(
         "tables".into(),
-        format!("profiled here for resolutions {resolutions:?} on threads {threads:?} ({} round(s), {:.0} s); the levels' latency_ms is measured whole", profile.noise.rounds, profile.seconds),
+        format!(
+            "profiled here for resolutions {resolutions:?} on threads {threads:?} ({} round(s), {:.0} s); the levels' latency_ms is measured whole",
+            profile.noise.rounds, profile.seconds
+        ),
     );
     metadata.insert("search_seconds".into(), format!("{:.1}", found.seconds));
     Ok((found.family.levels, metadata))
@@ -380,7 +408,8 @@ impl Point {
 /// faster —, kept ordered on fewer threads ([`ordered_chain`]), then `levels` of it evenly
 /// spaced in latency from its fastest to its most accurate member.
 pub fn pick_levels(points: &[Point], levels: usize) -> Vec<usize> {
-    let all: Vec<Evaluated<usize>> = points.iter().enumerate().map(|(i, p)| Evaluated { genome: i, objectives: Objectives { acc: p.acc, cost: p.max_ms() } }).collect();
+    let all: Vec<Evaluated<usize>> =
+        points.iter().enumerate().map(|(i, p)| Evaluated { genome: i, objectives: Objectives { acc: p.acc, cost: p.max_ms() } }).collect();
     let front: Vec<usize> = pareto_front(&all).into_iter().map(|e| e.genome).collect();
     let chain: Vec<Evaluated<usize>> = ordered_chain(points, &front).into_iter().map(|i| all[i].clone()).collect();
     evenly_spaced(&chain, levels).into_iter().map(|e| e.genome).collect()
@@ -490,7 +519,15 @@ mod tests {
     #[test]
     fn the_machine_key_names_cpu_cores_isa_and_version() {
         let key = machine_key();
-        assert!(key.ends_with(&format!("_{}c_{}_v{}", dynofa_runtime::monitor::system::allowed_cores(), dynofa_kernels::Isa::best().name(), env!("CARGO_PKG_VERSION"))), "{key}");
+        assert!(
+            key.ends_with(&format!(
+                "_{}c_{}_v{}",
+                dynofa_runtime::monitor::system::allowed_cores(),
+                dynofa_kernels::Isa::best().name(),
+                env!("CARGO_PKG_VERSION")
+            )),
+            "{key}"
+        );
         assert!(key.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)), "{key}");
     }
 }

@@ -16,10 +16,7 @@ pub struct KernelTransforms {
 impl KernelTransforms {
     /// Identity transforms (a plain centre crop), as OFA initialises them.
     pub fn identity(device: &Device) -> Self {
-        KernelTransforms {
-            m7to5: Param::from_tensor(Tensor::eye(25, device)),
-            m5to3: Param::from_tensor(Tensor::eye(9, device)),
-        }
+        KernelTransforms { m7to5: Param::from_tensor(Tensor::eye(25, device)), m5to3: Param::from_tensor(Tensor::eye(9, device)) }
     }
 
     /// The depthwise filter for kernel size `k` from the stored 7×7 filter.

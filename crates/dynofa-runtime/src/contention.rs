@@ -16,8 +16,8 @@
 
 use std::process::{Child, Command};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -27,14 +27,26 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoadKind {
     /// Threads spinning on the CPU.
-    Busy { threads: usize },
+    Busy {
+        /// How many.
+        threads: usize,
+    },
     /// Threads streaming through memory (STREAM's triad over a buffer several times the
     /// last-level cache).
-    Memory { threads: usize },
+    Memory {
+        /// How many.
+        threads: usize,
+    },
     /// Another DNN inference process.
-    Dnn { threads: usize },
+    Dnn {
+        /// Threads it runs on.
+        threads: usize,
+    },
     /// Another process running DNN inference on a GPU (adapter `gpu:N`, or the best one).
-    Gpu { adapter: Option<usize> },
+    Gpu {
+        /// The adapter (`None`: the best one).
+        adapter: Option<usize>,
+    },
 }
 
 /// One window of load.
@@ -198,8 +210,10 @@ fn drive(spec: &LoadSpec, command: &dyn Fn(&LoadKind) -> Command, stop: &AtomicB
 pub fn spin_forever(threads: usize) -> ! {
     exit_with_parent();
     for _ in 1..threads.max(1) {
-        std::thread::spawn(|| loop {
-            std::hint::spin_loop();
+        std::thread::spawn(|| {
+            loop {
+                std::hint::spin_loop();
+            }
         });
     }
     loop {
@@ -280,10 +294,12 @@ pub fn exit_with_parent() {
     #[cfg(unix)]
     {
         let parent = std::os::unix::process::parent_id();
-        std::thread::spawn(move || loop {
-            std::thread::sleep(Duration::from_millis(100));
-            if std::os::unix::process::parent_id() != parent {
-                std::process::exit(0);
+        std::thread::spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_millis(100));
+                if std::os::unix::process::parent_id() != parent {
+                    std::process::exit(0);
+                }
             }
         });
     }
@@ -310,7 +326,22 @@ mod tests {
         let spans: Vec<(f64, f64)> = spec.windows.iter().map(|w| (w.start_s, w.end_s)).collect();
         assert_eq!(spans, [(4.0, 6.0), (8.0, 10.0)]);
         assert!(spec.active_at(5.0) && !spec.active_at(7.0) && spec.active_at(9.0) && !spec.active_at(10.5));
-        for bad in ["", "5s-14s", "14s-5s:2", "5s-14s:0", "5s-14s:x", "a-b:2", "5s:2", "1-2:tpu:3", "1-2:gpu:x", "1-2:gpu:", "1-2:mem:0", "1-2:2/0s", "1-2:2/x", "0-100000:2/1ms"] {
+        for bad in [
+            "",
+            "5s-14s",
+            "14s-5s:2",
+            "5s-14s:0",
+            "5s-14s:x",
+            "a-b:2",
+            "5s:2",
+            "1-2:tpu:3",
+            "1-2:gpu:x",
+            "1-2:gpu:",
+            "1-2:mem:0",
+            "1-2:2/0s",
+            "1-2:2/x",
+            "0-100000:2/1ms",
+        ] {
             let err = bad.parse::<LoadSpec>().unwrap_err().to_string();
             assert!(err.contains("load spec"), "{bad}: {err}");
         }

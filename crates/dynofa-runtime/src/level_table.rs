@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 /// The levels of a family on one processor as the policies see them, smallest (fastest)
 /// first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FamilyModel {
+pub struct LevelTable {
     /// The processor it runs on, as `--device` names it (`cpu`, `gpu:0`).
     pub device: String,
     /// Its kind.
@@ -22,7 +22,7 @@ pub struct FamilyModel {
     pub latency_ms: Vec<Vec<Option<f64>>>,
 }
 
-impl FamilyModel {
+impl LevelTable {
     /// Number of levels.
     pub fn levels(&self) -> usize {
         self.accuracy.len()
@@ -49,9 +49,9 @@ impl FamilyModel {
             .levels
             .iter()
             .map(|level| match file.device {
-                Processor::Cpu => (1..=max_threads)
-                    .map(|t| level.latency_ms.iter().find(|(name, _)| thread_count_of(name) == Some(t)).map(|(_, &ms)| ms))
-                    .collect(),
+                Processor::Cpu => {
+                    (1..=max_threads).map(|t| level.latency_ms.iter().find(|(name, _)| thread_count_of(name) == Some(t)).map(|(_, &ms)| ms)).collect()
+                }
                 Processor::Gpu => {
                     let named = level.latency_ms.iter().find(|(name, _)| name.contains("gpu")).map(|(_, &ms)| ms);
                     let only = (level.latency_ms.len() == 1).then(|| level.latency_ms.values().next().copied()).flatten();
@@ -59,7 +59,7 @@ impl FamilyModel {
                 }
             })
             .collect();
-        FamilyModel { device: device.to_string(), processor: file.device, accuracy, latency_ms }
+        LevelTable { device: device.to_string(), processor: file.device, accuracy, latency_ms }
     }
 
     /// Sets the measured idle latency of `level` on `threads` threads.
