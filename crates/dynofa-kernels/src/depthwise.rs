@@ -12,6 +12,10 @@
 //! It reads pixel-major images or channel blocks ([`Layout`]); from channel blocks, the
 //! input rows of a block of channels are contiguous runs, which the hardware prefetchers
 //! follow, where pixel-major rows interleave every channel.
+//!
+//! About 450 lines, one concept: the entry points, the register-blocked body and its
+//! block shapes, and the plain fallback for other kernel sizes stay together because they
+//! share the input views and the row-band arithmetic.
 
 use crate::epilogue::Epilogue;
 use crate::isa::Isa;

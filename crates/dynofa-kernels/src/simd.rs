@@ -6,6 +6,10 @@
 //!
 //! Every operation is `#[inline(always)]`: inlined into a variant compiled with
 //! `#[target_feature]`, each becomes the one instruction it names.
+//!
+//! Longer than the engine's other files (about 460 lines) on purpose: the trait and its
+//! four implementations side by side, so that an operation added to one instruction set is
+//! seen next to the three others it must match.
 
 use crate::epilogue::Activation;
 use crate::isa::Isa;

@@ -4,6 +4,18 @@
 //! processor, level (and thread count) of the next one so that the latency target holds
 //! while accuracy stays as high as the machine allows.
 //!
+//! - [`runtime`]: the [`Runtime`] over a family per processor: requirements, `infer`,
+//!   calibration, observers, statistics.
+//! - [`level_table`]: each level's accuracy and idle latency as the policies see them.
+//! - [`policy`]: the policies (`dofa`, `predictive` and its single-knob ablations, `static`).
+//! - [`monitor`]: the latency window and what the OS says about the machine.
+//! - [`contention`]: competing loads (busy, memory-streaming, DNN, GPU; intermittent
+//!   windows) for experiments.
+//! - [`trace`]: one row per frame (CSV) and a run's summary; `plot` (the `plot` feature):
+//!   the trace drawn as SVG or PNG.
+//! - [`oracle`]: the hindsight oracles a run is judged against; [`stats`]: the order
+//!   statistics every latency figure uses.
+//!
 //! ```no_run
 //! # fn main() -> dynofa_runtime::Result<()> {
 //! use dynofa_runtime::{policy, Frame, Requirements, Runtime};

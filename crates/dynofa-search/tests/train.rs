@@ -57,5 +57,9 @@ fn csv_rows_parse_and_bad_rows_name_their_line() {
     std::fs::write(&bad, format!("ks,e,d,r,acc\n{ks},{e},2 2 2 2 2,160,0.7\n{ks},{e},2 x 2 2 2,160,0.7\n")).unwrap();
     let err = read_csv(&bad).unwrap_err().to_string();
     assert!(err.contains("bad.csv:3") && err.contains("'x'"), "{err}");
-    assert!(train(&rows, TrainOptions::default(), &mut |_, _| {}).is_err(), "two samples are too few");
+    let few = train(&rows, TrainOptions::default(), &mut |_, _| {}).unwrap_err();
+    assert!(
+        matches!(&few, dynofa_search::Error::InvalidValue { field, value, .. } if field == "training samples" && value == "2"),
+        "two samples are too few: {few}"
+    );
 }

@@ -132,7 +132,11 @@ fn per_level_bn_after_recalibration() {
     let want = Array::from_tensor(&calibrated.forward(calib.first(1).to_tensor(&device).unwrap()));
     dynofa_golden::compare(&after, &want, tol).unwrap();
     // Other levels keep the shared statistics.
-    assert!(store.set_level_bn(0, &calibrated).is_err(), "a network of another level is refused");
+    let refused = store.set_level_bn(0, &calibrated).unwrap_err();
+    assert!(
+        matches!(&refused, dynofa_supernet::Error::InvalidValue { field, value, .. } if field == "calibrated network for level 0" && value == "another architecture"),
+        "a network of another level is refused: {refused}"
+    );
 }
 
 #[test]
