@@ -6,10 +6,10 @@ use std::process::{Command, Output, Stdio};
 
 use anyhow::{Context, Result, bail};
 
-/// `--board USER@HOST[:PORT]` and how to reach and use it.
+/// `--board USER@HOST or USER@HOST:PORT` and how to reach and use it.
 #[derive(clap::Args, Debug, Clone)]
 pub struct BoardArgs {
-    /// The board: USER@HOST[:PORT].
+    /// The board: USER@HOST or USER@HOST:PORT.
     #[arg(long)]
     pub board: String,
     /// Private key to log in with (only this key is offered).
@@ -26,7 +26,7 @@ pub struct BoardArgs {
     pub run_prefix: Option<String>,
 }
 
-/// The name of a board's files from `USER@HOST[:PORT]` or a bare name: the host, with
+/// The name of a board's files from `USER@HOST or USER@HOST:PORT` or a bare name: the host, with
 /// anything but letters, digits, `-` and `.` replaced by `_`.
 pub fn board_name(board: &str) -> String {
     let host = board.rsplit_once('@').map_or(board, |(_, rest)| rest);
@@ -46,13 +46,13 @@ pub struct Board {
 impl Board {
     /// Parses `--board` and checks the files named.
     pub fn new(args: &BoardArgs) -> Result<Self> {
-        let (user, rest) = args.board.split_once('@').with_context(|| format!("--board {:?}: expected USER@HOST[:PORT]", args.board))?;
+        let (user, rest) = args.board.split_once('@').with_context(|| format!("--board {:?}: expected USER@HOST or USER@HOST:PORT", args.board))?;
         let (host, port) = match rest.rsplit_once(':') {
             Some((host, port)) => (host, port.parse::<u16>().with_context(|| format!("--board {:?}: port {port:?} is not a number", args.board))?),
             None => (rest, 22),
         };
         if user.is_empty() || host.is_empty() || user.contains(char::is_whitespace) || host.contains(char::is_whitespace) {
-            bail!("--board {:?}: expected USER@HOST[:PORT]", args.board);
+            bail!("--board {:?}: expected USER@HOST or USER@HOST:PORT", args.board);
         }
         for (flag, file) in [("--identity", &args.identity), ("--known-hosts", &args.known_hosts)] {
             if let Some(file) = file {
@@ -63,7 +63,7 @@ impl Board {
         Ok(Board { user: user.into(), host: host.into(), port, args: args.clone() })
     }
 
-    /// A name for the board's files (`assets/boards/<name>/`): the host.
+    /// A name for the board's files (`assets/boards/NAME/`): the host.
     pub fn name(&self) -> String {
         board_name(&self.host)
     }

@@ -82,7 +82,7 @@ pub fn deploy(root: &Path, args: &DeployArgs) -> Result<()> {
 pub struct ProfileArgs {
     #[command(flatten)]
     pub board: BoardArgs,
-    /// Where the tables go (default assets/boards/<host>/).
+    /// Where the tables go (default assets/boards/HOST/).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// A small profile (`dynofa profile --quick`).
@@ -110,10 +110,10 @@ pub fn profile(root: &Path, args: &ProfileArgs) -> Result<()> {
 /// Arguments of `cargo xtask search --board …`.
 #[derive(clap::Args, Debug)]
 pub struct SearchArgs {
-    /// The board (USER@HOST[:PORT] or its name): its tables are assets/boards/<name>/.
+    /// The board (USER@HOST or USER@HOST:PORT or its name): its tables are assets/boards/NAME/.
     #[arg(long)]
     pub board: String,
-    /// Tables directory (default assets/boards/<name>/).
+    /// Tables directory (default assets/boards/NAME/).
     #[arg(long)]
     pub tables: Option<PathBuf>,
     /// OFA's accuracy predictor.
@@ -155,7 +155,7 @@ pub struct RunArgs {
     /// Family file on the board, relative to the install directory (default: the embedded one).
     #[arg(long)]
     pub family: Option<String>,
-    /// Where the trace, plot and summary go (default target/boards/<host>/).
+    /// Where the trace, plot and summary go (default target/boards/HOST/).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Arguments for `dynofa run` (e.g. `-- --target-ms 30 --duration 30 --load 10s-20s:2`).

@@ -7,7 +7,7 @@
 //! - `cargo xtask build [--target T]`: a release build of `dynofa` (and the runtime's
 //!   example), cross-compiled for aarch64 boards with the settings in `.cargo/config.toml`.
 //! - `cargo xtask setup`: the Debian packages and rustup targets the board workflow needs.
-//! - `cargo xtask deploy | profile | search | run --board USER@HOST[:PORT]`: the board
+//! - `cargo xtask deploy | profile | search | run --board USER@HOST or USER@HOST:PORT`: the board
 //!   workflow over SSH (see README).
 //! - `cargo xtask experiment [--quick]`: the run-time policies judged against a hindsight
 //!   oracle over a sweep of targets and kinds of load.
@@ -52,7 +52,7 @@ enum Task {
     /// Build for the board, copy a bundle (binary, families, weights if asked, manifest
     /// with checksums), verify it there and install it atomically.
     Deploy(deploy::DeployArgs),
-    /// Run `dynofa profile` on the board and fetch its tables into assets/boards/<host>/.
+    /// Run `dynofa profile` on the board and fetch its tables into assets/boards/HOST/.
     Profile(deploy::ProfileArgs),
     /// Search a family with a board's tables (written beside them).
     Search(deploy::SearchArgs),

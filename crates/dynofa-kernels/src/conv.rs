@@ -3,7 +3,7 @@
 //!
 //! Output channels are the vector dimension: each output pixel accumulates `C_in·k²`
 //! products of one input value (broadcast) and one weight row `[C_out]`. One body for
-//! every instruction set ([`crate::simd`]): register blocks of `P` output pixels × two
+//! every instruction set (`simd` (private)): register blocks of `P` output pixels × two
 //! vectors of output channels (8 × 2 with 32 registers, 6 × 2 with 16), so that each
 //! broadcast input value feeds two multiply–adds and each weight vector `P` (one vector
 //! per block made as many loads as multiply–adds).

@@ -3,7 +3,7 @@
 //!
 //! Channels are the vector dimension: each output pixel accumulates `k²` products of a
 //! kernel tap `[C]` and an input pixel `[C]`, one vector of channels at a time. One body
-//! for every instruction set ([`crate::simd`]): register blocks of `R` output rows × `P`
+//! for every instruction set (`simd` (private)): register blocks of `R` output rows × `P`
 //! pixels × one vector of accumulators, sized from the registers (2 × 8 at stride 1 with
 //! 32 registers: 16 accumulators, 14 window columns); per input row, a window of input
 //! columns is loaded once and every tap that reads it is applied from registers. Blocks

@@ -1,7 +1,7 @@
 //! Which vector instructions the kernels use, chosen at run time.
 //!
 //! Each kernel body is written once, generic over the vector type of
-//! [`crate::simd`]. The [`multiversion!`](crate::multiversion) macro compiles that body
+//! `simd` (private). The [`multiversion!`](crate::multiversion) macro compiles that body
 //! once per instruction set (`#[target_feature]`) and picks the variant from an [`Isa`]
 //! value, so one binary runs AVX-512 or AVX2+FMA where the CPU has them (NEON on aarch64)
 //! and still runs everywhere else.
@@ -76,7 +76,7 @@ impl Isa {
 }
 
 /// Defines `fn $name(isa: Isa, args…)` that runs `$body::<S>(args…)` with `S` the
-/// [`Simd`](crate::simd::Simd) implementation of `isa`, compiled for it: AVX-512 and AVX2
+/// `Simd` implementation of `isa`, compiled for it: AVX-512 and AVX2
 /// variants under `#[target_feature]` on x86-64, NEON on aarch64 (baseline there), the
 /// portable one anywhere — and for an `isa` this CPU does not support.
 #[macro_export]

@@ -6,10 +6,10 @@
 //!   predicting a sub-network's latency as the sum of its layers' entries;
 //! - [`rounds`]: timing on a noisy machine: interleaved rounds beside a canary workload,
 //!   estimates from the quiet rounds, an adaptive stop;
-//! - [`measure`]: what a profile times on this machine for the fast path (tables per
+//! - [`measure`](mod@measure): what a profile times on this machine for the fast path (tables per
 //!   resolution and thread count, validation and additivity networks), with those rounds;
 //! - [`noise`]: how noisy the machine was while it was profiled;
-//! - [`validate`]: the tables' predictions against networks measured whole, with a
+//! - [`validate`](mod@validate): the tables' predictions against networks measured whole, with a
 //!   correction chosen by cross-validation;
 //! - [`compare`]: how far two or more table sets agree on random sub-networks;
 //! - [`machine`]: what the tables were measured on (their metadata).

@@ -1,5 +1,5 @@
 //! How good a table's predictions are: random sub-networks measured whole (timed with
-//! the tables, in the same interleaved canary-relative rounds: [`crate::measure`]) against
+//! the tables, in the same interleaved canary-relative rounds: [`crate::measure()`]) against
 //! the sum of their layers' entries. A linear correction (`scale × sum + offset`, or
 //! `scale × sum`) is chosen by leave-one-out cross-validation and applied only where it
 //! lowers the held-out error; the report gives nn-Meter's yardstick — the share of

@@ -1,6 +1,6 @@
 //! Plots: drawn as SVG with plotters (text stays text), written as an `.svg` file or, for
 //! a `.png` path, rasterised with resvg and the embedded DejaVu Sans font (no font library
-//! needed on the machine). Every plot of dynofa goes through [`write`]; the trace's plot
+//! needed on the machine). Every plot of dynofa goes through [`write()`]; the trace's plot
 //! is drawn here ([`trace`]).
 //!
 //! Behind the `plot` feature (the CLI turns it on; an embedding application need not build
@@ -76,7 +76,7 @@ const CPU_PALETTE: [(u8, u8, u8); 8] =
 const GPU_PALETTE: [(u8, u8, u8); 8] =
     [(0, 68, 27), (27, 120, 55), (90, 174, 97), (166, 219, 160), (194, 165, 207), (153, 112, 171), (118, 42, 131), (64, 0, 75)];
 
-/// Draws a trace to `path` (SVG or PNG: see [`write`]): latency per frame coloured by
+/// Draws a trace to `path` (SVG or PNG: see [`write()`]): latency per frame coloured by
 /// processor and level against the target (top), level and threads (bottom, the level's
 /// line coloured by processor), load windows shaded.
 pub fn trace(path: &Path, rows: &[TraceRow], load: &LoadSpec, title: &str) -> Result<()> {

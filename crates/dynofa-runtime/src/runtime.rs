@@ -269,9 +269,9 @@ impl Runtime {
         &self.requirements
     }
 
-    /// The first family's model (after [`Runtime::calibrate`], with measured idle
-    /// latencies); [`Runtime::models`] has every processor's.
-    pub fn model(&self) -> &LevelTable {
+    /// The first family's level table (after [`Runtime::calibrate`], with measured idle
+    /// latencies); [`Runtime::level_tables`] has every processor's.
+    pub fn level_table(&self) -> &LevelTable {
         &self.models[0]
     }
 

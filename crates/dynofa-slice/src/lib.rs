@@ -4,7 +4,7 @@
 //!
 //! - [`arch`]: the concrete layer sizes of a static MobileNetV3.
 //! - [`static_net`]: the static network as a Burn module (OFA's `MobileNetV3`).
-//! - [`extract`]: OFA's `get_active_subnet(preserve_weight=True)`.
+//! - [`extract`](mod@extract): OFA's `get_active_subnet(preserve_weight=True)`.
 //! - [`net_config`] and [`ofa_dir`]: OFA's specialised-network format (`net.config`,
 //!   `run.config`, `init`), read and written.
 //! - [`onnx`]: ONNX export (opset 13, dynamic batch).

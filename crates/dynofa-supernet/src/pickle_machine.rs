@@ -5,7 +5,7 @@
 //! marks (stack positions; the top one is the "fence" that pops may not cross) and memo, so
 //! that each call is judged on what is really on the stack: `GLOBAL`, `STACK_GLOBAL` and
 //! `INST` name a global that must be on [`ALLOWED_GLOBALS`]; `REDUCE`, `INST`, `OBJ`,
-//! `NEWOBJ(_EX)` may only call what [`Allowed::call`] models (`OrderedDict()` and the tensor
+//! `NEWOBJ(_EX)` may only call what the machine's `call` models (the [`Allowed`] callables: `OrderedDict()` and the tensor
 //! rebuilds, with arguments of the right kinds); `BUILD` may only set a state dict's
 //! attributes; a persistent id must name a storage whose claimed size fits the bytes that
 //! back it. Anything else — the extension registry, out-of-band buffers, text persistent

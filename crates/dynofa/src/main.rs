@@ -99,18 +99,18 @@ fn main() -> std::process::ExitCode {
 
 /// Interrupts: SIGINT (Ctrl-C), SIGTERM and SIGHUP, for every command.
 ///
-/// [`install`] sets one handler (the `ctrlc` crate's: it runs on a thread of its own, not
+/// [`install`](interrupt::install) sets one handler (the `ctrlc` crate's: it runs on a thread of its own, not
 /// in signal context). What an interrupt does depends on where the command is:
 ///
-/// - **Outside any [`Section`]** (loading weights, searching, calibrating, …) it ends the
-///   process at once with status [`EXIT_STATUS`]. Nothing is being written then: every
+/// - **Outside any [`Section`](interrupt::Section)** (loading weights, searching, calibrating, …) it ends the
+///   process at once with status [`EXIT_STATUS`](interrupt::EXIT_STATUS). Nothing is being written then: every
 ///   output is written to a temporary file (or folder) and renamed into place, and
 ///   commands do that only inside a section, so no partial output nor temporary file can
 ///   be left behind.
 /// - **Inside a section** (a command writing its outputs, `dynofa run`'s frame loop) it
-///   is only recorded: the code in the section sees it with [`requested`] and finishes
+///   is only recorded: the code in the section sees it with [`requested`](interrupt::requested) and finishes
 ///   its step (a write completes: its output is then whole), and the command ends with
-///   the [`Interrupted`] error, which `main` turns into status [`EXIT_STATUS`].
+///   the [`Interrupted`](interrupt::Interrupted) error, which `main` turns into status [`EXIT_STATUS`](interrupt::EXIT_STATUS).
 /// - **A second interrupt** ends the process at once, wherever it is (the usual
 ///   convention for an impatient user; a temporary file being written may stay then).
 pub mod interrupt {

@@ -283,7 +283,7 @@ pub fn run(args: Args) -> Result<()> {
     let mut runtime = Runtime::on_processors(vec![cpu])?;
     runtime.warm_up()?;
     let calibration = runtime.calibrate(if args.quick { 5 } else { 9 })?;
-    let model = runtime.model().clone();
+    let model = runtime.level_table().clone();
     let top = model.levels() - 1;
     let (top_threads, top_idle_ms) =
         (1..=max_threads).filter_map(|t| Some((t, model.predict(top, t)?))).min_by(|a, b| a.1.total_cmp(&b.1)).context("no idle latency for the top level")?;

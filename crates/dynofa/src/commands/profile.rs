@@ -272,7 +272,7 @@ fn measure_family(supernet: &dynofa_supernet::Supernet, family: &Path, threads: 
 }
 
 /// The profiler's measurement of `options` (interleaved shuffled rounds beside a canary;
-/// see [`dynofa_profiler::measure`]) with a progress bar on stderr named `label` (drawn
+/// see [`dynofa_profiler::measure`](mod@dynofa_profiler::measure)) with a progress bar on stderr named `label` (drawn
 /// only when stderr is a terminal).
 pub fn measure_with_progress(
     supernet: &dynofa_supernet::Supernet,
