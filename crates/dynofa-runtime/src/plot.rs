@@ -140,7 +140,7 @@ pub fn trace(path: &Path, rows: &[TraceRow], load: &LoadSpec, title: &str) -> Re
         chart
             .draw_series(LineSeries::new([(0.0, target), (t_end, target)], RED.stroke_width(2)))
             .map_err(|e| fail(&e))?
-            .label(format!("target {target} ms"))
+            .label(format!("target {} ms", (target * 100.0).round() / 100.0))
             .legend(|(x, y)| PathElement::new([(x - 8, y), (x + 8, y)], RED.stroke_width(2)));
         chart
             .configure_series_labels()

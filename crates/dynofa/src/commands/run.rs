@@ -306,12 +306,15 @@ pub fn run(args: Args) -> Result<()> {
         eprintln!("idle calibration: {what} (CPU on 1…{max_threads} threads), {} rounds in {:.1} s", calibration.rounds, start.elapsed().as_secs_f64());
         if calibration.extended {
             eprintln!(
-                "idle calibration: the machine was noisy (a configuration's samples spread {:.0}% around their median, over {:.0}%): measured for {} rounds instead of {}{}",
-                calibration.worst_spread * 100.0,
+                "idle calibration: the machine was noisy (a configuration's samples spread over {:.0}% around their median): measured for {} rounds instead of {}; {}",
                 dynofa_runtime::runtime::NOISY_SPREAD * 100.0,
                 calibration.rounds,
                 args.calibrate_iters,
-                if calibration.trusted { "" } else { "; still noisy at the end: the idle latencies may be off (run again on a quieter machine)" }
+                if calibration.trusted {
+                    format!("now within {:.0}%", calibration.worst_spread * 100.0)
+                } else {
+                    format!("still {:.0}% at the end: the idle latencies may be off (run again on a quieter machine)", calibration.worst_spread * 100.0)
+                }
             );
         }
     }
@@ -386,7 +389,7 @@ pub fn run(args: Args) -> Result<()> {
     let title = format!(
         "dynofa run on {devices}: {} policy, target {} ms{}",
         runtime.policy_name(),
-        requirements.target_ms,
+        (requirements.target_ms * 100.0).round() / 100.0,
         args.load.as_deref().map(|l| format!(", load {l}")).unwrap_or_default()
     );
     dynofa_runtime::plot::trace(&args.plot, &rows, &load, &title)?;
