@@ -15,6 +15,15 @@ use dynofa_supernet::SubnetConfig;
 use dynofa_supernet::tensor_io::{Array, read_npy};
 use serde::Deserialize;
 
+/// The names in folder `dir`, sorted: what a test compares to say that a command wrote
+/// its outputs and left nothing else (no temporary file) behind.
+pub fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).expect("a readable folder").map(|e| e.expect("an entry").file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
+
 /// The folder of reference data. Panics with instructions when it is missing: golden
 /// tests are never skipped.
 pub fn dir() -> PathBuf {

@@ -201,39 +201,12 @@ pub fn trace(path: &Path, rows: &[TraceRow], load: &LoadSpec, title: &str) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn row(t_s: f64, level: usize, latency_ms: f64) -> TraceRow {
-        TraceRow {
-            t_s,
-            level,
-            acc_pred: 0.7 + level as f64 * 0.01,
-            latency_ms,
-            latency_pred_ms: 5.0,
-            decision: "hold".into(),
-            frame: 0,
-            threads: 2,
-            target_ms: 10.0,
-            next_level: level,
-            next_threads: 2,
-            own_cpu: 1.0,
-            cpu_mhz: f64::NAN,
-            device: "cpu".into(),
-            next_device: "cpu".into(),
-            ..TraceRow::default()
-        }
-    }
-
-    /// The files in `dir`, sorted.
-    fn listing(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-        names.sort();
-        names
-    }
+    use crate::trace::tests::row;
 
     #[test]
     fn a_trace_plots_as_svg_or_png_and_nothing_else() {
         let dir = tempfile::tempdir().unwrap();
-        let rows: Vec<TraceRow> = (0..50).map(|i| row(i as f64 * 0.02, i % 3, 5.0 + (i % 7) as f64)).collect();
+        let rows: Vec<TraceRow> = (0..50).map(|i| row(i as f64 * 0.02, i % 3, 5.0 + (i % 7) as f64, i % 3)).collect();
         let load: LoadSpec = "0.2s-0.6s:2".parse().unwrap();
         trace(&dir.path().join("trace.svg"), &rows, &load, "test").unwrap();
         let svg = std::fs::read_to_string(dir.path().join("trace.svg")).unwrap();
@@ -252,7 +225,7 @@ mod tests {
         std::fs::create_dir(&taken).unwrap();
         std::fs::write(taken.join("file"), "").unwrap();
         assert!(trace(&taken, &rows, &load, "t").is_err());
-        assert_eq!(listing(dir.path()), ["taken.svg", "trace.png", "trace.svg"], "temporary file left");
+        assert_eq!(dynofa_golden::entries(dir.path()), ["taken.svg", "trace.png", "trace.svg"], "temporary file left");
     }
 
     #[test]

@@ -240,10 +240,11 @@ fn first_run(rows: &[TraceRow], run: usize, holds: impl Fn(&TraceRow) -> bool) -
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn row(t_s: f64, level: usize, latency_ms: f64, next_level: usize) -> TraceRow {
+    /// A frame on 2 CPU threads against a 10 ms target (for this module's and the plot's tests).
+    pub(crate) fn row(t_s: f64, level: usize, latency_ms: f64, next_level: usize) -> TraceRow {
         TraceRow {
             t_s,
             level,

@@ -104,13 +104,6 @@ fn temporary_beside(path: &Path) -> Result<tempfile::NamedTempFile> {
 mod tests {
     use super::*;
 
-    /// The files in `dir`, sorted.
-    fn listing(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-        names.sort();
-        names
-    }
-
     #[test]
     fn a_file_written_through_a_path_is_published_whole_or_not_at_all() {
         let dir = tempfile::tempdir().unwrap();
@@ -129,6 +122,6 @@ mod tests {
         std::fs::write(taken.join("inside"), "").unwrap();
         assert!(write_through(&taken, |tmp| std::fs::write(tmp, "x").map_err(|e| Error::io(tmp, e))).is_err());
         assert!(write_atomically(&taken, |f| f.write_all(b"x")).is_err());
-        assert_eq!(listing(dir.path()), ["done.txt", "taken"]);
+        assert_eq!(dynofa_golden::entries(dir.path()), ["done.txt", "taken"]);
     }
 }

@@ -93,9 +93,7 @@ fn a_small_sweep_writes_its_runs_table_plot_and_traces() {
     assert_eq!((png.width(), png.height()), (2 * number(width), 2 * number(height)));
     assert!(svg.contains("<svg") && svg.contains("predictive") && svg.contains("memory"));
     // Nothing but the outputs (no temporary file left behind).
-    let mut written: Vec<String> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    written.sort();
-    assert_eq!(written, ["experiment.json", "experiment.md", "experiment.png", "experiment.svg", "traces"]);
+    assert_eq!(dynofa_golden::entries(&out), ["experiment.json", "experiment.md", "experiment.png", "experiment.svg", "traces"]);
 
     let bad = dynofa(&["experiment", "--loads", "none,quake", "--out", s(&out)]);
     assert!(!bad.status.success() && stderr(&bad).contains("quake"), "{}", stderr(&bad));
