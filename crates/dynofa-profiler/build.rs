@@ -6,7 +6,10 @@ use std::path::Path;
 fn main() {
     let lock = Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo")).join("../../Cargo.lock");
     println!("cargo::rerun-if-changed={}", lock.display());
-    let text = std::fs::read_to_string(&lock).unwrap_or_default();
+    let text = std::fs::read_to_string(&lock).unwrap_or_else(|_| {
+        println!("cargo::warning=no {} (built outside the workspace): burn_version is recorded as unknown", lock.display());
+        String::new()
+    });
     // `[[package]]\nname = "burn"\nversion = "0.22.1"` (outside the workspace: unknown).
     let version = text
         .split("[[package]]")

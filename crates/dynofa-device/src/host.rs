@@ -29,6 +29,12 @@ pub fn cpu_mhz() -> Vec<f64> {
     mhz.into_iter().map(|(_, m)| m).collect()
 }
 
+/// cpu0's current clock frequency, MHz (one file: what a monitor sampling beside a
+/// timed network reads).
+pub fn cpu0_mhz() -> Option<f64> {
+    Some(khz(std::path::Path::new("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq"))? / 1e3)
+}
+
 /// cpu0's `scaling_governor`.
 pub fn governor() -> Option<String> {
     Some(std::fs::read_to_string("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor").ok()?.trim().to_string())

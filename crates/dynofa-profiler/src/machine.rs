@@ -38,7 +38,7 @@ impl Machine {
             cpu_model: host::cpu_model(),
             cores: host::cores(),
             governor: host::governor(),
-            current_mhz: host::cpu_mhz().first().copied(),
+            current_mhz: host::cpu0_mhz(),
             max_mhz: host::max_mhz(),
             arch: std::env::consts::ARCH.into(),
         }

@@ -42,7 +42,7 @@ impl Counters {
     }
 }
 
-pub use dynofa_device::host::cpu_mhz;
+use dynofa_device::host::cpu_mhz;
 
 /// Clock frequencies sampled during a measurement.
 #[derive(Debug, Clone, Default, PartialEq)]

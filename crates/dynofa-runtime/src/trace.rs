@@ -1,5 +1,5 @@
 //! Run-time traces: one row per frame as CSV, and the summary an experiment reports (the
-//! plot of a trace is [`crate::plot::trace`]).
+//! plot of a trace is `plot::trace`, behind the `plot` feature).
 
 use std::path::Path;
 

@@ -241,7 +241,8 @@ pub fn read_csv(path: &Path) -> Result<Vec<(SubnetConfig, f64)>> {
         value,
         expected: "a row `ks,e,d,r,acc` of whole numbers and an accuracy".into(),
     };
-    let mut reader = csv::Reader::from_path(path).map_err(|e| bad(0, e.to_string()))?;
+    let file = std::fs::File::open(path).map_err(|e| dynofa_supernet::Error::io(path, e))?;
+    let mut reader = csv::Reader::from_reader(file);
     let mut out = Vec::new();
     for row in reader.deserialize::<Row>() {
         let row = row.map_err(|e| bad(e.position().map_or(0, |p| p.line()), e.to_string()))?;

@@ -102,7 +102,9 @@ pub fn read_npz(path: &Path) -> Result<BTreeMap<String, Array>> {
     for index in 0..archive.len() {
         let mut entry = archive.by_index(index).map_err(|e| bad(format!("entry {index}: {e}")))?;
         let full = entry.name().map_err(|e| bad(format!("entry {index}: {e}")))?.into_owned();
-        let name = full.strip_suffix(".npy").unwrap_or(&full).to_string();
+        // NumPy writes only `.npy` entries; anything else is not an array (skipped, as
+        // NumPy's own reader lists only arrays).
+        let Some(name) = full.strip_suffix(".npy").map(str::to_string) else { continue };
         // A size the archive claims, checked before reading: no more than NumPy's deflate
         // could have made of the whole archive.
         let claimed = entry.size();
@@ -110,7 +112,8 @@ pub fn read_npz(path: &Path) -> Result<BTreeMap<String, Array>> {
             return Err(bad(format!("array `{name}`: {claimed} bytes claimed in a {archive_bytes}-byte archive")));
         }
         let mut bytes = Vec::new();
-        (&mut entry).take(claimed).read_to_end(&mut bytes).map_err(|e| bad(format!("array `{name}`: {e}")))?;
+        // zip stops at the declared size and checks the entry's CRC at its end.
+        entry.read_to_end(&mut bytes).map_err(|e| bad(format!("array `{name}`: {e}")))?;
         let npy = npyz::NpyFile::new(&bytes[..]).map_err(|e| bad(format!("array `{name}`: not an .npy file: {e}")))?;
         let array = read_array(npy, &name, bytes.len() as u64).map_err(|e| e.in_file(path))?;
         arrays.insert(name, array);

@@ -65,7 +65,10 @@ fn a_short_run_under_load_writes_a_complete_consistent_trace() {
 fn run_refuses_bad_input_with_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let t = dir.path().join("t.csv");
-    let common = ["--duration", "1", "--trace", s(&t)];
+    // The plot goes to the temporary folder too: a case that wrongly succeeds writes nothing
+    // into the repository.
+    let plot = dir.path().join("t.svg");
+    let common = ["--duration", "1", "--trace", s(&t), "--plot", s(&plot)];
     let cases: &[(&[&str], &str)] = &[
         (&["--target-ms", "0"], "latency target"),
         (&["--target-ms", "-5"], "latency target"),
@@ -74,7 +77,6 @@ fn run_refuses_bad_input_with_clear_errors() {
         (&["--target-ms", "10", "--min-accuracy", "1.5"], "accuracy floor"),
         (&["--target-ms", "10", "--policy", "static:99"], "policy"),
         (&["--target-ms", "10", "--policy", "fastest"], "policy"),
-        (&["--target-ms", "10", "--plot", "trace.pdf"], ".svg or .png"),
         (&["--target-ms", "10", "--input", "/nonexistent/frames"], "/nonexistent/frames"),
         // The embedded family is for the w1.2 supernet.
         (&["--target-ms", "10", "--width", "1.0"], "width"),
@@ -89,6 +91,9 @@ fn run_refuses_bad_input_with_clear_errors() {
         assert!(err.contains(expected), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
+    // A plot format that dynofa does not write.
+    let pdf = dynofa(&["run", "--target-ms", "10", "--duration", "1", "--trace", s(&t), "--plot", s(&dir.path().join("t.pdf"))]);
+    assert!(!pdf.status.success() && stderr(&pdf).contains(".svg or .png"), "{}", stderr(&pdf));
     // A family file that is not one.
     let family = dir.path().join("family.ron");
     std::fs::write(&family, "(format: 1, levels: oops)").unwrap();

@@ -135,7 +135,7 @@ pub fn allowed_cores() -> usize {
 
 /// The first CPU's clock frequency, MHz.
 fn cpu_mhz() -> Option<f64> {
-    dynofa_device::host::cpu_mhz().first().copied()
+    dynofa_device::host::cpu0_mhz()
 }
 
 fn available_mib() -> Option<f64> {

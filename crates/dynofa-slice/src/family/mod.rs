@@ -18,7 +18,6 @@
 //! memory (six levels ≈ 4× the weights). The store runs levels with `dynofa-kernels`
 //! (strided GEMM, direct depthwise convolution, fused BN/activation epilogues); the Burn
 //! supernet stays the reference its outputs are tested against.
-
 //!
 //! # Modules
 //!

@@ -1,7 +1,7 @@
 //! `dynofa run`: the main job. Runs a family on each processor asked for (the CPU, a GPU)
 //! under a latency target with a run-time policy for a given time, optionally under a
 //! scheduled competing load, with a live status line; writes the per-frame trace (CSV),
-//! its plot (SVG) and a summary (JSON).
+//! its plot (SVG or PNG) and a summary (JSON).
 //!
 //! Interrupted (Ctrl-C, SIGTERM; see [`crate::interrupt`]) before the first frame — while
 //! the supernet loads, the levels warm up or the idle calibration runs — it exits at once

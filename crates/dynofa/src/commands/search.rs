@@ -90,6 +90,9 @@ fn parse_processor(text: &str) -> Result<dynofa_device::Processor, String> {
 pub fn run(args: Args) -> Result<()> {
     anyhow::ensure!(args.levels > 0, "--levels must be positive");
     anyhow::ensure!(args.population >= 2, "--population must be at least 2");
+    if let Some(plot) = &args.plot {
+        dynofa_runtime::plot::check_path(plot).context("--plot")?;
+    }
     let config = SupernetConfig::ofa_mbv3(args.width);
     let predictor = AccuracyPredictor::load(&args.predictor).context("loading the accuracy predictor")?;
     let mut tables: Vec<LutLatency> = Vec::new();
