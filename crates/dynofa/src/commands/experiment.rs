@@ -316,8 +316,9 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     let (rounds, slice_s) = if args.quick { (2, 0.12) } else { (3, 0.3) };
-    let bar = crate::progress::bar(1, &format!("oracle: {} configurations × {} conditions {{bar:30}} {{pos}}/{{len}}", configs.len(), conditions.len()), false);
-    bar.set_length((conditions.len() * rounds * configs.len()) as u64);
+    let steps = (conditions.len() * rounds * configs.len()) as u64;
+    let bar =
+        crate::progress::bar(steps, &format!("oracle: {} configurations × {} conditions {{bar:30}} {{pos}}/{{len}}", configs.len(), conditions.len()), false);
     let mut tables: Vec<(Load, ConditionTable)> = Vec::new();
     for &condition in &conditions {
         let w = worker(condition);
@@ -353,8 +354,7 @@ pub fn run(args: Args) -> Result<()> {
     // The sweep.
     let frames = Frames::open("synthetic")?;
     let cells = args.targets.len() * loads.len() * args.policies.len();
-    let bar = crate::progress::bar(1, "{bar:30} {pos}/{len} runs  {msg}", false);
-    bar.set_length(cells as u64);
+    let bar = crate::progress::bar(cells as u64, "{bar:30} {pos}/{len} runs  {msg}", false);
     let mut records: Vec<RunRecord> = Vec::new();
     for &target_x in &args.targets {
         let target_ms = target_x * top_idle_ms;

@@ -341,8 +341,7 @@ pub fn run(args: Args) -> Result<()> {
     // From here on an interrupt ends the frame loop; what ran is written as at the end.
     let _frames_section = interrupt::Section::enter("stopping the run after this frame; writing the trace, plot and summary of the frames so far")?;
     let runner = (!load.windows.is_empty()).then(|| LoadRunner::start(load.clone(), move |kind| load_command(&exe, kind)));
-    let status = crate::progress::bar(1, "{bar:20} {elapsed_precise} {msg}", args.quiet);
-    status.set_length((args.duration * 10.0) as u64);
+    let status = crate::progress::bar((args.duration * 10.0) as u64, "{bar:20} {elapsed_precise} {msg}", args.quiet);
     let start = Instant::now();
     let mut rows: Vec<TraceRow> = Vec::new();
     let mut last_status = Instant::now();
