@@ -38,16 +38,17 @@ fn run_on_the_cpu_and_the_gpu() {
     let gpu_family = FamilyFile::read(&cached).unwrap();
     assert_eq!((gpu_family.device, gpu_family.levels.len()), (Processor::Gpu, 6));
 
-    // The GPU's levels made a little more accurate than the CPU's: idle, the GPU's top level
-    // runs (the target leaves it 30% to spare); another process running inference on the
-    // GPU slows it past the target, and the CPU's top level takes over.
+    // The GPU keeps its fastest level, made more accurate than every level of the CPU: idle,
+    // it runs (the target leaves it 30% to spare); another process running inference on the
+    // GPU slows it past the target, and the CPU's top level takes over. (The fastest level,
+    // so that a software GPU on a slow host still runs enough frames in the load window for
+    // the policy to confirm the slowdown: lavapipe ran the top level at about 1 s a frame.)
     let mut gpu_family = gpu_family;
-    for level in &mut gpu_family.levels {
-        level.acc_pred = level.acc_pred.map(|a| a + 0.001);
-    }
+    gpu_family.levels.truncate(1);
+    gpu_family.levels[0].acc_pred = Some(0.99);
     let family = dir.path().join("gpu.ron");
     gpu_family.write(&family).unwrap();
-    let target = (1.3 * gpu_family.levels[5].latency_ms["gpu"]).to_string();
+    let target = (1.3 * gpu_family.levels[0].latency_ms["gpu"]).to_string();
     let mut args = vec!["run", "--devices", "cpu,gpu", "--family", s(&family), "--target-ms", &target, "--duration", "12", "--load", "2s-60s:gpu"];
     args.extend(common);
     let run = dynofa_with(&args, &env);
@@ -55,7 +56,7 @@ fn run_on_the_cpu_and_the_gpu() {
     let rows = read_csv(&trace).unwrap();
     let on = |device: &str| rows.iter().filter(|r| r.device == device).count();
     assert!(on("gpu:0") >= 1 && on("cpu") >= 1, "frames on both processors: {} on the GPU, {} on the CPU", on("gpu:0"), on("cpu"));
-    assert_eq!(rows[0].device, "gpu:0", "idle, the GPU's top level is the most accurate that fits");
+    assert_eq!(rows[0].device, "gpu:0", "idle, the GPU's level is the most accurate that fits");
     for pair in rows.windows(2) {
         assert_eq!(
             (&pair[1].device, pair[1].level, pair[1].threads),
@@ -67,5 +68,5 @@ fn run_on_the_cpu_and_the_gpu() {
     let processors = report["processors"].as_array().unwrap();
     assert_eq!(processors.iter().map(|p| p["device"].as_str().unwrap()).collect::<Vec<_>>(), ["cpu", "gpu:0"]);
     assert_eq!(processors[1]["adapter"]["id"], "gpu:0");
-    assert!(std::fs::read_to_string(&plot).unwrap().contains("gpu:0 level 5"), "the plot names the processor of each level");
+    assert!(std::fs::read_to_string(&plot).unwrap().contains("gpu:0 level 0"), "the plot names the processor of each level");
 }
