@@ -99,8 +99,9 @@ impl LevelTable {
     }
 }
 
-/// `2` for names like `cpu_t2`, `t2` or `xavier-t2`; `None` otherwise.
-fn thread_count_of(name: &str) -> Option<usize> {
+/// The thread count a CPU latency entry's name gives, as [`LevelTable::from_family`] reads
+/// it: `2` for names like `cpu_t2`, `t2` or `xavier-t2`; `None` otherwise.
+pub fn thread_count_of(name: &str) -> Option<usize> {
     let digits = name.trim_end_matches(|c: char| c.is_ascii_digit());
     let number = &name[digits.len()..];
     if number.is_empty() || !digits.ends_with('t') {

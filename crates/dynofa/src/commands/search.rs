@@ -8,6 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use dynofa_device::Processor;
 use dynofa_profiler::LatencyTables;
+use dynofa_runtime::level_table::thread_count_of;
 use dynofa_search::AccuracyPredictor;
 use dynofa_search::cost::{Cost, LutLatency, Mflops, Params};
 use dynofa_search::evolution::{EvolutionOptions, evolve};
@@ -99,6 +100,13 @@ pub fn run(args: Args) -> Result<()> {
     for (name, dir) in &args.luts {
         let t = LatencyTables::open(dir).with_context(|| format!("look-up table '{name}'"))?;
         tables.push(LutLatency { name: name.clone(), config: config.clone(), tables: t });
+    }
+    if args.device == Processor::Cpu && !tables.is_empty() && !tables.iter().any(|t| thread_count_of(&t.name).is_some()) {
+        eprintln!(
+            "note: `dynofa run` reads a CPU family's latencies from tables named for their thread count (e.g. --lut cpu_t1=DIR --lut cpu_t2=DIR); \
+             none of {} is, so it will ignore this family's latencies and calibrate its own",
+            tables.iter().map(|t| format!("'{}'", t.name)).collect::<Vec<_>>().join(", ")
+        );
     }
     let objective_name = args.objective.clone().or_else(|| tables.first().map(|t| t.name.clone())).unwrap_or_else(|| "mflops".into());
     let (mflops, params) = (Mflops(config.clone()), Params(config.clone()));
