@@ -9,6 +9,7 @@
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
+use plotters::coord::types::RangedCoordf64;
 use resvg::{tiny_skia, usvg};
 
 use crate::contention::LoadSpec;
@@ -113,8 +114,9 @@ pub fn trace(path: &Path, rows: &[TraceRow], load: &LoadSpec, title: &str) -> Re
             .build_cartesian_2d(0.0..t_end, 0.0..y_top)
             .map_err(|e| fail(&e))?;
         chart.configure_mesh().y_desc("latency (ms)").draw().map_err(|e| fail(&e))?;
-        let shade = |c: &mut ChartContext<_, _>, top: f64| -> Result<()> {
-            let c: &mut ChartContext<SVGBackend, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>> = c;
+        type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+        // The load windows, shaded behind a chart's lines.
+        let shade = |c: &mut Chart, top: f64| -> Result<()> {
             c.draw_series(load.windows.iter().map(|w| Rectangle::new([(w.start_s, 0.0), (w.end_s, top)], BLACK.mix(0.08).filled())))
                 .map_err(|e| fail(&e))?
                 .label("load")
@@ -142,13 +144,7 @@ pub fn trace(path: &Path, rows: &[TraceRow], load: &LoadSpec, title: &str) -> Re
             .map_err(|e| fail(&e))?
             .label(format!("target {} ms", (target * 100.0).round() / 100.0))
             .legend(|(x, y)| PathElement::new([(x - 8, y), (x + 8, y)], RED.stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(|e| fail(&e))?;
+        legend(&mut chart).map_err(|e| fail(&e))?;
 
         let max_threads = rows.iter().map(|r| r.threads).max().unwrap_or(1);
         let mut bottom = ChartBuilder::on(&lower)
@@ -186,16 +182,24 @@ pub fn trace(path: &Path, rows: &[TraceRow], load: &LoadSpec, title: &str) -> Re
             .map_err(|e| fail(&e))?
             .label("threads − 1")
             .legend(|(x, y)| PathElement::new([(x - 8, y), (x + 8, y)], BLACK.mix(0.5).stroke_width(1)));
-        bottom
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(|e| fail(&e))?;
+        legend(&mut bottom).map_err(|e| fail(&e))?;
         root.present().map_err(|e| fail(&e))?;
     }
     write(path, &svg)
+}
+
+/// A trace chart's legend, in the same place on both charts.
+fn legend<'a, 'b: 'a>(
+    chart: &mut plotters::chart::ChartContext<'a, plotters::prelude::SVGBackend<'b>, plotters::prelude::Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+) -> std::result::Result<(), String> {
+    use plotters::prelude::*;
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use dynofa_supernet::{Precision, load_checkpoint, load_checkpoint_in};
 
 mod common;
 
-use common::{dynofa, last_json, s, stderr};
+use common::{SMALLEST_R128, dynofa, last_json, s, stderr};
 
 #[test]
 fn infer_reproduces_every_golden_case_from_the_command_line() {
@@ -81,13 +81,7 @@ fn convert_then_infer_from_the_record() {
 #[test]
 fn images_get_top5_classes_and_the_default_weights_say_untrained() {
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/sample.png");
-    let run = dynofa(&[
-        "infer",
-        "--subnet",
-        r#"{"ks":[3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3],"e":[3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3],"d":[2,2,2,2,2],"r":[128]}"#,
-        "--image",
-        s(&sample),
-    ]);
+    let run = dynofa(&["infer", "--subnet", SMALLEST_R128, "--image", s(&sample)]);
     assert!(run.status.success(), "{}", stderr(&run));
     assert!(stderr(&run).contains("UNTRAINED"));
     let stdout = String::from_utf8_lossy(&run.stdout);
@@ -212,17 +206,8 @@ fn calibrate_from_npy_batches_and_from_an_image_folder() {
 
 #[test]
 fn bench_prints_timings_as_json() {
-    let run = dynofa(&[
-        "bench",
-        "--subnet",
-        r#"{"ks":[3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3],"e":[3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3],"d":[2,2,2,2,2],"r":[128]}"#,
-        "--iters",
-        "3",
-        "--threads",
-        "1",
-        "--batch",
-        "2",
-    ]);
+    let bench = |more: &[&str]| dynofa(&[&["bench", "--subnet", SMALLEST_R128, "--iters", "3", "--threads", "1"], more].concat());
+    let run = bench(&["--batch", "2"]);
     assert!(run.status.success(), "{}", stderr(&run));
     let json: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     let median = json["median_ms"].as_f64().unwrap();
@@ -231,17 +216,7 @@ fn bench_prints_timings_as_json() {
     assert!(json.get("per_layer_ms").is_none() && json.get("per_op_ms").is_none());
     // Per layer: the latency tables' layers of this sub-network, in forward order (stem,
     // first block, 2 blocks × 5 stages, final expansion, pooling, feature mix, classifier).
-    let run = dynofa(&[
-        "bench",
-        "--subnet",
-        r#"{"ks":[3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3],"e":[3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3],"d":[2,2,2,2,2],"r":[128]}"#,
-        "--iters",
-        "3",
-        "--threads",
-        "1",
-        "--per-layer",
-        "--per-op",
-    ]);
+    let run = bench(&["--per-layer", "--per-op"]);
     assert!(run.status.success(), "{}", stderr(&run));
     let json: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     let layers = json["per_layer_ms"].as_array().unwrap();

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{dynofa, s, stderr};
+use common::{SMALLEST_R128, dynofa, s, stderr};
 
 /// CRC-32 (ISO-HDLC, as PNG chunks use).
 fn crc32(bytes: &[u8]) -> u32 {
@@ -44,7 +44,7 @@ fn an_image_claiming_huge_dimensions_is_refused_from_its_header() {
     let huge = dir.path().join("huge.png");
     png_claiming(&huge, 100_000, 100_000);
     assert!(std::fs::metadata(&huge).unwrap().len() < 1000, "a tiny file");
-    let small = r#"{"ks":[3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3],"e":[3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3],"d":[2,2,2,2,2],"r":[128]}"#;
+    let small = SMALLEST_R128;
     let run = dynofa(&["infer", "--subnet", small, "--image", s(&huge)]);
     let err = stderr(&run);
     assert!(!run.status.success(), "{err}");

@@ -3,6 +3,10 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+/// The smallest sub-network at 128 px: quick to run.
+#[allow(dead_code)] // not every test binary runs it
+pub const SMALLEST_R128: &str = r#"{"ks":[3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3],"e":[3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3,3],"d":[2,2,2,2,2],"r":[128]}"#;
+
 /// Runs `dynofa` with `args` and waits for it.
 #[allow(dead_code)] // not every test binary runs it without an environment
 pub fn dynofa(args: &[&str]) -> Output {
