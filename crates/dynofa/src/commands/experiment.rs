@@ -26,12 +26,12 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
-use dynofa_runtime::contention::LoadSpec;
+use dynofa_runtime::contention::{LoadKind, LoadSpec};
 use dynofa_runtime::oracle::{self, ConditionTable, Measured, RunMetrics};
 use dynofa_runtime::trace::{self, TraceRow};
 use dynofa_runtime::{Configuration, ProcessorFamily, Requirements, Runtime, policy, stats};
@@ -41,7 +41,7 @@ use rand::seq::SliceRandom;
 use serde::Serialize;
 use serde_json::json;
 
-use super::run::Frames;
+use super::run::{Frames, load_command};
 use crate::weights::WeightsArgs;
 
 /// Arguments of `dynofa experiment`.
@@ -66,7 +66,7 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', default_value = "none,compute,memory,dnn,intermittent")]
     loads: Vec<String>,
     /// Policies: static, dofa, predictive, predictive:levels, predictive:threads.
-    #[arg(long, value_delimiter = ',', default_value = "static,dofa,predictive,predictive:levels,predictive:threads")]
+    #[arg(long, value_delimiter = ',', default_values = POLICIES)]
     policies: Vec<String>,
     /// Most threads the DNN may use (default: the cores this process may use).
     #[arg(long)]
@@ -141,13 +141,13 @@ impl Load {
         }
     }
 
-    /// `dynofa load-worker` arguments of its condition on a machine with `cores` cores.
-    fn worker_args(self, cores: usize) -> Option<[String; 2]> {
+    /// The load its worker makes on a machine with `cores` cores (`None`: no worker).
+    fn worker_kind(self, cores: usize) -> Option<LoadKind> {
         match self {
             Load::None | Load::Intermittent => None,
-            Load::Compute => Some(["busy".into(), cores.to_string()]),
-            Load::Memory => Some(["mem".into(), cores.to_string()]),
-            Load::Dnn => Some(["dnn".into(), "1".into()]),
+            Load::Compute => Some(LoadKind::Busy { threads: cores }),
+            Load::Memory => Some(LoadKind::Memory { threads: cores }),
+            Load::Dnn => Some(LoadKind::Dnn { threads: 1 }),
         }
     }
 }
@@ -160,31 +160,24 @@ struct Worker {
 impl Worker {
     /// Starts `dynofa load-worker ARGS`, waits until it says it is ready (a DNN load
     /// builds its network first), then pauses it.
-    fn start(exe: &Path, args: &[String; 2]) -> Result<Self> {
-        let mut child = Command::new(exe)
-            .arg("load-worker")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting the load worker {args:?}"))?;
+    fn start(exe: &Path, kind: &LoadKind) -> Result<Self> {
+        let mut child = load_command(exe, kind).stdout(Stdio::piped()).spawn().with_context(|| format!("starting the load worker {kind:?}"))?;
         let stdout = child.stdout.take();
         // Killed and reaped when dropped, whatever happens next.
         let mut worker = Worker { child };
         let mut line = String::new();
         BufReader::new(stdout.context("the load worker's stdout")?).read_line(&mut line).context("reading the load worker's stdout")?;
-        anyhow::ensure!(line.trim() == "ready", "the load worker {args:?} did not start (said {:?})", line.trim());
-        worker.check_alive(args)?;
+        anyhow::ensure!(line.trim() == "ready", "the load worker {kind:?} did not start (said {:?})", line.trim());
+        worker.check_alive(kind)?;
         worker.signal(Signal::Pause)?;
         Ok(worker)
     }
 
     /// An error naming the load when its process has ended (a paused or running one is
     /// alive).
-    fn check_alive(&mut self, args: &[String; 2]) -> Result<()> {
+    fn check_alive(&mut self, kind: &LoadKind) -> Result<()> {
         match self.child.try_wait()? {
-            Some(status) => bail!("the load worker {args:?} ended ({status})"),
+            Some(status) => bail!("the load worker {kind:?} ended ({status})"),
             None => Ok(()),
         }
     }
@@ -243,14 +236,16 @@ struct RunRecord {
 const GOAL_OVER_PCT: f64 = 5.0;
 const GOAL_GAP_PP: f64 = 1.0;
 
+/// The policies a sweep compares: the best fixed configuration in hindsight, the reference,
+/// the manager and its two single-knob ablations (`predictive:threads` runs at the idle
+/// oracle's level).
+const POLICIES: [&str; 5] = ["static", "dofa", "predictive", "predictive:levels", "predictive:threads"];
+
 /// Runs the sweep.
 pub fn run(args: Args) -> Result<()> {
     let loads: Vec<Load> = args.loads.iter().map(|l| Load::parse(l)).collect::<Result<_>>()?;
     for p in &args.policies {
-        anyhow::ensure!(
-            ["static", "dofa", "predictive", "predictive:levels", "predictive:threads"].contains(&p.as_str()),
-            "--policies: {p:?} is not static, dofa, predictive, predictive:levels or predictive:threads"
-        );
+        anyhow::ensure!(POLICIES.contains(&p.as_str()), "--policies: {p:?} is not one of {}", POLICIES.join(", "));
     }
     for (i, &x) in args.targets.iter().enumerate() {
         anyhow::ensure!(x.is_finite() && x > 0.0, "--targets: {x} is not a positive multiple");
@@ -298,10 +293,10 @@ pub fn run(args: Args) -> Result<()> {
     let mut workers: Vec<(Load, Worker)> = Vec::new();
     for load in &loads {
         let condition = load.condition();
-        if let Some(worker_args) = condition.worker_args(cores)
+        if let Some(kind) = condition.worker_kind(cores)
             && !workers.iter().any(|(l, _)| *l == condition)
         {
-            workers.push((condition, Worker::start(&exe, &worker_args)?));
+            workers.push((condition, Worker::start(&exe, &kind)?));
         }
     }
     let worker = |load: Load| workers.iter().find(|(l, _)| *l == load.condition()).map(|(_, w)| w);

@@ -457,8 +457,9 @@ pub fn run(args: Args) -> Result<()> {
     interrupt::check()
 }
 
-/// The process of a load window: this executable's hidden `load-worker` command.
-fn load_command(exe: &Path, kind: &LoadKind) -> Command {
+/// The process that makes `kind`'s load: this executable's hidden `load-worker` command
+/// (`load-worker busy 2`, `load-worker gpu gpu:0`, …), its output discarded.
+pub(crate) fn load_command(exe: &Path, kind: &LoadKind) -> Command {
     let (name, detail) = match kind {
         LoadKind::Busy { threads } => ("busy", threads.to_string()),
         LoadKind::Memory { threads } => ("mem", threads.to_string()),
