@@ -114,7 +114,6 @@ pub fn trace(path: &Path, rows: &[TraceRow], load: &LoadSpec, title: &str) -> Re
             .build_cartesian_2d(0.0..t_end, 0.0..y_top)
             .map_err(|e| fail(&e))?;
         chart.configure_mesh().y_desc("latency (ms)").draw().map_err(|e| fail(&e))?;
-        type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
         // The load windows, shaded behind a chart's lines.
         let shade = |c: &mut Chart, top: f64| -> Result<()> {
             c.draw_series(load.windows.iter().map(|w| Rectangle::new([(w.start_s, 0.0), (w.end_s, top)], BLACK.mix(0.08).filled())))
@@ -188,10 +187,11 @@ pub fn trace(path: &Path, rows: &[TraceRow], load: &LoadSpec, title: &str) -> Re
     write(path, &svg)
 }
 
+/// One of the trace's two charts: time × value, drawn as SVG.
+type Chart<'a, 'b> = plotters::chart::ChartContext<'a, plotters::prelude::SVGBackend<'b>, plotters::prelude::Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
 /// A trace chart's legend, in the same place on both charts.
-fn legend<'a, 'b: 'a>(
-    chart: &mut plotters::chart::ChartContext<'a, plotters::prelude::SVGBackend<'b>, plotters::prelude::Cartesian2d<RangedCoordf64, RangedCoordf64>>,
-) -> std::result::Result<(), String> {
+fn legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>) -> std::result::Result<(), String> {
     use plotters::prelude::*;
     chart
         .configure_series_labels()
