@@ -13,6 +13,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::contention::LoadSpec;
+use crate::stats;
 
 /// One configuration measured under a condition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -168,7 +169,19 @@ pub struct RunMetrics {
     pub recovery_s: Option<f64>,
     /// Configuration changes between consecutive frames.
     pub switches: usize,
+    /// How much slower the run's idle frames ran than the idle table measured their
+    /// configurations: the median, over the frames run with the load off, of latency ÷ the
+    /// table's median for that configuration (1.0: as measured; `None`: no such frame). Well
+    /// above 1, the machine itself was slower during the run than when the oracle was
+    /// measured (a shared host's drift), and the oracle's choices would not have met the
+    /// target then: the gaps judge the host as much as the policy.
+    #[serde(default)]
+    pub idle_slowdown: Option<f64>,
 }
+
+/// [`RunMetrics::idle_slowdown`] above which a run's verdict says that the machine was
+/// slower than when the oracle was measured.
+pub const DRIFT_SLOWDOWN: f64 = 1.25;
 
 /// Frames in a row under the target that end a reaction.
 pub const SETTLED_FRAMES: usize = 3;
@@ -192,6 +205,10 @@ pub fn evaluate(frames: &[Frame], load: &LoadSpec, idle: &ConditionTable, loaded
     let phases_met = [frames.iter().any(|f| !load.active_at(f.t_s)), !during.is_empty()];
     let oracle_feasible =
         idle_choice.as_ref().is_some_and(|c| c.feasible || !phases_met[0]) && loaded_choice.as_ref().is_some_and(|c| c.feasible || !phases_met[1]);
+
+    let idle_ratios: Vec<f64> =
+        frames.iter().filter(|f| !load.active_at(f.t_s)).filter_map(|f| idle.get(f.level, f.threads).map(|m| f.latency_ms / m.median_ms)).collect();
+    let idle_slowdown = (!idle_ratios.is_empty()).then(|| stats::median(&idle_ratios));
 
     let first_at = |t: f64| frames.iter().position(|f| f.t_s >= t).unwrap_or(frames.len());
     let (mut reaction_frames, mut reaction_ms, mut recovery_s) = (Some(0usize), Some(0.0f64), Some(0.0f64));
@@ -237,6 +254,7 @@ pub fn evaluate(frames: &[Frame], load: &LoadSpec, idle: &ConditionTable, loaded
         reaction_ms,
         recovery_s,
         switches: frames.windows(2).filter(|w| (w[0].level, w[0].threads) != (w[1].level, w[1].threads)).count(),
+        idle_slowdown,
     }
 }
 
@@ -328,6 +346,8 @@ mod tests {
         assert!((m.oracle_over_pct.unwrap() - 10.0).abs() < 1e-9, "{m:?}");
         assert!(m.oracle_feasible);
         assert_eq!(m.switches, 2);
+        // Every idle frame at its configuration's measured median: no slowdown.
+        assert_eq!(m.idle_slowdown, Some(1.0));
         // Never back under the target while loaded, nor back up after: no reaction, no recovery.
         let stuck: Vec<Frame> = frames
             .iter()
@@ -336,6 +356,13 @@ mod tests {
             .collect();
         let m = evaluate(&stuck, &load, &idle, &loaded, 30.0);
         assert_eq!((m.reaction_frames, m.reaction_ms, m.recovery_s), (None, None, None));
+        // A host that ran the idle phases 1.5× slower than the oracle measured: the idle
+        // frames give the slowdown (the loaded ones, unchanged, do not count).
+        let slower: Vec<Frame> = frames.iter().map(|f| if load.active_at(f.t_s) { *f } else { Frame { latency_ms: f.latency_ms * 1.5, ..*f } }).collect();
+        let m = evaluate(&slower, &load, &idle, &loaded, 30.0);
+        assert!((m.idle_slowdown.unwrap() - 1.5).abs() < 1e-9, "{m:?}");
+        let loaded_only: Vec<Frame> = frames.iter().filter(|f| load.active_at(f.t_s)).copied().collect();
+        assert!(evaluate(&loaded_only, &load, &idle, &loaded, 30.0).idle_slowdown.is_none());
         // Under a 15 ms target the loaded phase is infeasible.
         assert!(!evaluate(&frames, &load, &idle, &loaded, 15.0).oracle_feasible);
     }

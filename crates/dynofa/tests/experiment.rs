@@ -81,10 +81,21 @@ fn a_small_sweep_writes_its_runs_table_plot_and_traces() {
         }
         if r["load"] == "none" {
             assert_eq!(r["over_during_load_pct"], 0.0);
+            // Every frame idle: the slowdown is the median of latency ÷ the idle table's
+            // median for the frame's configuration.
+            let idle_median = |level: usize| {
+                let configs = oracle[0]["configs"].as_array().unwrap();
+                configs.iter().find(|c| c["level"] == level).unwrap()["median_ms"].as_f64().unwrap()
+            };
+            let ratios: Vec<f64> = rows.iter().map(|row| row.latency_ms / idle_median(row.level)).collect();
+            let expected = dynofa_runtime::stats::median(&ratios);
+            let slowdown = r["idle_slowdown"].as_f64().unwrap();
+            assert!((slowdown - expected).abs() < 1e-3 * expected, "{slowdown} against {expected} from the trace: {r}");
         }
     }
     let table = std::fs::read_to_string(out.join("experiment.md")).unwrap();
     assert!(table.contains("| target | load | policy |") && table.contains("the oracle's own over %") && table.contains("predictive"), "{table}");
+    assert!(table.contains("| idle slowdown |") && table.contains("Idle slowdown: "), "{table}");
     let svg = std::fs::read_to_string(out.join("experiment.svg")).unwrap();
     // The PNG beside it: the SVG rasterised at twice its size.
     let png = image::open(out.join("experiment.png")).unwrap();

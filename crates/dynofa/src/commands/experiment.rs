@@ -3,7 +3,7 @@
 //! loaded and the levels calibrated once).
 //!
 //! - Targets: multiples of the most accurate level's idle latency on this machine (its
-//!   best thread count, from the idle calibration).
+//!   best thread count, from the oracle's idle table: the yardstick the runs are judged by).
 //! - Loads: `none`, `compute` (busy threads on every core), `memory` (threads streaming a
 //!   buffer several times the last-level cache on every core), `dnn` (another inference
 //!   process, one thread), `intermittent` (the compute load on and off every quarter of
@@ -15,6 +15,9 @@
 //!   each load), frame after frame for a slice of time, in shuffled rounds; in each phase
 //!   it runs the most accurate configuration whose median meets the target
 //!   (`dynofa_runtime::oracle`).
+//! - The host's drift: each run's idle frames against the oracle's idle table for the same
+//!   configurations (`idle_slowdown`); a shared VM's speed can change by more than the
+//!   targets' spacing between the oracle's measurement and a run, and the verdicts say so.
 //! - Policies: `static` (the best fixed configuration in hindsight: the most accurate that
 //!   meets the target under both of the run's conditions), `dofa`, `predictive`,
 //!   `predictive:levels` (threads fixed at the maximum), `predictive:threads` (the level
@@ -280,10 +283,10 @@ pub fn run(args: Args) -> Result<()> {
     let calibration = runtime.calibrate(if args.quick { 5 } else { 9 })?;
     let model = runtime.level_table().clone();
     let top = model.levels() - 1;
-    let (top_threads, top_idle_ms) =
+    let (calibrated_threads, calibrated_ms) =
         (1..=max_threads).filter_map(|t| Some((t, model.predict(top, t)?))).min_by(|a, b| a.1.total_cmp(&b.1)).context("no idle latency for the top level")?;
     eprintln!(
-        "idle calibration: {} rounds{}; most accurate level ({top}) {top_idle_ms:.2} ms on {top_threads} thread(s)",
+        "idle calibration: {} rounds{}; most accurate level ({top}) {calibrated_ms:.2} ms on {calibrated_threads} thread(s)",
         calibration.rounds,
         if calibration.extended { format!(" (extended: samples spread up to {:.0}%)", calibration.worst_spread * 100.0) } else { String::new() }
     );
@@ -345,6 +348,22 @@ pub fn run(args: Args) -> Result<()> {
     bar.finish_and_clear();
     let table_of = |load: Load| &tables.iter().find(|(l, _)| *l == load.condition()).expect("measured").1;
     let idle = table_of(Load::None);
+    // The targets' base: the top level's idle median in the oracle's own table (sustained,
+    // in shuffled rounds), the yardstick the runs are judged by; the calibration's figure
+    // may come from another moment of a host whose speed drifts.
+    let top_idle = idle
+        .configs
+        .iter()
+        .filter(|c| c.level == top)
+        .min_by(|a, b| a.median_ms.total_cmp(&b.median_ms))
+        .context("the oracle measured no configuration of the top level")?;
+    let top_idle_ms = top_idle.median_ms;
+    eprintln!("targets: multiples of the most accurate level's idle median in the oracle's table, {top_idle_ms:.2} ms on {} thread(s)", top_idle.threads);
+    if (top_idle_ms / calibrated_ms).max(calibrated_ms / top_idle_ms) > oracle::DRIFT_SLOWDOWN {
+        eprintln!(
+            "note: the calibration measured {calibrated_ms:.2} ms for it just before: this machine's speed drifts (a shared host?); the table gives each run's idle slowdown"
+        );
+    }
 
     // The sweep.
     let frames = Frames::open("synthetic")?;
@@ -403,13 +422,20 @@ pub fn run(args: Args) -> Result<()> {
         "calibration": { "rounds": calibration.rounds, "extended": calibration.extended, "worst_spread": calibration.worst_spread },
         "top_level": top,
         "top_idle_ms": top_idle_ms,
+        "calibrated_top_idle_ms": calibrated_ms,
         "oracle": tables.iter().map(|(_, t)| t).collect::<Vec<_>>(),
         "runs": records,
         "seconds": started.elapsed().as_secs_f64(),
     });
     let json_path = args.out.join("experiment.json");
     dynofa_supernet::files::write_atomically(&json_path, |f| serde_json::to_writer_pretty(&mut *f, &report).map_err(std::io::Error::other))?;
-    let table = markdown(&records, &args.policies, &format!("{} ({} cores, {isa})", machine.cpu_model.as_deref().unwrap_or("unknown CPU"), cores), top_idle_ms);
+    let table = markdown(
+        &records,
+        &args.policies,
+        &format!("{} ({} cores, {isa})", machine.cpu_model.as_deref().unwrap_or("unknown CPU"), cores),
+        top_idle_ms,
+        calibrated_ms,
+    );
     let md_path = args.out.join("experiment.md");
     dynofa_supernet::files::write_atomically(&md_path, |f| std::io::Write::write_all(f, table.as_bytes()))?;
     let svg_path = args.out.join("experiment.svg");
@@ -489,15 +515,18 @@ fn run_once(runtime: &mut Runtime, frames: &Frames, schedule: &LoadSpec, seconds
 
 /// The sweep as a markdown table, then per policy its mean over the cells where the
 /// oracle meets the target, and the verdicts.
-fn markdown(records: &[RunRecord], policies: &[String], machine: &str, top_idle_ms: f64) -> String {
+fn markdown(records: &[RunRecord], policies: &[String], machine: &str, top_idle_ms: f64, calibrated_ms: f64) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    let _ = writeln!(out, "Machine: {machine}; the most accurate level's idle latency: {top_idle_ms:.2} ms.\n");
     let _ = writeln!(
         out,
-        "| target | load | policy | frames | over % | over during load % | acc gap (pp) | the oracle's own over % | gap to the p95 oracle (pp) | reaction (frames / ms) | recovery (s) | switches | goal |"
+        "Machine: {machine}; the most accurate level's idle latency (the targets' base): {top_idle_ms:.2} ms in the oracle's table ({calibrated_ms:.2} ms in the calibration).\n"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(
+        out,
+        "| target | load | policy | frames | over % | over during load % | acc gap (pp) | the oracle's own over % | gap to the p95 oracle (pp) | reaction (frames / ms) | recovery (s) | switches | idle slowdown | goal |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let opt = |v: Option<f64>, digits: usize| v.map_or("never".to_string(), |x| format!("{x:.digits$}"));
     for r in records {
         let m = &r.metrics;
@@ -508,7 +537,7 @@ fn markdown(records: &[RunRecord], policies: &[String], machine: &str, top_idle_
         };
         let _ = writeln!(
             out,
-            "| {}× ({:.1} ms) | {} | {} | {} | {:.1} | {:.1} | {:.2} | {} | {:.2} | {} / {} | {} | {} | {goal} |",
+            "| {}× ({:.1} ms) | {} | {} | {} | {:.1} | {:.1} | {:.2} | {} | {:.2} | {} / {} | {} | {} | {} | {goal} |",
             r.target_x,
             r.target_ms,
             r.load,
@@ -522,7 +551,23 @@ fn markdown(records: &[RunRecord], policies: &[String], machine: &str, top_idle_
             opt(m.reaction_frames.map(|f| f as f64), 0),
             opt(m.reaction_ms, 0),
             opt(m.recovery_s, 2),
-            m.switches
+            m.switches,
+            m.idle_slowdown.map_or("n/a".into(), |x| format!("{x:.2}×")),
+        );
+    }
+    let slowdowns = stats::sorted(records.iter().filter_map(|r| r.metrics.idle_slowdown));
+    if !slowdowns.is_empty() {
+        let drifted = slowdowns.iter().filter(|&&x| x > oracle::DRIFT_SLOWDOWN).count();
+        let _ = writeln!(
+            out,
+            "\nIdle slowdown: how much slower each run's idle frames ran than the oracle measured the same configurations \
+             (median {:.2}×, {:.2}–{:.2}×); {drifted} of {} runs above {}×, where the machine itself was slower than when the oracle was measured \
+             and the gaps judge the host as much as the policy.",
+            stats::nearest_rank(&slowdowns, 0.5),
+            slowdowns[0],
+            slowdowns[slowdowns.len() - 1],
+            slowdowns.len(),
+            oracle::DRIFT_SLOWDOWN,
         );
     }
     let _ = writeln!(out, "\nPer policy, over the cells where the oracle meets the target:\n");
@@ -610,6 +655,11 @@ fn miss_reason(m: &RunMetrics) -> String {
             )),
             _ => why.push(format!("{:.2} pp from the p95 oracle", m.acc_gap_tail_pp)),
         }
+    }
+    if let Some(slowdown) = m.idle_slowdown.filter(|&x| x > oracle::DRIFT_SLOWDOWN) {
+        why.push(format!(
+            "the idle frames ran {slowdown:.2}× slower than when the oracle was measured (the host drifted: the oracle's choices would not have met the target during this run)"
+        ));
     }
     why.join("; ")
 }
