@@ -171,17 +171,24 @@ pub struct RunMetrics {
     pub switches: usize,
     /// How much slower the run's idle frames ran than the idle table measured their
     /// configurations: the median, over the frames run with the load off, of latency ÷ the
-    /// table's median for that configuration (1.0: as measured; `None`: no such frame). Well
-    /// above 1, the machine itself was slower during the run than when the oracle was
-    /// measured (a shared host's drift), and the oracle's choices would not have met the
-    /// target then: the gaps judge the host as much as the policy.
+    /// table's median for that configuration (1.0: as measured; `None`: no such frame). Far
+    /// from 1 (see [`drifted`]), the machine itself ran at another speed during the run
+    /// than when the oracle was measured (a shared host's drift): above, the oracle's
+    /// choices would not have met the target then; below, they were too cautious. Either
+    /// way the gaps judge the host as much as the policy.
     #[serde(default)]
     pub idle_slowdown: Option<f64>,
 }
 
-/// [`RunMetrics::idle_slowdown`] above which a run's verdict says that the machine was
-/// slower than when the oracle was measured.
-pub const DRIFT_SLOWDOWN: f64 = 1.25;
+/// How far [`RunMetrics::idle_slowdown`] may be from 1, as a factor either way, before a
+/// run's verdict says that the machine drifted from the oracle's measurement.
+pub const DRIFT_FACTOR: f64 = 1.25;
+
+/// Whether an idle slowdown says the machine drifted: slower or faster than
+/// [`DRIFT_FACTOR`] times the oracle's measurement.
+pub fn drifted(idle_slowdown: f64) -> bool {
+    idle_slowdown > DRIFT_FACTOR || idle_slowdown < 1.0 / DRIFT_FACTOR
+}
 
 /// Frames in a row under the target that end a reaction.
 pub const SETTLED_FRAMES: usize = 3;
@@ -361,6 +368,8 @@ mod tests {
         let slower: Vec<Frame> = frames.iter().map(|f| if load.active_at(f.t_s) { *f } else { Frame { latency_ms: f.latency_ms * 1.5, ..*f } }).collect();
         let m = evaluate(&slower, &load, &idle, &loaded, 30.0);
         assert!((m.idle_slowdown.unwrap() - 1.5).abs() < 1e-9, "{m:?}");
+        // Drift either way: 1.5× slower, or as fast as 0.7×; 1.2× and 0.85× are not.
+        assert_eq!([1.5, 0.7, 1.2, 0.85, 1.0].map(drifted), [true, true, false, false, false]);
         let loaded_only: Vec<Frame> = frames.iter().filter(|f| load.active_at(f.t_s)).copied().collect();
         assert!(evaluate(&loaded_only, &load, &idle, &loaded, 30.0).idle_slowdown.is_none());
         // Under a 15 ms target the loaded phase is infeasible.

@@ -95,7 +95,7 @@ fn a_small_sweep_writes_its_runs_table_plot_and_traces() {
     }
     let table = std::fs::read_to_string(out.join("experiment.md")).unwrap();
     assert!(table.contains("| target | load | policy |") && table.contains("the oracle's own over %") && table.contains("predictive"), "{table}");
-    assert!(table.contains("| idle slowdown |") && table.contains("Idle slowdown: "), "{table}");
+    assert!(table.contains("| idle slowdown |") && table.contains("Idle slowdown: ") && table.contains("Where the yardstick holds"), "{table}");
     let svg = std::fs::read_to_string(out.join("experiment.svg")).unwrap();
     // The PNG beside it: the SVG rasterised at twice its size.
     let png = image::open(out.join("experiment.png")).unwrap();

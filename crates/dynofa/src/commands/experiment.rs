@@ -359,7 +359,7 @@ pub fn run(args: Args) -> Result<()> {
         .context("the oracle measured no configuration of the top level")?;
     let top_idle_ms = top_idle.median_ms;
     eprintln!("targets: multiples of the most accurate level's idle median in the oracle's table, {top_idle_ms:.2} ms on {} thread(s)", top_idle.threads);
-    if (top_idle_ms / calibrated_ms).max(calibrated_ms / top_idle_ms) > oracle::DRIFT_SLOWDOWN {
+    if oracle::drifted(calibrated_ms / top_idle_ms) {
         eprintln!(
             "note: the calibration measured {calibrated_ms:.2} ms for it just before: this machine's speed drifts (a shared host?); the table gives each run's idle slowdown"
         );
@@ -557,17 +557,17 @@ fn markdown(records: &[RunRecord], policies: &[String], machine: &str, top_idle_
     }
     let slowdowns = stats::sorted(records.iter().filter_map(|r| r.metrics.idle_slowdown));
     if !slowdowns.is_empty() {
-        let drifted = slowdowns.iter().filter(|&&x| x > oracle::DRIFT_SLOWDOWN).count();
+        let drifted = slowdowns.iter().filter(|&&x| oracle::drifted(x)).count();
         let _ = writeln!(
             out,
             "\nIdle slowdown: how much slower each run's idle frames ran than the oracle measured the same configurations \
-             (median {:.2}×, {:.2}–{:.2}×); {drifted} of {} runs above {}×, where the machine itself was slower than when the oracle was measured \
-             and the gaps judge the host as much as the policy.",
+             (median {:.2}×, {:.2}–{:.2}×); {drifted} of {} runs beyond {}× either way, where the machine itself ran at another speed than when \
+             the oracle was measured and the gaps judge the host as much as the policy.",
             stats::nearest_rank(&slowdowns, 0.5),
             slowdowns[0],
             slowdowns[slowdowns.len() - 1],
             slowdowns.len(),
-            oracle::DRIFT_SLOWDOWN,
+            oracle::DRIFT_FACTOR,
         );
     }
     let _ = writeln!(out, "\nPer policy, over the cells where the oracle meets the target:\n");
@@ -628,6 +628,25 @@ fn markdown(records: &[RunRecord], policies: &[String], machine: &str, top_idle_
             }
         );
     }
+    // The cells where the yardstick holds: the oracle's own configurations keep ≤ 5% of
+    // frames over the target, and the host ran at the speed the oracle measured.
+    let sound = |r: &&RunRecord| {
+        r.meets_goal.is_some() && r.metrics.oracle_over_pct.is_some_and(|o| o <= GOAL_OVER_PCT) && r.metrics.idle_slowdown.is_some_and(|x| !oracle::drifted(x))
+    };
+    let sound_runs: Vec<&RunRecord> = records.iter().filter(|r| r.policy == "predictive").filter(sound).collect();
+    if policies.iter().any(|p| p == "predictive") {
+        let _ = writeln!(
+            out,
+            "\nWhere the yardstick holds (the oracle's own configurations ≤ {GOAL_OVER_PCT}% over, no drift): `predictive` meets the goal in {} of {} cells{}.",
+            sound_runs.iter().filter(|r| r.meets_goal == Some(true)).count(),
+            sound_runs.len(),
+            if sound_runs.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", sound_runs.iter().map(|r| format!("{}× {}", r.target_x, r.load)).collect::<Vec<_>>().join(", "))
+            }
+        );
+    }
     let misses: Vec<&RunRecord> = records.iter().filter(|r| r.policy == "predictive" && r.meets_goal == Some(false)).collect();
     if !misses.is_empty() {
         let _ = writeln!(out, "\nWhere `predictive` misses the goal, why:\n");
@@ -656,9 +675,10 @@ fn miss_reason(m: &RunMetrics) -> String {
             _ => why.push(format!("{:.2} pp from the p95 oracle", m.acc_gap_tail_pp)),
         }
     }
-    if let Some(slowdown) = m.idle_slowdown.filter(|&x| x > oracle::DRIFT_SLOWDOWN) {
+    if let Some(slowdown) = m.idle_slowdown.filter(|&x| oracle::drifted(x)) {
         why.push(format!(
-            "the idle frames ran {slowdown:.2}× slower than when the oracle was measured (the host drifted: the oracle's choices would not have met the target during this run)"
+            "the idle frames ran at {slowdown:.2}× the latency the oracle measured (the host drifted: the oracle's choices {} during this run)",
+            if slowdown > 1.0 { "would not have met the target" } else { "were too cautious" }
         ));
     }
     why.join("; ")
