@@ -187,7 +187,7 @@ pub const DRIFT_FACTOR: f64 = 1.25;
 /// Whether an idle slowdown says the machine drifted: slower or faster than
 /// [`DRIFT_FACTOR`] times the oracle's measurement.
 pub fn drifted(idle_slowdown: f64) -> bool {
-    idle_slowdown > DRIFT_FACTOR || idle_slowdown < 1.0 / DRIFT_FACTOR
+    !(1.0 / DRIFT_FACTOR..=DRIFT_FACTOR).contains(&idle_slowdown)
 }
 
 /// Frames in a row under the target that end a reaction.
