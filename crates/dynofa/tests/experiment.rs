@@ -6,6 +6,7 @@
 mod common;
 
 use common::{dynofa, s, stderr};
+use dynofa_runtime::oracle::ConditionTable;
 use dynofa_slice::family_file::FamilyFile;
 
 /// The embedded family's two smallest levels, as a family file in `dir`.
@@ -42,10 +43,16 @@ fn a_small_sweep_writes_its_runs_table_plot_and_traces() {
     let err = stderr(&run);
     assert!(run.status.success(), "{err}");
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("experiment.json")).unwrap()).unwrap();
-    // The oracle's tables: every configuration (2 levels × 1 thread) idle and under the load.
-    let oracle = report["oracle"].as_array().unwrap();
-    assert_eq!(oracle.iter().map(|t| t["condition"].as_str().unwrap()).collect::<Vec<_>>(), ["none", "memory"]);
-    for table in oracle {
+    // The oracle's tables, measured for each cell just before its runs: every configuration
+    // (2 levels × 1 thread) idle and, for a load, under it; the targets' base measured the
+    // same way at the start.
+    let cells = report["oracle"].as_array().unwrap();
+    assert_eq!(cells.iter().map(|c| c["load"].as_str().unwrap()).collect::<Vec<_>>(), ["none", "memory"]);
+    let conditions = |c: &serde_json::Value| c["tables"].as_array().unwrap().iter().map(|t| t["condition"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    assert_eq!(conditions(&cells[0]), ["none"]);
+    assert_eq!(conditions(&cells[1]), ["none", "memory"]);
+    let tables = cells.iter().flat_map(|c| c["tables"].as_array().unwrap()).chain([&report["base"]]);
+    for table in tables {
         assert_eq!(table["configs"].as_array().unwrap().len(), 2, "{table}");
         for config in table["configs"].as_array().unwrap() {
             // Every frame kept, ascending; the median and p95 are theirs.
@@ -56,6 +63,13 @@ fn a_small_sweep_writes_its_runs_table_plot_and_traces() {
             assert!(config["median_ms"].as_f64().unwrap() > 0.0);
         }
     }
+    let cell_of = |load: &str| -> Vec<ConditionTable> {
+        let cell = cells.iter().find(|c| c["load"] == load).unwrap();
+        serde_json::from_value(cell["tables"].clone()).unwrap()
+    };
+    // The base: the top level's idle median there (one thread).
+    let base: ConditionTable = serde_json::from_value(report["base"].clone()).unwrap();
+    assert_eq!(report["top_idle_ms"].as_f64().unwrap(), base.get(1, 1).unwrap().median_ms);
     let top_idle = report["top_idle_ms"].as_f64().unwrap();
     let runs = report["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 4, "1 target × 2 loads × 2 policies");
@@ -73,9 +87,12 @@ fn a_small_sweep_writes_its_runs_table_plot_and_traces() {
         assert_eq!(rows.len() as u64, r["frames"].as_u64().unwrap());
         let over = rows.iter().filter(|row| row.latency_ms > row.target_ms).count() as f64 * 100.0 / rows.len() as f64;
         assert!((over - r["over_pct"].as_f64().unwrap()).abs() <= 100.0 / rows.len() as f64 + 1e-9, "{r}");
+        let tables = cell_of(r["load"].as_str().unwrap());
         if r["policy"] == "static" {
             let run_as = r["policy_run"].as_str().unwrap();
-            assert!(run_as.starts_with("static:") && run_as.ends_with("@1"), "{run_as}");
+            // The best fixed configuration in hindsight of the cell's own tables.
+            let best = dynofa_runtime::oracle::best_static(&tables.iter().collect::<Vec<_>>(), r["target_ms"].as_f64().unwrap()).unwrap();
+            assert_eq!(run_as, format!("static:{}@{}", best.level, best.threads));
             assert_eq!(r["switches"], 0);
             assert!(rows.iter().all(|row| format!("static:{}@{}", row.level, row.threads) == run_as));
         }
@@ -83,10 +100,7 @@ fn a_small_sweep_writes_its_runs_table_plot_and_traces() {
             assert_eq!(r["over_during_load_pct"], 0.0);
             // Every frame idle: the slowdown is the median of latency ÷ the idle table's
             // median for the frame's configuration.
-            let idle_median = |level: usize| {
-                let configs = oracle[0]["configs"].as_array().unwrap();
-                configs.iter().find(|c| c["level"] == level).unwrap()["median_ms"].as_f64().unwrap()
-            };
+            let idle_median = |level: usize| tables[0].get(level, 1).unwrap().median_ms;
             let ratios: Vec<f64> = rows.iter().map(|row| row.latency_ms / idle_median(row.level)).collect();
             let expected = dynofa_runtime::stats::median(&ratios);
             let slowdown = r["idle_slowdown"].as_f64().unwrap();

@@ -3,7 +3,7 @@
 //! loaded and the levels calibrated once).
 //!
 //! - Targets: multiples of the most accurate level's idle latency on this machine (its
-//!   best thread count, from the oracle's idle table: the yardstick the runs are judged by).
+//!   best thread count, measured as the oracle measures, at the start of the sweep).
 //! - Loads: `none`, `compute` (busy threads on every core), `memory` (threads streaming a
 //!   buffer several times the last-level cache on every core), `dnn` (another inference
 //!   process, one thread), `intermittent` (the compute load on and off every quarter of
@@ -11,13 +11,14 @@
 //!   started once, paused (SIGSTOP) and resumed (SIGCONT) on schedule, so that its start-up
 //!   does not blur the phase.
 //! - Each run: an idle phase, the load phase, an idle phase.
-//! - The oracle: every configuration (level × threads) timed under each condition (idle,
-//!   each load), frame after frame for a slice of time, in shuffled rounds; in each phase
-//!   it runs the most accurate configuration whose median meets the target
-//!   (`dynofa_runtime::oracle`).
-//! - The host's drift: each run's idle frames against the oracle's idle table for the same
-//!   configurations (`idle_slowdown`); a shared VM's speed can change by more than the
-//!   targets' spacing between the oracle's measurement and a run, and the verdicts say so.
+//! - The oracle: for each cell (target × load), every configuration (level × threads) timed
+//!   idle and under the cell's load, frame after frame for a slice of time, in shuffled
+//!   rounds, just before the cell's runs; in each phase it runs the most accurate
+//!   configuration whose median meets the target (`dynofa_runtime::oracle`). Measured per
+//!   cell, not once per sweep: a shared VM's speed can drift by 2× for minutes, more than
+//!   the targets' spacing, and a yardstick measured 15 minutes earlier judges the host.
+//! - The host's drift that is left: each run's idle frames against its cell's idle table
+//!   for the same configurations (`idle_slowdown`); the verdicts say where it passes 1.25×.
 //! - Policies: `static` (the best fixed configuration in hindsight: the most accurate that
 //!   meets the target under both of the run's conditions), `dofa`, `predictive`,
 //!   `predictive:levels` (threads fixed at the maximum), `predictive:threads` (the level
@@ -58,7 +59,7 @@ pub struct Args {
     /// Output directory.
     #[arg(long, default_value = "dynofa-experiment")]
     out: PathBuf,
-    /// Short runs (0.75 s idle, 1.5 s load, 0.75 s idle) and a shorter oracle measurement:
+    /// Short runs (0.6 s idle, 1.5 s load, 0.6 s idle) and a shorter oracle measurement:
     /// the whole default sweep in under 5 minutes.
     #[arg(long)]
     quick: bool,
@@ -260,11 +261,8 @@ pub fn run(args: Args) -> Result<()> {
     for (i, p) in args.policies.iter().enumerate() {
         anyhow::ensure!(!args.policies[..i].contains(p), "--policies: {p} is given twice");
     }
-    let phases = if args.quick {
-        Phases { idle_before_s: 0.75, load_s: 1.5, idle_after_s: 0.75 }
-    } else {
-        Phases { idle_before_s: 2.0, load_s: 8.0, idle_after_s: 2.0 }
-    };
+    let phases =
+        if args.quick { Phases { idle_before_s: 0.6, load_s: 1.5, idle_after_s: 0.6 } } else { Phases { idle_before_s: 2.0, load_s: 8.0, idle_after_s: 2.0 } };
     let cores = dynofa_runtime::monitor::system::allowed_cores();
     let max_threads = args.threads.unwrap_or(cores).max(1);
     std::fs::create_dir_all(args.out.join("traces")).with_context(|| format!("creating {}", args.out.display()))?;
@@ -304,61 +302,22 @@ pub fn run(args: Args) -> Result<()> {
     }
     let worker = |load: Load| workers.iter().find(|(l, _)| *l == load.condition()).map(|(_, w)| w);
 
-    // The oracle's tables: every configuration under each condition.
+    // The targets' base: the top level's idle median measured the way the oracle measures
+    // (sustained, in shuffled rounds), the yardstick the runs are judged by; the
+    // calibration's figure may come from another moment of a host whose speed drifts.
     let configs: Vec<Configuration> =
         (0..model.levels()).flat_map(|level| (1..=max_threads).map(move |threads| Configuration { device: 0, level, threads })).collect();
-    let mut conditions: Vec<Load> = vec![Load::None];
-    for load in &loads {
-        if !conditions.contains(&load.condition()) {
-            conditions.push(load.condition());
-        }
-    }
-    let (rounds, slice_s) = if args.quick { (2, 0.12) } else { (3, 0.3) };
-    let steps = (conditions.len() * rounds * configs.len()) as u64;
-    let bar =
-        crate::progress::bar(steps, &format!("oracle: {} configurations × {} conditions {{bar:30}} {{pos}}/{{len}}", configs.len(), conditions.len()), false);
-    let mut tables: Vec<(Load, ConditionTable)> = Vec::new();
-    for &condition in &conditions {
-        let w = worker(condition);
-        if let Some(w) = w {
-            w.signal(Signal::Resume)?;
-            std::thread::sleep(Duration::from_millis(300));
-        }
-        let measured = measure_configurations(&mut runtime, &configs, rounds, slice_s, args.seed, || bar.inc(1));
-        if let Some(w) = w {
-            w.signal(Signal::Pause)?;
-        }
-        let table = ConditionTable {
-            condition: condition.name().into(),
-            configs: configs
-                .iter()
-                .zip(measured?)
-                .map(|(c, samples_ms)| Measured {
-                    level: c.level,
-                    threads: c.threads,
-                    accuracy: model.accuracy[c.level],
-                    median_ms: stats::nearest_rank(&samples_ms, 0.5),
-                    p95_ms: stats::nearest_rank(&samples_ms, 0.95),
-                    samples_ms,
-                })
-                .collect(),
-        };
-        tables.push((condition, table));
-    }
-    bar.finish_and_clear();
-    let table_of = |load: Load| &tables.iter().find(|(l, _)| *l == load.condition()).expect("measured").1;
-    let idle = table_of(Load::None);
-    // The targets' base: the top level's idle median in the oracle's own table (sustained,
-    // in shuffled rounds), the yardstick the runs are judged by; the calibration's figure
-    // may come from another moment of a host whose speed drifts.
-    let top_idle = idle
+    let oracle_plan = if args.quick { OraclePlan { rounds: 1, slice_s: 0.06 } } else { OraclePlan { rounds: 2, slice_s: 0.25 } };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);
+    let base = oracle_plan.measure(&mut runtime, &configs, Load::None, None, &mut rng)?;
+    let top_idle = base
         .configs
         .iter()
         .filter(|c| c.level == top)
         .min_by(|a, b| a.median_ms.total_cmp(&b.median_ms))
         .context("the oracle measured no configuration of the top level")?;
     let top_idle_ms = top_idle.median_ms;
-    eprintln!("targets: multiples of the most accurate level's idle median in the oracle's table, {top_idle_ms:.2} ms on {} thread(s)", top_idle.threads);
+    eprintln!("targets: multiples of the most accurate level's idle median, {top_idle_ms:.2} ms on {} thread(s)", top_idle.threads);
     if oracle::drifted(calibrated_ms / top_idle_ms) {
         eprintln!(
             "note: the calibration measured {calibrated_ms:.2} ms for it just before: this machine's speed drifts (a shared host?); the table gives each run's idle slowdown"
@@ -370,10 +329,20 @@ pub fn run(args: Args) -> Result<()> {
     let cells = args.targets.len() * loads.len() * args.policies.len();
     let bar = crate::progress::bar(cells as u64, "{bar:30} {pos}/{len} runs  {msg}", false);
     let mut records: Vec<RunRecord> = Vec::new();
+    let mut cell_tables: Vec<CellOracle> = Vec::new();
     for &target_x in &args.targets {
         let target_ms = target_x * top_idle_ms;
         for &load in &loads {
-            let loaded = table_of(load);
+            // The oracle of this cell: every configuration idle and under the load, measured
+            // just before its runs, so that a host whose speed drifts over the sweep is
+            // judged at the speed it has now.
+            bar.set_message(format!("target {target_x}× ({target_ms:.1} ms), load {}: the oracle", load.name()));
+            let idle = oracle_plan.measure(&mut runtime, &configs, Load::None, None, &mut rng)?;
+            let loaded = match load.condition() {
+                Load::None => idle.clone(),
+                condition => oracle_plan.measure(&mut runtime, &configs, condition, worker(condition), &mut rng)?,
+            };
+            let (idle, loaded) = (&idle, &loaded);
             let schedule = phases.schedule(load);
             for name in &args.policies {
                 let policy_run = match name.as_str() {
@@ -407,6 +376,8 @@ pub fn run(args: Args) -> Result<()> {
                 });
                 bar.inc(1);
             }
+            let tables = if load.condition() == Load::None { vec![idle.clone()] } else { vec![idle.clone(), loaded.clone()] };
+            cell_tables.push(CellOracle { target_x, load: load.name().into(), tables });
         }
     }
     bar.finish_and_clear();
@@ -423,7 +394,8 @@ pub fn run(args: Args) -> Result<()> {
         "top_level": top,
         "top_idle_ms": top_idle_ms,
         "calibrated_top_idle_ms": calibrated_ms,
-        "oracle": tables.iter().map(|(_, t)| t).collect::<Vec<_>>(),
+        "base": base,
+        "oracle": cell_tables,
         "runs": records,
         "seconds": started.elapsed().as_secs_f64(),
     });
@@ -452,37 +424,82 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// The latencies (ms, ascending) of each of `configs` on the machine as it is now,
-/// sustained: in each of `rounds` rounds (a shuffled order each), every configuration runs frame after
-/// frame for `slice_s` seconds (at least 4 frames; the first, cache-cold, is not counted).
-/// Sustained, because that is how a policy runs them: on a 2-vCPU VM one thread ran level
-/// 4 in 20 ms between forwards of other configurations, and in 30–35 ms frame after frame.
-fn measure_configurations(
-    runtime: &mut Runtime,
-    configs: &[Configuration],
+/// The oracle's tables of one cell of the sweep (its target and load).
+#[derive(Debug, Clone, Serialize)]
+struct CellOracle {
+    target_x: f64,
+    load: String,
+    /// Idle, then (for a load) under its condition.
+    tables: Vec<ConditionTable>,
+}
+
+/// How the oracle measures a condition: in each of `rounds` rounds (a shuffled order each),
+/// every configuration runs frame after frame for `slice_s` seconds (at least 4 frames; the
+/// first, cache-cold, is not counted). Sustained, because that is how a policy runs them:
+/// on a 2-vCPU VM one thread ran level 4 in 20 ms between forwards of other
+/// configurations, and in 30–35 ms frame after frame.
+#[derive(Debug, Clone, Copy)]
+struct OraclePlan {
     rounds: usize,
     slice_s: f64,
-    seed: u64,
-    mut tick: impl FnMut(),
-) -> Result<Vec<Vec<f64>>> {
-    let mut samples = vec![Vec::new(); configs.len()];
-    // Seeded shuffles, as the profiler's rounds do.
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let mut order: Vec<usize> = (0..configs.len()).collect();
-    for _ in 0..rounds {
-        order.shuffle(&mut rng);
-        for &i in &order {
-            runtime.time_forward(configs[i])?;
-            let start = Instant::now();
-            let mut frames = 0;
-            while frames < 4 || start.elapsed().as_secs_f64() < slice_s {
-                samples[i].push(runtime.time_forward(configs[i])?);
-                frames += 1;
-            }
-            tick();
+}
+
+impl OraclePlan {
+    /// Every configuration of `configs` measured under `condition`, its `worker` (if any)
+    /// resumed for the measurement and paused after it.
+    fn measure(
+        &self,
+        runtime: &mut Runtime,
+        configs: &[Configuration],
+        condition: Load,
+        worker: Option<&Worker>,
+        rng: &mut rand_chacha::ChaCha8Rng,
+    ) -> Result<ConditionTable> {
+        if let Some(w) = worker {
+            w.signal(Signal::Resume)?;
+            // The load takes hold (its threads scheduled, its buffers in cache).
+            std::thread::sleep(Duration::from_millis(300));
         }
+        let measured = self.samples(runtime, configs, rng);
+        if let Some(w) = worker {
+            w.signal(Signal::Pause)?;
+        }
+        let model = runtime.level_table();
+        Ok(ConditionTable {
+            condition: condition.name().into(),
+            configs: configs
+                .iter()
+                .zip(measured?)
+                .map(|(c, samples_ms)| Measured {
+                    level: c.level,
+                    threads: c.threads,
+                    accuracy: model.accuracy[c.level],
+                    median_ms: stats::nearest_rank(&samples_ms, 0.5),
+                    p95_ms: stats::nearest_rank(&samples_ms, 0.95),
+                    samples_ms,
+                })
+                .collect(),
+        })
     }
-    Ok(samples.into_iter().map(stats::sorted).collect())
+
+    /// The latencies (ms, ascending) of each of `configs` on the machine as it is now.
+    fn samples(&self, runtime: &mut Runtime, configs: &[Configuration], rng: &mut rand_chacha::ChaCha8Rng) -> Result<Vec<Vec<f64>>> {
+        let mut samples = vec![Vec::new(); configs.len()];
+        let mut order: Vec<usize> = (0..configs.len()).collect();
+        for _ in 0..self.rounds {
+            order.shuffle(rng);
+            for &i in &order {
+                runtime.time_forward(configs[i])?;
+                let start = Instant::now();
+                let mut frames = 0;
+                while frames < 4 || start.elapsed().as_secs_f64() < self.slice_s {
+                    samples[i].push(runtime.time_forward(configs[i])?);
+                    frames += 1;
+                }
+            }
+        }
+        Ok(samples.into_iter().map(stats::sorted).collect())
+    }
 }
 
 /// Runs frames for `seconds`, resuming `worker` while `schedule` is on; returns the trace.
@@ -520,7 +537,7 @@ fn markdown(records: &[RunRecord], policies: &[String], machine: &str, top_idle_
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Machine: {machine}; the most accurate level's idle latency (the targets' base): {top_idle_ms:.2} ms in the oracle's table ({calibrated_ms:.2} ms in the calibration).\n"
+        "Machine: {machine}; the most accurate level's idle latency (the targets' base): {top_idle_ms:.2} ms measured as the oracle measures at the start ({calibrated_ms:.2} ms in the calibration); each cell's oracle measured just before its runs.\n"
     );
     let _ = writeln!(
         out,
@@ -560,7 +577,7 @@ fn markdown(records: &[RunRecord], policies: &[String], machine: &str, top_idle_
         let drifted = slowdowns.iter().filter(|&&x| oracle::drifted(x)).count();
         let _ = writeln!(
             out,
-            "\nIdle slowdown: how much slower each run's idle frames ran than the oracle measured the same configurations \
+            "\nIdle slowdown: how much slower each run's idle frames ran than its cell's oracle measured the same configurations \
              (median {:.2}×, {:.2}–{:.2}×); {drifted} of {} runs beyond {}× either way, where the machine itself ran at another speed than when \
              the oracle was measured and the gaps judge the host as much as the policy.",
             stats::nearest_rank(&slowdowns, 0.5),
