@@ -21,6 +21,9 @@ pub struct DeployArgs {
     /// Extra cargo features: `wgpu` for GPU support (`gpu-autotune` to autotune kernels).
     #[arg(long)]
     pub features: Option<String>,
+    /// Cargo profile of the build (default: `board`, release without debug info).
+    #[arg(long)]
+    pub profile: Option<String>,
     /// Family files to ship (default: the embedded default family).
     #[arg(long)]
     pub family: Vec<PathBuf>,
@@ -44,7 +47,7 @@ pub fn deploy(root: &Path, args: &DeployArgs) -> Result<()> {
             dir.clone()
         }
         None => {
-            let binary = crate::build_for(root, &target, args.features.as_deref())?;
+            let binary = crate::build_for(root, &target, args.features.as_deref(), args.profile.as_deref())?;
             let families = if args.family.is_empty() { vec![root.join("assets/families/cpu_w12.ron")] } else { args.family.clone() };
             let dir = root.join("target/bundle").join(&target);
             let bytes = bundle::assemble(&dir, &binary, &families, args.weights.as_deref(), &target, root)?;

@@ -44,6 +44,9 @@ enum Task {
         /// Extra cargo features (e.g. `wgpu`: GPU support; a board build then links glibc).
         #[arg(long)]
         features: Option<String>,
+        /// Cargo profile (default: `board` for a cross build, `release` for this machine).
+        #[arg(long)]
+        profile: Option<String>,
     },
     /// Install what cross-building, the board test and the GPU tests need: Debian packages
     /// (aarch64 gcc and libc, qemu-user, OpenSSH, rsync; the Vulkan loader and Mesa's
@@ -120,12 +123,12 @@ enum Task {
 fn main() -> Result<()> {
     let root = workspace_root();
     match Cli::parse().command {
-        Task::Build { target, features } => {
+        Task::Build { target, features, profile } => {
             let target = match target {
                 Some(t) => board_target(Some(&t), features.as_deref())?,
                 None => host_target(),
             };
-            let binary = build_for(&root, &target, features.as_deref())?;
+            let binary = build_for(&root, &target, features.as_deref(), profile.as_deref())?;
             eprintln!("{}", binary.display());
             Ok(())
         }
@@ -303,11 +306,12 @@ fn host_target() -> String {
 
 /// Release build of `dynofa` and the runtime example for `target`; returns the binary.
 /// Cross builds use the `board` profile (release without debug info: what gets copied);
-/// a build for this machine is the plain release build the other tasks use.
-fn build_for(root: &Path, target: &str, features: Option<&str>) -> Result<PathBuf> {
+/// a build for this machine is the plain release build the other tasks use. `profile`
+/// overrides either (e.g. `board-check`, the board test's cheaper build).
+fn build_for(root: &Path, target: &str, features: Option<&str>, profile: Option<&str>) -> Result<PathBuf> {
     let start = std::time::Instant::now();
     let host = target == host_target();
-    let profile = if host { "release" } else { "board" };
+    let profile = profile.unwrap_or(if host { "release" } else { "board" });
     let mut args = vec!["build", "--profile", profile, "-p", "dynofa", "-p", "dynofa-runtime", "--bin", "dynofa", "--example", "embed"];
     if !host {
         args.extend(["--target", target]);
@@ -318,7 +322,8 @@ fn build_for(root: &Path, target: &str, features: Option<&str>) -> Result<PathBu
     cargo(root, &args).with_context(|| format!("building for {target} (run `cargo xtask setup` for the cross tools)"))?;
     eprintln!("built for {target} ({profile} profile) in {:.0} s", start.elapsed().as_secs_f64());
     let dir = if host { target_dir(root) } else { target_dir(root).join(target) };
-    Ok(dir.join(profile).join("dynofa"))
+    // Cargo writes the `dev` profile's output to `debug/`, every other profile's to its name.
+    Ok(dir.join(if profile == "dev" { "debug" } else { profile }).join("dynofa"))
 }
 
 /// Release build of `dynofa` for this machine; returns the binary.

@@ -142,12 +142,13 @@ fn deploy_profile_and_run_on_an_emulated_aarch64_board() {
     let out = x.run("deploy", &board, "stranger_key", dir, &[]);
     assert!(!out.status.success() && stderr(&out).contains("authentication refused"), "{}", stderr(&out));
 
-    // Deploy the default build (static aarch64 musl; a cold cross build takes minutes)
-    // with golden weights.
+    // Deploy a static aarch64 musl build with golden weights. The `board-check` profile
+    // is `board` at opt-level 1 outside the fast path (Cargo.toml): the same code, and a
+    // cold cross build (CI's) takes minutes less.
     let (cases, tol) = dynofa_golden::cases();
     let case = cases.iter().find(|c| c.net == "w12").expect("a w1.2 golden case");
     let start = Instant::now();
-    let out = x.run("deploy", &board, "client_key", dir, &["--weights", case.checkpoint_path().to_str().unwrap()]);
+    let out = x.run("deploy", &board, "client_key", dir, &["--profile", "board-check", "--weights", case.checkpoint_path().to_str().unwrap()]);
     assert!(out.status.success(), "deploy: {}", stderr(&out));
     eprintln!("deploy, build included: {:.0} s\n{}", start.elapsed().as_secs_f64(), stderr(&out));
     for file in ["dynofa", "manifest.json", "SHA256SUMS", "families/cpu_w12.ron"] {
