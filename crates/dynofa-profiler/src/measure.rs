@@ -431,4 +431,26 @@ mod tests {
             assert!(distinct.len() < GPU_GROUP_LEVELS, "{} networks and the canary", distinct.len());
         }
     }
+
+    #[test]
+    fn a_table_read_back_holds_the_very_figures_written() {
+        // Means and deviations as a profile makes them (ms, every bit significant); serde_json's
+        // default parser is an ulp off for about one such value in seven.
+        let mut seed = 88_172_645_463_325_252u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            1.3 * (1.0 + (seed % 1_000_000) as f64 / 1e5)
+        };
+        let entries: BTreeMap<String, Entry> = (0..200).map(|i| (format!("layer {i}"), Entry { count: 50, mean: next(), std: next() / 10.0 })).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("160_lookup_table.json");
+        write_table(&path, &entries).unwrap();
+        let read = Table::read(&path).unwrap().entries;
+        for (key, entry) in &entries {
+            let back = read[key];
+            assert_eq!((back.mean.to_bits(), back.std.to_bits()), (entry.mean.to_bits(), entry.std.to_bits()), "{key}: {back:?} against {entry:?}");
+        }
+    }
 }

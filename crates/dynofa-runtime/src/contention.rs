@@ -351,17 +351,21 @@ mod tests {
     fn runs_and_stops_processes_on_schedule() {
         let dir = tempfile::tempdir().unwrap();
         let marker = dir.path().join("started");
-        let spec: LoadSpec = "100ms-300ms:1".parse().unwrap();
+        // A wide window and a poll, not fixed sleeps: a loaded host may oversleep by far.
+        let spec: LoadSpec = "300ms-20s:1".parse().unwrap();
         let m = marker.clone();
+        let before_start = Instant::now();
         let runner = LoadRunner::start(spec, move |_| {
             let mut c = Command::new("sh");
             c.args(["-c", &format!("touch {} && sleep 30", m.display())]);
             c
         });
-        std::thread::sleep(Duration::from_millis(50));
-        assert!(!marker.exists(), "not before its start");
-        std::thread::sleep(Duration::from_millis(200));
+        while !marker.exists() && before_start.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let appeared = before_start.elapsed();
         assert!(marker.exists(), "started in its window");
+        assert!(appeared >= Duration::from_millis(300), "not before its start: after {appeared:?}");
         let t = Instant::now();
         runner.finish().unwrap();
         assert!(t.elapsed() < Duration::from_secs(5), "killed, not waited for");

@@ -38,8 +38,14 @@ fn run_on_the_cpu_and_the_gpu() {
     assert!(gpu_family.levels.len() <= 6, "{} levels", gpu_family.levels.len());
     let rows = read_csv(&trace).unwrap();
     assert!(!rows.is_empty() && rows.iter().all(|r| r.device == "gpu:0" && r.level == top), "pinned to the GPU's top level");
+    // The second run pins the fastest level: its frames time the GPU idle just before the
+    // run under load (the family's figure may come from a slower moment of a drifting host).
+    let args: Vec<&str> = args.iter().map(|a| if *a == "static:gpu:largest" { "static:gpu:smallest" } else { a }).collect();
     let second = dynofa_with(&args, &env);
     assert!(second.status.success() && stderr(&second).contains("using the one made for gpu:0"), "{}", stderr(&second));
+    let idle: Vec<f64> = read_csv(&trace).unwrap().iter().map(|r| r.latency_ms).collect();
+    assert!(!idle.is_empty(), "the fastest GPU level ran idle");
+    let idle_ms = dynofa_runtime::stats::median(&idle);
 
     // The GPU keeps its fastest level, made more accurate than every level of the CPU: idle,
     // it runs (the target leaves it 30% to spare); another process running inference on the
@@ -51,7 +57,7 @@ fn run_on_the_cpu_and_the_gpu() {
     gpu_family.levels[0].acc_pred = Some(0.99);
     let family = dir.path().join("gpu.ron");
     gpu_family.write(&family).unwrap();
-    let target = (1.3 * gpu_family.levels[0].latency_ms["gpu"]).to_string();
+    let target = (1.3 * idle_ms).to_string();
     let mut args = vec!["run", "--devices", "cpu,gpu", "--family", s(&family), "--target-ms", &target, "--duration", "12", "--load", "2s-60s:gpu"];
     args.extend(common);
     let run = dynofa_with(&args, &env);

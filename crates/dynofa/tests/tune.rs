@@ -1,6 +1,7 @@
 //! `dynofa tune`: a family for this machine whose levels are ordered here, written to
 //! `--out` or cached where `dynofa run` (without `--family`) finds it.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use dynofa_slice::family_file::FamilyFile;
@@ -20,8 +21,9 @@ fn check_family(path: &Path, threads: &[usize]) -> FamilyFile {
         assert!(pair[1].latency_ms[&max] > pair[0].latency_ms[&max], "latency on the most threads rises");
     }
     for level in &family.levels {
-        let names: Vec<String> = threads.iter().map(|t| format!("cpu_t{t}")).collect();
-        assert_eq!(level.latency_ms.keys().cloned().collect::<Vec<_>>(), names);
+        // As sets: the map orders its keys as text (`cpu_t10` before `cpu_t2`).
+        let names: BTreeSet<String> = threads.iter().map(|t| format!("cpu_t{t}")).collect();
+        assert_eq!(level.latency_ms.keys().cloned().collect::<BTreeSet<_>>(), names);
     }
     for key in ["made", "machine", "measured", "rounds", "noise"] {
         assert!(family.metadata.contains_key(key), "metadata {key}: {:?}", family.metadata);

@@ -16,7 +16,17 @@ pub fn dynofa(args: &[&str]) -> Output {
 /// [`dynofa`] with environment variables set.
 #[allow(dead_code)] // not every test binary sets any
 pub fn dynofa_with(args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dynofa")).args(args).envs(env.iter().copied()).output().expect("dynofa runs")
+    command().args(args).envs(env.iter().copied()).output().expect("dynofa runs")
+}
+
+/// The `dynofa` binary to run, with this test process's own cache folder (a family tuned on
+/// the developer's machine, in the user's cache, would change what `run` loads); `env` may
+/// still set `DYNOFA_CACHE_DIR`.
+pub fn command() -> Command {
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("dynofa-cache-{}", std::process::id()));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dynofa"));
+    command.env("DYNOFA_CACHE_DIR", cache);
+    command
 }
 
 /// Its standard error as text.
