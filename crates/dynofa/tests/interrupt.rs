@@ -155,7 +155,9 @@ fn interrupts_long_work(what: &str, signal: &str, after: Duration, out: &Path, a
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         match interrupt_after(&args, signal, after) {
             Attempt::Signalled(done) if done.status.code() == Some(130) && out.exists() => {
-                // Landed once the output was being written (that write is let finish).
+                // Landed once the output was being written (that write is let finish, and
+                // leaves no temporary, as in `interrupts_fixed_work`).
+                assert!(temporaries(out.parent().unwrap()).is_empty(), "{what}: temporary files left");
                 eprintln!("{what}: the signal landed while the output was written: trying more work");
                 remove(out);
                 size *= 2;
